@@ -1,0 +1,570 @@
+//! The calling side.
+//!
+//! A [`Client`] owns one reply [`Inbox`] and a task that reads it; every call
+//! registers its correlation id, publishes the request and waits for the
+//! matching reply or its deadline, whichever comes first. A `Client` is a
+//! cheap `Clone` handle: share one per process (or per broker), and make the
+//! typed service clients the macro generates from it.
+//!
+//! Calls are bounded: at most [`ClientOptions::max_pending`] wait at once; the
+//! next one waits for a slot or, with [`WhenFull::Fail`], fails with
+//! [`RpcError::Overloaded`] — memory never grows with the number of callers.
+//!
+//! # Cancel safety
+//!
+//! Dropping a call's future (say, losing a `select!`) forgets the call: its
+//! reply, should it come, is dropped and counted in
+//! [`ClientStats::unmatched_replies`]. The request itself may still run.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rota_core::broker::{Broker, Inbox};
+use rota_core::{
+    BrokerError, CallError, Codec, CorrelationId, Deadline, Headers, Outcome, Reply, Request,
+    RpcError,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::{OnceCell, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+
+/// What a call does when [`ClientOptions::max_pending`] calls are already
+/// waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WhenFull {
+    /// Wait for a slot (within the call's deadline).
+    #[default]
+    Wait,
+    /// Fail at once with [`RpcError::Overloaded`].
+    Fail,
+}
+
+/// Settings of a [`Client`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// Deadline of a call when neither the call nor its method sets one.
+    pub default_timeout: Duration,
+    /// Calls that may wait for replies at once.
+    pub max_pending: usize,
+    /// What a call does when `max_pending` are waiting.
+    pub when_full: WhenFull,
+    /// Largest encoded request accepted; larger ones fail at the caller with
+    /// [`RpcError::PayloadTooLarge`].
+    pub max_payload: usize,
+    /// Codec of requests (servers answer in kind).
+    pub codec: Codec,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            default_timeout: Duration::from_secs(30),
+            max_pending: 10_000,
+            when_full: WhenFull::Wait,
+            max_payload: 1024 * 1024,
+            codec: Codec::Json,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Sets the default deadline of calls.
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = timeout;
+        self
+    }
+    /// Sets how many calls may wait at once.
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.max_pending = n.max(1);
+        self
+    }
+    /// Sets what a call does when `max_pending` are waiting.
+    pub fn when_full(mut self, when_full: WhenFull) -> Self {
+        self.when_full = when_full;
+        self
+    }
+    /// Sets the largest encoded request accepted.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+    /// Sets the codec of requests.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+}
+
+/// Per-call settings, layered over the method's and the client's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// The call's deadline, from when it starts; overrides the method's
+    /// `#[rota(timeout_ms = …)]` and the client's default.
+    pub timeout: Option<Duration>,
+    /// Headers sent with the request (trace context, …).
+    pub headers: Headers,
+}
+
+impl CallOptions {
+    /// Sets the call's timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// Counters of a [`Client`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// Calls that got their reply.
+    pub replies: u64,
+    /// Replies that matched no waiting call: they came after the call's
+    /// deadline, or after it was dropped, or twice. They are dropped.
+    pub unmatched_replies: u64,
+    /// Replies that could not be decoded.
+    pub undecodable_replies: u64,
+    /// Calls that timed out.
+    pub deadlines_exceeded: u64,
+}
+
+/// The calling side of rota: a reply inbox, the calls waiting on it, and a
+/// broker to publish through. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("options", &self.inner.options)
+            .field("pending", &self.pending())
+            .finish_non_exhaustive()
+    }
+}
+
+struct ClientInner {
+    broker: Arc<dyn Broker>,
+    options: ClientOptions,
+    permits: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    inbox: OnceCell<String>,
+    stop: CancellationToken,
+}
+
+/// What the reply reader shares with the callers.
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<HashMap<CorrelationId, oneshot::Sender<Reply>>>,
+    replies: AtomicU64,
+    unmatched: AtomicU64,
+    undecodable: AtomicU64,
+    deadlines: AtomicU64,
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Client {
+    /// A client on `broker` with default options.
+    pub fn new(broker: impl Broker) -> Self {
+        Self::with_options(broker, ClientOptions::default())
+    }
+
+    /// A client on `broker`.
+    pub fn with_options(broker: impl Broker, options: ClientOptions) -> Self {
+        let broker: Arc<dyn Broker> = Arc::new(broker);
+        Self {
+            inner: Arc::new(ClientInner {
+                broker,
+                permits: Arc::new(Semaphore::new(options.max_pending)),
+                options,
+                shared: Arc::default(),
+                inbox: OnceCell::new(),
+                stop: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The client's options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Calls waiting for their reply now.
+    pub fn pending(&self) -> usize {
+        lock(&self.inner.shared.pending).len()
+    }
+
+    /// The client's counters.
+    pub fn stats(&self) -> ClientStats {
+        let s = &self.inner.shared;
+        ClientStats {
+            replies: s.replies.load(Ordering::Relaxed),
+            unmatched_replies: s.unmatched.load(Ordering::Relaxed),
+            undecodable_replies: s.undecodable.load(Ordering::Relaxed),
+            deadlines_exceeded: s.deadlines.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The address of this client's reply inbox, opening it on first use.
+    async fn inbox(&self) -> Result<&str, BrokerError> {
+        let inner = &self.inner;
+        inner
+            .inbox
+            .get_or_try_init(|| async {
+                let inbox = inner.broker.open_inbox().await?;
+                let address = inbox.address().to_owned();
+                // One reader task per client; it ends when the last handle
+                // of the client is dropped.
+                tokio::spawn(read_replies(
+                    inbox,
+                    Arc::clone(&inner.shared),
+                    inner.stop.clone(),
+                ));
+                Ok(address)
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// Sends a request and waits for its reply. The building block of the
+    /// generated clients; `body` is the arguments, already encoded with
+    /// [`ClientOptions::codec`]. Returns `None` for a one-way call.
+    pub async fn call_raw(
+        &self,
+        service: &str,
+        method: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+        headers: Headers,
+        oneway: bool,
+    ) -> Result<Option<Reply>, RpcError> {
+        let options = &self.inner.options;
+        let started = tokio::time::Instant::now();
+        let local_deadline = started + timeout;
+        let _permit = match options.when_full {
+            WhenFull::Fail => self
+                .inner
+                .permits
+                .try_acquire()
+                .map_err(|_| RpcError::Overloaded(options.max_pending))?,
+            WhenFull::Wait => {
+                match tokio::time::timeout_at(local_deadline, self.inner.permits.acquire()).await
+                {
+                    Ok(permit) => permit.map_err(|_| RpcError::ShuttingDown)?,
+                    Err(_) => return Err(self.deadline_exceeded(timeout)),
+                }
+            }
+        };
+        let reply_to = if oneway {
+            None
+        } else {
+            Some(self.inbox().await?.to_owned())
+        };
+        let request = Request {
+            id: CorrelationId::new(),
+            service: service.to_owned(),
+            method: method.to_owned(),
+            reply_to,
+            deadline: Some(Deadline::after(timeout)),
+            attempt: 1,
+            headers,
+            codec: options.codec,
+            body: Bytes::from(body),
+        };
+        let encoded = request
+            .encode()
+            .map_err(|e| RpcError::Encode(e.to_string()))?;
+        if encoded.len() > options.max_payload {
+            return Err(RpcError::PayloadTooLarge {
+                size: encoded.len(),
+                limit: options.max_payload,
+            });
+        }
+        if oneway {
+            return match tokio::time::timeout_at(
+                local_deadline,
+                self.inner.broker.publish(service, encoded.into()),
+            )
+            .await
+            {
+                Ok(result) => result.map(|()| None).map_err(RpcError::from),
+                Err(_) => Err(self.deadline_exceeded(timeout)),
+            };
+        }
+        let (tx, rx) = oneshot::channel();
+        let guard = PendingGuard {
+            shared: &self.inner.shared,
+            id: request.id,
+        };
+        lock(&self.inner.shared.pending).insert(request.id, tx);
+        let wait = async {
+            self.inner.broker.publish(service, encoded.into()).await?;
+            rx.await.map_err(|_| RpcError::ShuttingDown)
+        };
+        let result = match tokio::time::timeout_at(local_deadline, wait).await {
+            Ok(result) => result.map(Some),
+            Err(_) => Err(self.deadline_exceeded(timeout)),
+        };
+        drop(guard);
+        result
+    }
+
+    fn deadline_exceeded(&self, timeout: Duration) -> RpcError {
+        self.inner.shared.deadlines.fetch_add(1, Ordering::Relaxed);
+        RpcError::DeadlineExceeded(timeout)
+    }
+}
+
+/// Removes a call's pending entry however the call ends (reply, deadline,
+/// error, or its future being dropped).
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: CorrelationId,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).remove(&self.id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the map inconsistent.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reads the inbox and hands each reply to the call waiting for it.
+async fn read_replies(mut inbox: Box<dyn Inbox>, shared: Arc<Shared>, stop: CancellationToken) {
+    const BATCH: usize = 512;
+    const WAIT: Duration = Duration::from_millis(500);
+    let mut backoff = Backoff::default();
+    while !stop.is_cancelled() {
+        // `recv` is not cancel safe, so it is bounded by WAIT rather than
+        // raced against `stop`.
+        match inbox.recv(BATCH, WAIT).await {
+            Ok(batch) => {
+                backoff.reset();
+                for bytes in batch {
+                    dispatch_reply(&shared, &bytes);
+                }
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, ?delay, "reading replies failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = stop.cancelled() => break,
+                }
+            }
+        }
+    }
+}
+
+fn dispatch_reply(shared: &Shared, bytes: &[u8]) {
+    let reply = match Reply::decode(bytes) {
+        Ok(reply) => reply,
+        Err(e) => {
+            shared.undecodable.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "dropping an undecodable reply");
+            return;
+        }
+    };
+    let waiter = lock(&shared.pending).remove(&reply.id);
+    let delivered = waiter.is_some_and(|tx| tx.send(reply).is_ok());
+    let counter = if delivered {
+        &shared.replies
+    } else {
+        &shared.unmatched
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Anything a typed service client can be made from: a [`Client`] (shares its
+/// inbox) or a broker (makes a client of its own).
+pub trait IntoClient {
+    /// Makes or shares the client.
+    fn into_client(self) -> Client;
+}
+
+impl IntoClient for Client {
+    fn into_client(self) -> Client {
+        self
+    }
+}
+
+impl IntoClient for &Client {
+    fn into_client(self) -> Client {
+        self.clone()
+    }
+}
+
+impl<B: Broker> IntoClient for B {
+    fn into_client(self) -> Client {
+        Client::new(self)
+    }
+}
+
+/// A [`Client`] bound to one service, with per-call options: what the
+/// generated `FooClient` types wrap.
+#[derive(Clone, Debug)]
+pub struct ServiceClient {
+    client: Client,
+    service: Arc<str>,
+    options: CallOptions,
+}
+
+impl ServiceClient {
+    /// A client of `service`.
+    pub fn new(client: impl IntoClient, service: impl Into<String>) -> Self {
+        Self {
+            client: client.into_client(),
+            service: Arc::from(service.into()),
+            options: CallOptions::default(),
+        }
+    }
+
+    /// The service called.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A copy whose calls time out after `timeout`.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        let mut this = self.clone();
+        this.options.timeout = Some(timeout);
+        this
+    }
+
+    /// A copy whose calls carry the header.
+    pub fn with_header(&self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let mut this = self.clone();
+        this.options.headers.insert(name.into(), value.into());
+        this
+    }
+
+    /// A copy with these call options.
+    pub fn with_options(&self, options: CallOptions) -> Self {
+        let mut this = self.clone();
+        this.options = options;
+        this
+    }
+
+    fn timeout(&self, method_timeout: Option<Duration>) -> Duration {
+        self.options
+            .timeout
+            .or(method_timeout)
+            .unwrap_or(self.client.options().default_timeout)
+    }
+
+    async fn request<A: Serialize + Sync>(
+        &self,
+        method: &'static str,
+        method_timeout: Option<Duration>,
+        args: &A,
+        oneway: bool,
+    ) -> Result<Option<Reply>, RpcError> {
+        let body = self
+            .client
+            .options()
+            .codec
+            .encode(args)
+            .map_err(|e| RpcError::Encode(e.to_string()))?;
+        self.client
+            .call_raw(
+                &self.service,
+                method,
+                body,
+                self.timeout(method_timeout),
+                self.options.headers.clone(),
+                oneway,
+            )
+            .await
+    }
+
+    /// Calls a method whose result is `Result<T, E>`.
+    pub async fn call<A, T, E>(
+        &self,
+        method: &'static str,
+        method_timeout: Option<Duration>,
+        args: &A,
+    ) -> Result<T, CallError<E>>
+    where
+        A: Serialize + Sync,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        let reply = self
+            .request(method, method_timeout, args, false)
+            .await?
+            .ok_or(RpcError::Decode("no reply to a two-way call".into()))?;
+        match reply.outcome {
+            Outcome::Ok(body) => decode(reply.codec, &body).map_err(CallError::Rpc),
+            Outcome::Err(body) => Err(CallError::Service(decode(reply.codec, &body)?)),
+            Outcome::Fault(fault) => Err(CallError::Rpc(RpcError::Remote(fault))),
+        }
+    }
+
+    /// Calls a method that returns a plain `T`.
+    pub async fn call_infallible<A, T>(
+        &self,
+        method: &'static str,
+        method_timeout: Option<Duration>,
+        args: &A,
+    ) -> Result<T, RpcError>
+    where
+        A: Serialize + Sync,
+        T: DeserializeOwned,
+    {
+        let reply = self
+            .request(method, method_timeout, args, false)
+            .await?
+            .ok_or(RpcError::Decode("no reply to a two-way call".into()))?;
+        match reply.outcome {
+            Outcome::Ok(body) => decode(reply.codec, &body),
+            Outcome::Err(_) => Err(RpcError::Decode(format!(
+                "{}.{method} returned an error body, but it has no error type",
+                self.service
+            ))),
+            Outcome::Fault(fault) => Err(RpcError::Remote(fault)),
+        }
+    }
+
+    /// Sends a one-way call: done once the broker accepted it.
+    pub async fn send<A: Serialize + Sync>(
+        &self,
+        method: &'static str,
+        args: &A,
+    ) -> Result<(), RpcError> {
+        self.request(method, None, args, true).await.map(|_| ())
+    }
+}
+
+fn decode<T: DeserializeOwned>(codec: Codec, body: &[u8]) -> Result<T, RpcError> {
+    codec
+        .decode(body)
+        .map_err(|e| RpcError::Decode(e.to_string()))
+}

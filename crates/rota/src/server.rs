@@ -1,0 +1,686 @@
+//! The serving side.
+//!
+//! [`serve`] runs a [`Dispatch`] — what `#[contract]` generates for a trait —
+//! against a broker, as one [`Consumer`] of the service:
+//!
+//! * **claims** requests in batches, never more than the free handler slots
+//!   ([`ServeOptions::concurrency`]);
+//! * **renews** its lease every third of [`ServeOptions::lease`]; if it cannot
+//!   renew before the lease is about to lapse it **cancels every running
+//!   handler first** (so a request never runs twice at the same time), then
+//!   opens a new consumer;
+//! * **reaps** the leases of dead servers, so their requests are redelivered;
+//! * runs each handler under the request's deadline, catches panics, answers
+//!   undecodable arguments and unknown methods with a fault, dead-letters
+//!   envelopes it cannot read, and skips requests whose deadline passed;
+//! * writes replies and acknowledgements in batches;
+//! * on shutdown, stops claiming, lets running handlers finish within
+//!   [`ServeOptions::drain_timeout`] and gives the rest back to the queue.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use rota_core::broker::{Broker, Completion, Consumer, ConsumerOptions, Delivery};
+use rota_core::names::validate_service;
+use rota_core::{BrokerError, Codec, Deadline, Fault, FaultKind, Headers, Outcome, Reply, Request};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backoff::Backoff;
+
+/// A request, as a [`Dispatch`] sees it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    request: Request,
+}
+
+impl Call {
+    /// Wraps a decoded request.
+    pub fn new(request: Request) -> Self {
+        Self { request }
+    }
+    /// The method called.
+    pub fn method(&self) -> &str {
+        &self.request.method
+    }
+    /// The codec of the arguments (and of the reply).
+    pub fn codec(&self) -> Codec {
+        self.request.codec
+    }
+    /// The request's headers.
+    pub fn headers(&self) -> &Headers {
+        &self.request.headers
+    }
+    /// The request's deadline.
+    pub fn deadline(&self) -> Option<Deadline> {
+        self.request.deadline
+    }
+    /// Which delivery this is, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.request.attempt
+    }
+    /// The encoded arguments.
+    pub fn body(&self) -> &Bytes {
+        &self.request.body
+    }
+    /// Decodes the arguments; a mismatch (a caller built from another version
+    /// of the contract) is a [`FaultKind::BadRequest`] naming the problem.
+    pub fn decode_args<A: DeserializeOwned>(&self) -> Result<A, Fault> {
+        self.request.codec.decode(&self.request.body).map_err(|e| {
+            Fault::new(
+                FaultKind::BadRequest,
+                format!(
+                    "the arguments of {}.{} do not match the contract: {}",
+                    self.request.service,
+                    self.request.method,
+                    e.message()
+                ),
+            )
+        })
+    }
+}
+
+/// A service's request router: what `#[contract]` generates as `FooServer`.
+pub trait Dispatch: Send + Sync + 'static {
+    /// The contract's name, for logs and faults.
+    fn contract(&self) -> &'static str;
+    /// The methods served.
+    fn methods(&self) -> &'static [&'static str];
+    /// Decodes the call's arguments and returns the future that runs the
+    /// method; an unknown method or undecodable arguments give a [`Fault`].
+    fn dispatch(&self, call: Call) -> Result<BoxFuture<'static, Outcome>, Fault>;
+}
+
+/// Settings of a server.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Handlers that may run at once.
+    pub concurrency: usize,
+    /// Most requests taken in one claim.
+    pub claim_batch: usize,
+    /// How long one claim blocks waiting for work (bounds how fast shutdown
+    /// is noticed).
+    pub claim_wait: Duration,
+    /// The consumer lease; renewed every third of it.
+    pub lease: Duration,
+    /// Deliveries after which a request of a dead server is dead-lettered.
+    pub max_deliveries: u32,
+    /// How long shutdown waits for running handlers before giving their
+    /// requests back.
+    pub drain_timeout: Duration,
+    /// Retry the broker with backoff at start, instead of failing when it is
+    /// unreachable.
+    pub wait_for_broker: bool,
+    /// Cancelled to stop the server.
+    pub shutdown: CancellationToken,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            claim_batch: 128,
+            claim_wait: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            max_deliveries: 5,
+            drain_timeout: Duration::from_secs(30),
+            wait_for_broker: false,
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+impl ServeOptions {
+    /// Sets how many handlers may run at once.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+    /// Sets the most requests taken in one claim.
+    pub fn claim_batch(mut self, n: usize) -> Self {
+        self.claim_batch = n.max(1);
+        self
+    }
+    /// Sets how long a claim blocks.
+    pub fn claim_wait(mut self, wait: Duration) -> Self {
+        self.claim_wait = wait;
+        self
+    }
+    /// Sets the lease.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+    /// Sets the maximum deliveries.
+    pub fn max_deliveries(mut self, n: u32) -> Self {
+        self.max_deliveries = n.max(1);
+        self
+    }
+    /// Sets the drain timeout.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+    /// Retry the broker at start instead of failing.
+    pub fn wait_for_broker(mut self, wait: bool) -> Self {
+        self.wait_for_broker = wait;
+        self
+    }
+    /// Sets the token that stops the server.
+    pub fn shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = token;
+        self
+    }
+}
+
+/// A server could not run.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The broker failed in a way retrying won't fix (bad name, bad
+    /// configuration), or was unreachable at start without
+    /// [`ServeOptions::wait_for_broker`].
+    #[error("cannot serve: {0}")]
+    Broker(#[from] BrokerError),
+    /// The server task panicked.
+    #[error("the server task panicked")]
+    Panicked,
+}
+
+/// A server running in its own task.
+#[derive(Debug)]
+pub struct ServerHandle {
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl ServerHandle {
+    /// Stops claiming, drains and waits for the server to end.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        self.stop.cancel();
+        self.join().await
+    }
+
+    /// Waits for the server to end (after its shutdown token is cancelled,
+    /// or an error).
+    pub async fn join(self) -> Result<(), ServeError> {
+        self.task.await.unwrap_or(Err(ServeError::Panicked))
+    }
+
+    /// The token that stops the server.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+}
+
+/// Runs `dispatch` in a task of its own; see [`serve`].
+pub fn spawn_server<D: Dispatch>(
+    dispatch: D,
+    broker: impl Broker,
+    service: &str,
+    options: ServeOptions,
+) -> ServerHandle {
+    let stop = options.shutdown.clone();
+    let service = service.to_owned();
+    let task = tokio::spawn(async move { serve(dispatch, broker, &service, options).await });
+    ServerHandle { stop, task }
+}
+
+/// Serves `service` with `dispatch` until `options.shutdown` is cancelled.
+///
+/// Returns early only on errors that retrying won't fix; a broker that goes
+/// away is waited for, with backoff.
+pub async fn serve<D: Dispatch>(
+    dispatch: D,
+    broker: impl Broker,
+    service: &str,
+    options: ServeOptions,
+) -> Result<(), ServeError> {
+    validate_service(service)?;
+    let dispatch: Arc<dyn Dispatch> = Arc::new(dispatch);
+    let consumer_options = ConsumerOptions::default()
+        .lease(options.lease)
+        .max_deliveries(options.max_deliveries);
+    let shutdown = options.shutdown.clone();
+    let mut backoff = Backoff::default();
+    let mut first = true;
+    while !shutdown.is_cancelled() {
+        let consumer = match broker.consumer(service, consumer_options.clone()).await {
+            Ok(c) => c,
+            Err(e) if e.is_retryable() && (options.wait_for_broker || !first) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(service, error = %e, ?delay, "cannot register with the broker; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => continue,
+                    () = shutdown.cancelled() => break,
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        first = false;
+        backoff.reset();
+        let session = Session {
+            service: service.to_owned(),
+            dispatch: Arc::clone(&dispatch),
+            consumer: Arc::from(consumer),
+            options: options.clone(),
+        };
+        session.run().await;
+    }
+    Ok(())
+}
+
+/// What a handler task reports.
+enum Done {
+    /// Acknowledge, after sending the reply, if any.
+    Complete(Completion),
+    /// Give back to the queue: shutdown cut the handler short.
+    Abandon(String),
+}
+
+/// One consumer's life: from registration until shutdown or a lost lease.
+struct Session {
+    service: String,
+    dispatch: Arc<dyn Dispatch>,
+    consumer: Arc<dyn Consumer>,
+    options: ServeOptions,
+}
+
+/// When the lease is known to hold until; shared by the renewer and the
+/// completer.
+struct LeaseClock {
+    valid_until: Mutex<Instant>,
+    margin: Duration,
+}
+
+impl LeaseClock {
+    fn extend(&self, from: Instant, lease: Duration) {
+        let mut v = self.valid_until.lock().unwrap_or_else(|e| e.into_inner());
+        *v = (*v).max(from + lease);
+    }
+    /// The instant by which work must stop.
+    fn fence_at(&self) -> Instant {
+        *self.valid_until.lock().unwrap_or_else(|e| e.into_inner()) - self.margin
+    }
+    fn holds(&self) -> bool {
+        Instant::now() < self.fence_at()
+    }
+}
+
+impl Session {
+    async fn run(self) {
+        let opts = &self.options;
+        let consumer_id = self.consumer.id().to_owned();
+        tracing::debug!(service = %self.service, consumer = %consumer_id, "serving");
+        // `fence` cancels every handler: the lease is (about to be) lost.
+        let fence = CancellationToken::new();
+        // `abandon` cancels handlers still running when the drain times out.
+        let abandon = CancellationToken::new();
+        // Ends the helper tasks of this session.
+        let session_over = CancellationToken::new();
+        let clock = Arc::new(LeaseClock {
+            valid_until: Mutex::new(Instant::now() + opts.lease),
+            margin: opts.lease / 6,
+        });
+        let slots = Arc::new(Semaphore::new(opts.concurrency));
+        let handlers = TaskTracker::new();
+        // Bounded by the handler slots: each handler sends one message.
+        let (done_tx, done_rx) = mpsc::channel::<Done>(opts.concurrency);
+
+        let renewer = tokio::spawn(renew(
+            Arc::clone(&self.consumer),
+            Arc::clone(&clock),
+            opts.lease,
+            fence.clone(),
+            session_over.clone(),
+        ));
+        let reaper = tokio::spawn(reap(
+            Arc::clone(&self.consumer),
+            opts.lease,
+            session_over.clone(),
+        ));
+        let completer = tokio::spawn(complete(
+            Arc::clone(&self.consumer),
+            done_rx,
+            Arc::clone(&clock),
+            fence.clone(),
+        ));
+
+        let mut backoff = Backoff::default();
+        loop {
+            if opts.shutdown.is_cancelled() || fence.is_cancelled() {
+                break;
+            }
+            // Wait for a free slot, then claim as many as are free.
+            let slot = tokio::select! {
+                s = Arc::clone(&slots).acquire_owned() => s.expect("never closed"),
+                () = opts.shutdown.cancelled() => break,
+                () = fence.cancelled() => break,
+            };
+            let want = (slots.available_permits() + 1).min(opts.claim_batch);
+            let claimed = tokio::select! {
+                r = self.consumer.claim(want, opts.claim_wait) => r,
+                // The lease is lost: whatever this claim took is void anyway.
+                () = fence.cancelled() => break,
+            };
+            let deliveries = match claimed {
+                Ok(d) => {
+                    backoff.reset();
+                    d
+                }
+                Err(BrokerError::LeaseLost) => {
+                    fence.cancel();
+                    break;
+                }
+                Err(e) => {
+                    drop(slot);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(service = %self.service, error = %e, ?delay, "claim failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => continue,
+                        () = opts.shutdown.cancelled() => break,
+                        () = fence.cancelled() => break,
+                    }
+                }
+            };
+            let mut slot = Some(slot);
+            for delivery in deliveries {
+                let permit = match slot.take() {
+                    Some(p) => p,
+                    None => Arc::clone(&slots)
+                        .acquire_owned()
+                        .await
+                        .expect("never closed"),
+                };
+                let Some(job) = self.prepare(delivery, &done_tx).await else {
+                    continue;
+                };
+                let done_tx = done_tx.clone();
+                let fence = fence.clone();
+                let abandon = abandon.clone();
+                handlers.spawn(async move {
+                    let tag = job.tag.clone();
+                    let outcome = tokio::select! {
+                        outcome = job.run() => outcome,
+                        () = fence.cancelled() => None,
+                        () = abandon.cancelled() => {
+                            let _ = done_tx.send(Done::Abandon(tag)).await;
+                            None
+                        }
+                    };
+                    if let Some(completion) = outcome {
+                        let _ = done_tx.send(Done::Complete(completion)).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+
+        // Drain: no more claims; let running handlers finish in time.
+        handlers.close();
+        if !fence.is_cancelled()
+            && tokio::time::timeout(opts.drain_timeout, handlers.wait())
+                .await
+                .is_err()
+        {
+            tracing::warn!(service = %self.service, "drain timed out; giving requests back");
+            abandon.cancel();
+            handlers.wait().await;
+        }
+        handlers.wait().await;
+        drop(done_tx);
+        let _ = completer.await;
+        session_over.cancel();
+        let _ = renewer.await;
+        let _ = reaper.await;
+        if !fence.is_cancelled() {
+            if let Err(e) = self.consumer.close().await {
+                tracing::warn!(service = %self.service, error = %e, "closing the consumer failed; its requests return when its lease lapses");
+            }
+        } else {
+            tracing::warn!(service = %self.service, consumer = %consumer_id, "lease lost; handlers stopped, registering again");
+        }
+    }
+
+    /// Decodes a delivery and settles at once what needs no handler: returns
+    /// the job to run, or `None` when the delivery was answered already.
+    async fn prepare(&self, delivery: Delivery, done: &mpsc::Sender<Done>) -> Option<Job> {
+        let request = match Request::decode(&delivery.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("undecodable request: {e}");
+                tracing::warn!(service = %self.service, %reason, "dead-lettering");
+                if let Err(e) = self.consumer.dead_letter(&delivery.tag, &reason).await {
+                    tracing::warn!(error = %e, "dead-lettering failed; it returns when the lease lapses");
+                }
+                return None;
+            }
+        };
+        let mut request = request;
+        request.attempt = delivery.attempt;
+        let answer = |outcome: Outcome| Job::answer(&delivery.tag, &request, outcome);
+        if request.service != self.service {
+            let fault = Fault::new(
+                FaultKind::UnknownService,
+                format!(
+                    "request for service {:?} reached a server of {:?}",
+                    request.service, self.service
+                ),
+            );
+            let _ = done.send(Done::Complete(answer(Outcome::Fault(fault)))).await;
+            return None;
+        }
+        if request.deadline.is_some_and(Deadline::has_passed) {
+            let fault = Fault::new(
+                FaultKind::DeadlineExceeded,
+                "the deadline passed before the request was started",
+            );
+            let _ = done.send(Done::Complete(answer(Outcome::Fault(fault)))).await;
+            return None;
+        }
+        let future = match self.dispatch.dispatch(Call::new(request.clone())) {
+            Ok(f) => f,
+            Err(fault) => {
+                let _ = done.send(Done::Complete(answer(Outcome::Fault(fault)))).await;
+                return None;
+            }
+        };
+        Some(Job {
+            tag: delivery.tag,
+            request,
+            future,
+        })
+    }
+}
+
+/// A request ready to run.
+struct Job {
+    tag: String,
+    request: Request,
+    future: BoxFuture<'static, Outcome>,
+}
+
+impl Job {
+    fn answer(tag: &str, request: &Request, outcome: Outcome) -> Completion {
+        let reply = request.reply_to.as_ref().and_then(|to| {
+            let reply = Reply {
+                id: request.id,
+                codec: request.codec,
+                outcome,
+            };
+            match reply.encode() {
+                Ok(bytes) => Some((to.clone(), Bytes::from(bytes))),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode a reply");
+                    None
+                }
+            }
+        });
+        Completion {
+            tag: tag.to_owned(),
+            reply,
+        }
+    }
+
+    /// Runs the handler under the deadline, catching panics.
+    async fn run(self) -> Option<Completion> {
+        let Job {
+            tag,
+            request,
+            future,
+        } = self;
+        let caught = AssertUnwindSafe(future).catch_unwind();
+        let outcome = match request.deadline.and_then(Deadline::remaining) {
+            Some(left) => match tokio::time::timeout(left, caught).await {
+                Ok(r) => r,
+                Err(_) => Ok(Outcome::Fault(Fault::new(
+                    FaultKind::DeadlineExceeded,
+                    "the deadline passed while the handler ran; it was cancelled",
+                ))),
+            },
+            None if request.deadline.is_some() => Ok(Outcome::Fault(Fault::new(
+                FaultKind::DeadlineExceeded,
+                "the deadline passed before the handler started",
+            ))),
+            None => caught.await,
+        };
+        let outcome = outcome.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic payload".into());
+            tracing::error!(method = %request.method, %message, "handler panicked");
+            Outcome::Fault(Fault::new(
+                FaultKind::Panicked,
+                format!("the handler of {} panicked: {message}", request.method),
+            ))
+        });
+        Some(Job::answer(&tag, &request, outcome))
+    }
+}
+
+/// Keeps the lease alive; fences (cancels all handlers) when it cannot.
+async fn renew(
+    consumer: Arc<dyn Consumer>,
+    clock: Arc<LeaseClock>,
+    lease: Duration,
+    fence: CancellationToken,
+    over: CancellationToken,
+) {
+    let every = lease / 3;
+    let mut next = every;
+    loop {
+        let fence_at = clock.fence_at();
+        tokio::select! {
+            () = tokio::time::sleep(next) => {}
+            () = tokio::time::sleep_until(fence_at) => {
+                tracing::warn!("lease about to lapse without renewal; stopping handlers");
+                fence.cancel();
+                return;
+            }
+            () = over.cancelled() => return,
+            () = fence.cancelled() => return,
+        }
+        let sent = Instant::now();
+        match tokio::time::timeout_at(clock.fence_at(), consumer.renew()).await {
+            Ok(Ok(())) => {
+                clock.extend(sent, lease);
+                next = every;
+            }
+            Ok(Err(BrokerError::LeaseLost)) => {
+                tracing::warn!("lease lost; stopping handlers");
+                fence.cancel();
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "lease renewal failed; retrying");
+                next = (every / 4).max(Duration::from_millis(10));
+            }
+            Err(_) => {
+                tracing::warn!("lease renewal did not answer before the lease lapses; stopping handlers");
+                fence.cancel();
+                return;
+            }
+        }
+    }
+}
+
+/// Periodically hands back the requests of servers whose lease lapsed.
+async fn reap(consumer: Arc<dyn Consumer>, lease: Duration, over: CancellationToken) {
+    let every = (lease / 2).max(Duration::from_millis(10));
+    loop {
+        match consumer.reap().await {
+            Ok(stats) if stats.requeued + stats.dead_lettered > 0 => {
+                tracing::info!(
+                    requeued = stats.requeued,
+                    dead_lettered = stats.dead_lettered,
+                    "reaped the requests of lapsed leases"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "reap failed"),
+        }
+        // Jitter spreads the reaps of many servers.
+        let jitter = rand::random_range(0..=every.as_millis() as u64 / 4);
+        tokio::select! {
+            () = tokio::time::sleep(every + Duration::from_millis(jitter)) => {}
+            () = over.cancelled() => return,
+        }
+    }
+}
+
+/// Writes replies and acknowledgements in batches.
+async fn complete(
+    consumer: Arc<dyn Consumer>,
+    mut rx: mpsc::Receiver<Done>,
+    clock: Arc<LeaseClock>,
+    fence: CancellationToken,
+) {
+    const BATCH: usize = 512;
+    let mut buf = Vec::with_capacity(BATCH);
+    let mut backoff = Backoff::default();
+    while rx.recv_many(&mut buf, BATCH).await > 0 {
+        let mut done = Vec::with_capacity(buf.len());
+        let mut abandoned = Vec::new();
+        for d in buf.drain(..) {
+            match d {
+                Done::Complete(c) => done.push(c),
+                Done::Abandon(tag) => abandoned.push(tag),
+            }
+        }
+        if !abandoned.is_empty() && !fence.is_cancelled() {
+            if let Err(e) = consumer.release(abandoned, true).await {
+                tracing::warn!(error = %e, "giving requests back failed; they return when the lease lapses");
+            }
+        }
+        // Replies are written only while the lease surely holds: past it,
+        // the requests may already run elsewhere.
+        while !done.is_empty() && !fence.is_cancelled() && clock.holds() {
+            match consumer.complete(done.clone()).await {
+                Ok(_) => {
+                    backoff.reset();
+                    break;
+                }
+                Err(BrokerError::LeaseLost) => {
+                    fence.cancel();
+                    break;
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, ?delay, "writing replies failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
