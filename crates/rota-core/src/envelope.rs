@@ -227,6 +227,7 @@ struct RequestOut<'a, B> {
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "B: Deserialize<'de>"))]
 struct RequestIn<B> {
     #[serde(default)]
     v: Option<u8>,
@@ -241,8 +242,18 @@ struct RequestIn<B> {
     attempt: u32,
     #[serde(default)]
     headers: Headers,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     body: Option<B>,
+}
+
+/// A field that is present is `Some`, even when it is `null` (a method
+/// returning `()` or `None`).
+fn present<'de, D, B>(d: D) -> Result<Option<B>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    B: Deserialize<'de>,
+{
+    B::deserialize(d).map(Some)
 }
 
 #[derive(Serialize)]
@@ -257,12 +268,13 @@ struct ReplyOut<'a, B> {
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "B: Deserialize<'de>"))]
 struct ReplyIn<B> {
     #[serde(default)]
     v: Option<u8>,
     id: String,
     outcome: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     body: Option<B>,
     #[serde(default)]
     fault: Option<Fault>,
@@ -470,6 +482,8 @@ mod tests {
         for codec in [Codec::Json, Codec::MessagePack] {
             for outcome in [
                 Outcome::Ok(codec.encode(&42).unwrap().into()),
+                Outcome::Ok(codec.encode(&()).unwrap().into()),
+                Outcome::Ok(codec.encode(&None::<u8>).unwrap().into()),
                 Outcome::Err(codec.encode("no such tenant").unwrap().into()),
                 Outcome::Fault(Fault::new(FaultKind::UnknownMethod, "no method x")),
             ] {

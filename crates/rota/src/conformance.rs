@@ -1,0 +1,354 @@
+//! The conformance suite every broker backend passes.
+//!
+//! Each check takes a broker and uses service names of its own, so checks can
+//! share one broker. A backend's tests run them all with
+//! [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```ignore
+//! rota::conformance_tests!(async { my_backend::connect().await });
+//! ```
+//!
+//! Lease checks use short real-time leases (a few hundred milliseconds): the
+//! Redis backend's leases expire on the server's clock.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rota_core::broker::{Broker, Completion, ConsumerOptions};
+use rota_core::{BrokerError, CorrelationId, Request};
+
+/// A lease short enough to let lapse in a test.
+pub const SHORT_LEASE: Duration = Duration::from_millis(300);
+
+fn service(check: &str) -> String {
+    format!("conf.{check}.{}", CorrelationId::new().as_uuid().simple())
+}
+
+fn short() -> ConsumerOptions {
+    ConsumerOptions::default().lease(SHORT_LEASE)
+}
+
+async fn lapse() {
+    tokio::time::sleep(SHORT_LEASE * 2).await;
+}
+
+fn request(service: &str, reply_to: Option<&str>) -> Bytes {
+    Request {
+        id: CorrelationId::new(),
+        service: service.into(),
+        method: "m".into(),
+        reply_to: reply_to.map(str::to_owned),
+        deadline: None,
+        attempt: 1,
+        headers: Default::default(),
+        codec: rota_core::Codec::Json,
+        body: Bytes::from_static(b"{}"),
+    }
+    .encode()
+    .expect("encodes")
+    .into()
+}
+
+/// A published request is claimed once, its reply reaches the inbox, and
+/// after the acknowledgement nothing is left.
+pub async fn publish_claim_reply_ack(broker: &dyn Broker) {
+    let svc = service("basic");
+    let mut inbox = broker.open_inbox().await.expect("inbox");
+    let msg = request(&svc, Some(inbox.address()));
+    broker.publish(&svc, msg.clone()).await.expect("publish");
+    assert_eq!(broker.queued(&svc).await.unwrap(), 1);
+    let c = broker.consumer(&svc, short()).await.expect("consumer");
+    let got = c.claim(10, Duration::from_secs(1)).await.expect("claim");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].payload, msg);
+    assert_eq!(got[0].attempt, 1);
+    assert_eq!(broker.queued(&svc).await.unwrap(), 0);
+    let acked = c
+        .complete(vec![Completion {
+            tag: got[0].tag.clone(),
+            reply: Some((inbox.address().to_owned(), Bytes::from_static(b"reply"))),
+        }])
+        .await
+        .expect("complete");
+    assert_eq!(acked, 1);
+    let replies = inbox.recv(10, Duration::from_secs(1)).await.expect("recv");
+    assert_eq!(replies, vec![Bytes::from_static(b"reply")]);
+    assert!(c.claim(10, Duration::from_millis(50)).await.unwrap().is_empty());
+    c.close().await.unwrap();
+    assert_eq!(broker.queued(&svc).await.unwrap(), 0, "acked work came back");
+}
+
+/// A claim waits for work published after it started.
+pub async fn claim_wakes_on_publish(broker: &dyn Broker) {
+    let svc = service("wake");
+    let c = broker.consumer(&svc, short()).await.unwrap();
+    let msg = request(&svc, None);
+    let (got, ()) = tokio::join!(c.claim(1, Duration::from_secs(5)), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        broker.publish(&svc, msg.clone()).await.unwrap();
+    });
+    let got = got.unwrap();
+    assert_eq!(got.len(), 1, "the claim returned without the message");
+    assert_eq!(got[0].payload, msg);
+}
+
+/// Claims take at most `max`, oldest first.
+pub async fn claims_are_bounded_and_ordered(broker: &dyn Broker) {
+    let svc = service("order");
+    let msgs: Vec<_> = (0..5).map(|_| request(&svc, None)).collect();
+    for m in &msgs {
+        broker.publish(&svc, m.clone()).await.unwrap();
+    }
+    let c = broker.consumer(&svc, short()).await.unwrap();
+    let first = c.claim(3, Duration::from_millis(100)).await.unwrap();
+    let rest = c.claim(10, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert_eq!(rest.len(), 2);
+    let order: Vec<_> = first.iter().chain(&rest).map(|d| d.payload.clone()).collect();
+    assert_eq!(order, msgs);
+}
+
+/// A message whose consumer's lease lapses is delivered again, to another
+/// consumer, with the attempt raised by one.
+pub async fn lapsed_lease_redelivers_with_next_attempt(broker: &dyn Broker) {
+    let svc = service("redeliver");
+    let msg = request(&svc, None);
+    broker.publish(&svc, msg.clone()).await.unwrap();
+    let a = broker.consumer(&svc, short()).await.unwrap();
+    assert_eq!(a.claim(1, Duration::from_secs(1)).await.unwrap().len(), 1);
+    let early = broker.consumer(&svc, short()).await.unwrap();
+    // While A's lease holds, reaping hands nothing back.
+    assert_eq!(early.reap().await.unwrap().requeued, 0);
+    early.close().await.unwrap();
+    lapse().await;
+    let b = broker.consumer(&svc, short()).await.unwrap();
+    let stats = b.reap().await.unwrap();
+    assert_eq!(stats.requeued, 1);
+    let again = b.claim(1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].payload, msg);
+    assert_eq!(again[0].attempt, 2);
+}
+
+/// A consumer whose lease lapsed can neither renew nor acknowledge: its
+/// stale acknowledgement is refused and the message stays with its new
+/// holder.
+pub async fn stale_ack_is_refused(broker: &dyn Broker) {
+    let svc = service("fence");
+    broker.publish(&svc, request(&svc, None)).await.unwrap();
+    let a = broker.consumer(&svc, short()).await.unwrap();
+    let got = a.claim(1, Duration::from_secs(1)).await.unwrap();
+    lapse().await;
+    let b = broker.consumer(&svc, short()).await.unwrap();
+    b.reap().await.unwrap();
+    let again = b.claim(1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    let stale = a
+        .complete(vec![Completion {
+            tag: got[0].tag.clone(),
+            reply: None,
+        }])
+        .await;
+    assert_eq!(stale, Err(BrokerError::LeaseLost));
+    assert_eq!(a.renew().await, Err(BrokerError::LeaseLost));
+    let fresh = b
+        .complete(vec![Completion {
+            tag: again[0].tag.clone(),
+            reply: None,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(fresh, 1);
+}
+
+/// Renewal keeps a lease alive past its length.
+pub async fn renewal_keeps_the_lease(broker: &dyn Broker) {
+    let svc = service("renew");
+    broker.publish(&svc, request(&svc, None)).await.unwrap();
+    let a = broker.consumer(&svc, short()).await.unwrap();
+    assert_eq!(a.claim(1, Duration::from_secs(1)).await.unwrap().len(), 1);
+    let b = broker.consumer(&svc, short()).await.unwrap();
+    for _ in 0..6 {
+        tokio::time::sleep(SHORT_LEASE / 3).await;
+        a.renew().await.expect("renew");
+        b.renew().await.expect("renew");
+    }
+    assert_eq!(b.reap().await.unwrap().requeued, 0);
+    assert!(b.claim(1, Duration::from_millis(50)).await.unwrap().is_empty());
+}
+
+/// After the maximum deliveries a message goes to the dead-letter list with
+/// the reason; it can be listed, re-queued and purged.
+pub async fn exhausted_messages_are_dead_lettered(broker: &dyn Broker) {
+    let svc = service("dead");
+    let msg = request(&svc, None);
+    broker.publish(&svc, msg.clone()).await.unwrap();
+    let opts = short().max_deliveries(2);
+    for attempt in 1..=2 {
+        let c = broker.consumer(&svc, opts.clone()).await.unwrap();
+        let got = c.claim(1, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(got.len(), 1, "delivery {attempt}");
+        assert_eq!(got[0].attempt, attempt);
+        lapse().await;
+        let reaper = broker.consumer(&svc, opts.clone()).await.unwrap();
+        reaper.reap().await.unwrap();
+        reaper.close().await.unwrap();
+    }
+    assert_eq!(broker.queued(&svc).await.unwrap(), 0);
+    let dead = broker.dead_letters(&svc, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].payload, msg.to_vec());
+    assert_eq!(dead[0].attempts, 2);
+    assert!(dead[0].reason.contains("2 times"), "{}", dead[0].reason);
+
+    assert_eq!(broker.requeue_dead(&svc, Some(&dead[0].id)).await.unwrap(), 1);
+    assert!(broker.dead_letters(&svc, 10).await.unwrap().is_empty());
+    let c = broker.consumer(&svc, short()).await.unwrap();
+    let got = c.claim(1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got[0].payload, msg);
+    assert_eq!(got[0].attempt, 1, "a re-queued dead letter starts over");
+    c.dead_letter(&got[0].tag, "poison").await.unwrap();
+    assert_eq!(broker.dead_letters(&svc, 10).await.unwrap()[0].reason, "poison");
+    assert_eq!(broker.purge_dead(&svc).await.unwrap(), 1);
+    assert!(broker.dead_letters(&svc, 10).await.unwrap().is_empty());
+}
+
+/// Garbage published to a queue is delivered (and can be dead-lettered by
+/// the server), never lost or crashing the broker.
+pub async fn garbage_is_delivered_and_dead_letterable(broker: &dyn Broker) {
+    let svc = service("garbage");
+    broker.publish(&svc, Bytes::from_static(b"\x00\xffnot an envelope")).await.unwrap();
+    let c = broker.consumer(&svc, short()).await.unwrap();
+    let got = c.claim(1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got[0].payload.as_ref(), b"\x00\xffnot an envelope");
+    c.dead_letter(&got[0].tag, "undecodable request: not a rota envelope").await.unwrap();
+    let dead = broker.dead_letters(&svc, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].reason.starts_with("undecodable"));
+    assert_eq!(broker.requeue_dead(&svc, None).await.unwrap(), 1);
+    assert_eq!(broker.queued(&svc).await.unwrap(), 1);
+}
+
+/// Released messages go back at once, first in line; the attempt counts
+/// only when the handler had started.
+pub async fn release_gives_back_at_once(broker: &dyn Broker) {
+    let svc = service("release");
+    let (m1, m2) = (request(&svc, None), request(&svc, None));
+    broker.publish(&svc, m1.clone()).await.unwrap();
+    broker.publish(&svc, m2.clone()).await.unwrap();
+    let a = broker.consumer(&svc, short()).await.unwrap();
+    let got = a.claim(2, Duration::from_secs(1)).await.unwrap();
+    a.release(vec![got[0].tag.clone()], true).await.unwrap();
+    a.release(vec![got[1].tag.clone()], false).await.unwrap();
+    let b = broker.consumer(&svc, short()).await.unwrap();
+    let again = b.claim(2, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(again.len(), 2);
+    let find = |m: &Bytes| again.iter().find(|d| &d.payload == m).expect("redelivered");
+    assert_eq!(find(&m1).attempt, 2);
+    assert_eq!(find(&m2).attempt, 1);
+}
+
+/// Closing a consumer gives back what it holds, at once.
+pub async fn close_gives_back_held(broker: &dyn Broker) {
+    let svc = service("close");
+    for _ in 0..3 {
+        broker.publish(&svc, request(&svc, None)).await.unwrap();
+    }
+    let a = broker.consumer(&svc, short()).await.unwrap();
+    assert_eq!(a.claim(3, Duration::from_secs(1)).await.unwrap().len(), 3);
+    a.close().await.unwrap();
+    assert_eq!(broker.queued(&svc).await.unwrap(), 3);
+}
+
+/// Competing consumers share a service's work.
+pub async fn competing_consumers_share(broker: &dyn Broker) {
+    let svc = service("share");
+    const N: usize = 200;
+    for _ in 0..N {
+        broker.publish(&svc, request(&svc, None)).await.unwrap();
+    }
+    let a = broker.consumer(&svc, short()).await.unwrap();
+    let b = broker.consumer(&svc, short()).await.unwrap();
+    let drain = |c: Box<dyn rota_core::Consumer>| async move {
+        let mut n = 0;
+        loop {
+            let got = c.claim(5, Duration::from_millis(100)).await.unwrap();
+            if got.is_empty() {
+                return n;
+            }
+            n += got.len();
+            let done = got
+                .into_iter()
+                .map(|d| Completion { tag: d.tag, reply: None })
+                .collect();
+            c.complete(done).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    };
+    let (na, nb) = tokio::join!(drain(a), drain(b));
+    assert_eq!(na + nb, N, "every message exactly once");
+    assert!(na >= N / 5 && nb >= N / 5, "unfair split: {na} / {nb}");
+}
+
+/// An inbox returns at most `max` replies per receive, in order, and waits
+/// no longer than asked when empty.
+pub async fn inbox_batches_in_order(broker: &dyn Broker) {
+    let svc = service("inbox");
+    let mut inbox = broker.open_inbox().await.unwrap();
+    assert!(inbox.recv(10, Duration::from_millis(20)).await.unwrap().is_empty());
+    for _ in 0..3 {
+        broker.publish(&svc, request(&svc, None)).await.unwrap();
+    }
+    let c = broker.consumer(&svc, short()).await.unwrap();
+    let got = c.claim(3, Duration::from_secs(1)).await.unwrap();
+    let done = got
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Completion {
+            tag: d.tag.clone(),
+            reply: Some((inbox.address().to_owned(), Bytes::from(format!("r{i}")))),
+        })
+        .collect();
+    assert_eq!(c.complete(done).await.unwrap(), 3);
+    let first = inbox.recv(2, Duration::from_secs(1)).await.unwrap();
+    let second = inbox.recv(2, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(first, vec![Bytes::from("r0"), Bytes::from("r1")]);
+    assert_eq!(second, vec![Bytes::from("r2")]);
+}
+
+/// Names that cannot be used in keys are refused with a clear error.
+pub async fn bad_names_are_refused(broker: &dyn Broker) {
+    for bad in ["", "has space", "brace{", "colon:x"] {
+        let err = broker.publish(bad, Bytes::from_static(b"{}")).await.unwrap_err();
+        assert!(matches!(err, BrokerError::InvalidName(_)), "{bad:?}: {err}");
+        assert!(broker.consumer(bad, short()).await.is_err());
+    }
+}
+
+/// Generates one `#[tokio::test]` per conformance check, each on a broker
+/// made by `$make` (an expression evaluating to a future of a broker).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            publish_claim_reply_ack, claim_wakes_on_publish, claims_are_bounded_and_ordered,
+            lapsed_lease_redelivers_with_next_attempt, stale_ack_is_refused,
+            renewal_keeps_the_lease, exhausted_messages_are_dead_lettered,
+            garbage_is_delivered_and_dead_letterable, release_gives_back_at_once,
+            close_gives_back_held, competing_consumers_share, inbox_batches_in_order,
+            bad_names_are_refused);
+    };
+    (@each $make:expr; $($check:ident),* $(,)?) => {
+        mod conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let broker = $make.await;
+                    $crate::conformance::$check(&broker).await;
+                }
+            )*
+        }
+    };
+}

@@ -658,10 +658,11 @@ async fn complete(
                 Done::Abandon(tag) => abandoned.push(tag),
             }
         }
-        if !abandoned.is_empty() && !fence.is_cancelled() {
-            if let Err(e) = consumer.release(abandoned, true).await {
-                tracing::warn!(error = %e, "giving requests back failed; they return when the lease lapses");
-            }
+        if !abandoned.is_empty()
+            && !fence.is_cancelled()
+            && let Err(e) = consumer.release(abandoned, true).await
+        {
+            tracing::warn!(error = %e, "giving requests back failed; they return when the lease lapses");
         }
         // Replies are written only while the lease surely holds: past it,
         // the requests may already run elsewhere.

@@ -1,0 +1,6 @@
+#[rota::contract]
+pub struct Billing {
+    cents: u64,
+}
+
+fn main() {}
