@@ -180,8 +180,11 @@ pub trait Broker: Send + Sync + 'static {
     async fn queued(&self, service: &str) -> Result<usize, BrokerError>;
 
     /// Up to `limit` dead letters of `service`, oldest first.
-    async fn dead_letters(&self, service: &str, limit: usize)
-    -> Result<Vec<DeadLetter>, BrokerError>;
+    async fn dead_letters(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BrokerError>;
 
     /// Puts the dead letter `id` (or, with `None`, all of them) back on the
     /// queue with a fresh attempt count. Returns how many were re-queued.

@@ -55,7 +55,9 @@ impl Codec {
     /// Encodes a value.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
         match self {
-            Codec::Json => serde_json::to_vec(value).map_err(|e| CodecError::new(self, "encode", e)),
+            Codec::Json => {
+                serde_json::to_vec(value).map_err(|e| CodecError::new(self, "encode", e))
+            }
             Codec::MessagePack => {
                 rmp_serde::to_vec_named(value).map_err(|e| CodecError::new(self, "encode", e))
             }
@@ -105,7 +107,9 @@ mod tests {
     #[test]
     fn detect_tells_json_from_msgpack_and_garbage() {
         assert_eq!(Codec::detect(b"  {\"a\":1}"), Some(Codec::Json));
-        let mp = Codec::MessagePack.encode(&serde_json::json!({"a": 1})).unwrap();
+        let mp = Codec::MessagePack
+            .encode(&serde_json::json!({"a": 1}))
+            .unwrap();
         assert_eq!(Codec::detect(&mp), Some(Codec::MessagePack));
         assert_eq!(Codec::detect(b"\x00\x01garbage"), None);
         assert_eq!(Codec::detect(b""), None);

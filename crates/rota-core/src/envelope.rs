@@ -512,13 +512,16 @@ mod tests {
             Request::decode(b"\x00garbage"),
             Err(EnvelopeError::UnknownFormat)
         );
-        let err = Request::decode(br#"{"v":9,"id":"01930000-0000-7000-8000-000000000000","service":"s","method":"m"}"#)
-            .unwrap_err();
+        let err = Request::decode(
+            br#"{"v":9,"id":"01930000-0000-7000-8000-000000000000","service":"s","method":"m"}"#,
+        )
+        .unwrap_err();
         assert_eq!(err, EnvelopeError::Version(9));
         let err = Request::decode(br#"{"id":"nope","service":"s","method":"m"}"#).unwrap_err();
         assert!(err.to_string().contains("not a UUID"), "{err}");
-        let err = Reply::decode(br#"{"id":"01930000-0000-7000-8000-000000000000","outcome":"maybe"}"#)
-            .unwrap_err();
+        let err =
+            Reply::decode(br#"{"id":"01930000-0000-7000-8000-000000000000","outcome":"maybe"}"#)
+                .unwrap_err();
         assert!(err.to_string().contains("unknown outcome"), "{err}");
     }
 
@@ -526,6 +529,12 @@ mod tests {
     fn unknown_fault_kinds_from_newer_servers_still_decode() {
         let text = br#"{"id":"01930000-0000-7000-8000-000000000000","outcome":"fault","fault":{"kind":"quota","message":"m"}}"#;
         let reply = Reply::decode(text).unwrap();
-        assert!(matches!(reply.outcome, Outcome::Fault(Fault { kind: FaultKind::Unknown, .. })));
+        assert!(matches!(
+            reply.outcome,
+            Outcome::Fault(Fault {
+                kind: FaultKind::Unknown,
+                ..
+            })
+        ));
     }
 }

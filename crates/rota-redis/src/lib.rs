@@ -1,1 +1,40 @@
-//! stub
+//! Redis backend of rota: reliable request queues on Redis Streams.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), rota::BrokerError> {
+//! let broker = rota_redis::RedisBroker::connect("redis://127.0.0.1:6379").await?;
+//! // Use it wherever a `rota::Broker` goes:
+//! let client = rota::Client::new(broker.clone());
+//! # Ok(()) }
+//! ```
+//!
+//! Layout and reasoning are in `docs/PROTOCOL.md`; in short, for a service
+//! `S` under the key prefix `P`:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:{S}:q` | stream, group `g` | requests: fields `m` (envelope), `a` (attempt, default 1) |
+//! | `P:{S}:lease:<consumer>` | string with a TTL | a server's lease; it fences the server's acks |
+//! | `P:{S}:dead` | stream | dead letters: `m`, `reason`, `attempts`, `at_ms`, `source` |
+//! | `P:{c:<client>}:r` | list with a TTL | one client's replies |
+//!
+//! Every multi-key operation stays inside one `{…}` hash tag, so the layout
+//! works on Redis Cluster; the prefix lets several apps share one Redis.
+//!
+//! * [`options`] — [`RedisOptions`]: URL (with ACL user/password; `rediss://`
+//!   with the `tls` feature), prefix, timeouts.
+//! * [`broker`] — [`RedisBroker`], the [`rota::Broker`](rota_core::Broker).
+//! * `consumer`, `inbox` — the server and client halves.
+//! * `lua/` — the scripts that make claims, acks and reaping atomic.
+
+pub mod broker;
+mod conn;
+mod consumer;
+mod error;
+mod inbox;
+mod keys;
+pub mod options;
+mod scripts;
+
+pub use broker::RedisBroker;
+pub use options::RedisOptions;

@@ -267,8 +267,7 @@ impl Client {
                 .try_acquire()
                 .map_err(|_| RpcError::Overloaded(options.max_pending))?,
             WhenFull::Wait => {
-                match tokio::time::timeout_at(local_deadline, self.inner.permits.acquire()).await
-                {
+                match tokio::time::timeout_at(local_deadline, self.inner.permits.acquire()).await {
                     Ok(permit) => permit.map_err(|_| RpcError::ShuttingDown)?,
                     Err(_) => return Err(self.deadline_exceeded(timeout)),
                 }

@@ -5,7 +5,7 @@
 //! [`conformance_tests!`](crate::conformance_tests):
 //!
 //! ```ignore
-//! rota::conformance_tests!(async { my_backend::connect().await });
+//! rota::conformance_tests!(async { ((), my_backend::connect().await) });
 //! ```
 //!
 //! Lease checks use short real-time leases (a few hundred milliseconds): the
@@ -73,9 +73,18 @@ pub async fn publish_claim_reply_ack(broker: &dyn Broker) {
     assert_eq!(acked, 1);
     let replies = inbox.recv(10, Duration::from_secs(1)).await.expect("recv");
     assert_eq!(replies, vec![Bytes::from_static(b"reply")]);
-    assert!(c.claim(10, Duration::from_millis(50)).await.unwrap().is_empty());
+    assert!(
+        c.claim(10, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     c.close().await.unwrap();
-    assert_eq!(broker.queued(&svc).await.unwrap(), 0, "acked work came back");
+    assert_eq!(
+        broker.queued(&svc).await.unwrap(),
+        0,
+        "acked work came back"
+    );
 }
 
 /// A claim waits for work published after it started.
@@ -104,7 +113,11 @@ pub async fn claims_are_bounded_and_ordered(broker: &dyn Broker) {
     let rest = c.claim(10, Duration::from_millis(100)).await.unwrap();
     assert_eq!(first.len(), 3);
     assert_eq!(rest.len(), 2);
-    let order: Vec<_> = first.iter().chain(&rest).map(|d| d.payload.clone()).collect();
+    let order: Vec<_> = first
+        .iter()
+        .chain(&rest)
+        .map(|d| d.payload.clone())
+        .collect();
     assert_eq!(order, msgs);
 }
 
@@ -174,7 +187,12 @@ pub async fn renewal_keeps_the_lease(broker: &dyn Broker) {
         b.renew().await.expect("renew");
     }
     assert_eq!(b.reap().await.unwrap().requeued, 0);
-    assert!(b.claim(1, Duration::from_millis(50)).await.unwrap().is_empty());
+    assert!(
+        b.claim(1, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// After the maximum deliveries a message goes to the dead-letter list with
@@ -201,14 +219,20 @@ pub async fn exhausted_messages_are_dead_lettered(broker: &dyn Broker) {
     assert_eq!(dead[0].attempts, 2);
     assert!(dead[0].reason.contains("2 times"), "{}", dead[0].reason);
 
-    assert_eq!(broker.requeue_dead(&svc, Some(&dead[0].id)).await.unwrap(), 1);
+    assert_eq!(
+        broker.requeue_dead(&svc, Some(&dead[0].id)).await.unwrap(),
+        1
+    );
     assert!(broker.dead_letters(&svc, 10).await.unwrap().is_empty());
     let c = broker.consumer(&svc, short()).await.unwrap();
     let got = c.claim(1, Duration::from_secs(1)).await.unwrap();
     assert_eq!(got[0].payload, msg);
     assert_eq!(got[0].attempt, 1, "a re-queued dead letter starts over");
     c.dead_letter(&got[0].tag, "poison").await.unwrap();
-    assert_eq!(broker.dead_letters(&svc, 10).await.unwrap()[0].reason, "poison");
+    assert_eq!(
+        broker.dead_letters(&svc, 10).await.unwrap()[0].reason,
+        "poison"
+    );
     assert_eq!(broker.purge_dead(&svc).await.unwrap(), 1);
     assert!(broker.dead_letters(&svc, 10).await.unwrap().is_empty());
 }
@@ -217,11 +241,16 @@ pub async fn exhausted_messages_are_dead_lettered(broker: &dyn Broker) {
 /// the server), never lost or crashing the broker.
 pub async fn garbage_is_delivered_and_dead_letterable(broker: &dyn Broker) {
     let svc = service("garbage");
-    broker.publish(&svc, Bytes::from_static(b"\x00\xffnot an envelope")).await.unwrap();
+    broker
+        .publish(&svc, Bytes::from_static(b"\x00\xffnot an envelope"))
+        .await
+        .unwrap();
     let c = broker.consumer(&svc, short()).await.unwrap();
     let got = c.claim(1, Duration::from_secs(1)).await.unwrap();
     assert_eq!(got[0].payload.as_ref(), b"\x00\xffnot an envelope");
-    c.dead_letter(&got[0].tag, "undecodable request: not a rota envelope").await.unwrap();
+    c.dead_letter(&got[0].tag, "undecodable request: not a rota envelope")
+        .await
+        .unwrap();
     let dead = broker.dead_letters(&svc, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].reason.starts_with("undecodable"));
@@ -279,7 +308,10 @@ pub async fn competing_consumers_share(broker: &dyn Broker) {
             n += got.len();
             let done = got
                 .into_iter()
-                .map(|d| Completion { tag: d.tag, reply: None })
+                .map(|d| Completion {
+                    tag: d.tag,
+                    reply: None,
+                })
                 .collect();
             c.complete(done).await.unwrap();
             tokio::task::yield_now().await;
@@ -295,7 +327,13 @@ pub async fn competing_consumers_share(broker: &dyn Broker) {
 pub async fn inbox_batches_in_order(broker: &dyn Broker) {
     let svc = service("inbox");
     let mut inbox = broker.open_inbox().await.unwrap();
-    assert!(inbox.recv(10, Duration::from_millis(20)).await.unwrap().is_empty());
+    assert!(
+        inbox
+            .recv(10, Duration::from_millis(20))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     for _ in 0..3 {
         broker.publish(&svc, request(&svc, None)).await.unwrap();
     }
@@ -319,14 +357,18 @@ pub async fn inbox_batches_in_order(broker: &dyn Broker) {
 /// Names that cannot be used in keys are refused with a clear error.
 pub async fn bad_names_are_refused(broker: &dyn Broker) {
     for bad in ["", "has space", "brace{", "colon:x"] {
-        let err = broker.publish(bad, Bytes::from_static(b"{}")).await.unwrap_err();
+        let err = broker
+            .publish(bad, Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, BrokerError::InvalidName(_)), "{bad:?}: {err}");
         assert!(broker.consumer(bad, short()).await.is_err());
     }
 }
 
-/// Generates one `#[tokio::test]` per conformance check, each on a broker
-/// made by `$make` (an expression evaluating to a future of a broker).
+/// Generates one `#[tokio::test]` per conformance check. `$make` is an
+/// expression evaluating to a future of `(guard, broker)`: the guard (say, a
+/// Redis server process) lives as long as the check runs.
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
@@ -345,7 +387,7 @@ macro_rules! conformance_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
-                    let broker = $make.await;
+                    let (_guard, broker) = $make.await;
                     $crate::conformance::$check(&broker).await;
                 }
             )*

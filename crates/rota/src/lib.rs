@@ -58,6 +58,7 @@ mod backoff;
 #[doc(hidden)]
 pub mod __private;
 
+pub use backoff::Backoff;
 pub use client::{CallOptions, Client, ClientOptions, ClientStats, IntoClient, WhenFull};
 pub use rota_core::broker::{
     Broker, Completion, Consumer, ConsumerOptions, DeadLetter, Delivery, Inbox, ReapStats,
@@ -68,4 +69,3 @@ pub use rota_core::{
 };
 pub use rota_macros::contract;
 pub use server::{Call, Dispatch, ServeError, ServeOptions, ServerHandle, serve, spawn_server};
-pub use backoff::Backoff;

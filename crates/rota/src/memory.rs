@@ -174,9 +174,11 @@ impl Broker for MemoryBroker {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, BrokerError> {
         validate_service(service)?;
-        Ok(self.lock().services.get(service).map_or(Vec::new(), |q| {
-            q.dead.iter().take(limit).cloned().collect()
-        }))
+        Ok(self
+            .lock()
+            .services
+            .get(service)
+            .map_or(Vec::new(), |q| q.dead.iter().take(limit).cloned().collect()))
     }
 
     async fn requeue_dead(&self, service: &str, id: Option<&str>) -> Result<usize, BrokerError> {
@@ -331,7 +333,10 @@ impl Consumer for MemoryConsumer {
         let mut state = self.broker.lock();
         let state = &mut *state;
         let q = queue(state, &self.service);
-        let holder = q.consumers.get_mut(&self.id).ok_or(BrokerError::LeaseLost)?;
+        let holder = q
+            .consumers
+            .get_mut(&self.id)
+            .ok_or(BrokerError::LeaseLost)?;
         if holder.lease_until <= Instant::now() {
             return Err(BrokerError::LeaseLost);
         }

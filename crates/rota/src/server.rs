@@ -476,7 +476,9 @@ impl Session {
                     request.service, self.service
                 ),
             );
-            let _ = done.send(Done::Complete(answer(Outcome::Fault(fault)))).await;
+            let _ = done
+                .send(Done::Complete(answer(Outcome::Fault(fault))))
+                .await;
             return None;
         }
         if request.deadline.is_some_and(Deadline::has_passed) {
@@ -484,13 +486,17 @@ impl Session {
                 FaultKind::DeadlineExceeded,
                 "the deadline passed before the request was started",
             );
-            let _ = done.send(Done::Complete(answer(Outcome::Fault(fault)))).await;
+            let _ = done
+                .send(Done::Complete(answer(Outcome::Fault(fault))))
+                .await;
             return None;
         }
         let future = match self.dispatch.dispatch(Call::new(request.clone())) {
             Ok(f) => f,
             Err(fault) => {
-                let _ = done.send(Done::Complete(answer(Outcome::Fault(fault)))).await;
+                let _ = done
+                    .send(Done::Complete(answer(Outcome::Fault(fault))))
+                    .await;
                 return None;
             }
         };
@@ -607,7 +613,9 @@ async fn renew(
                 next = (every / 4).max(Duration::from_millis(10));
             }
             Err(_) => {
-                tracing::warn!("lease renewal did not answer before the lease lapses; stopping handlers");
+                tracing::warn!(
+                    "lease renewal did not answer before the lease lapses; stopping handlers"
+                );
                 fence.cancel();
                 return;
             }

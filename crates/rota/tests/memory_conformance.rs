@@ -1,3 +1,3 @@
 //! The in-memory broker passes the conformance suite.
 
-rota::conformance_tests!(async { rota::memory::MemoryBroker::new() });
+rota::conformance_tests!(async { ((), rota::memory::MemoryBroker::new()) });

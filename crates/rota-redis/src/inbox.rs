@@ -1,0 +1,55 @@
+//! A client's reply inbox: a list read with BLMPOP on a connection of its
+//! own.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::Value;
+use rota_core::BrokerError;
+use rota_core::broker::Inbox;
+
+use crate::conn::Blocking;
+use crate::error::map;
+
+pub(crate) struct RedisInbox {
+    pub(crate) key: String,
+    pub(crate) conn: Blocking,
+}
+
+#[async_trait]
+impl Inbox for RedisInbox {
+    fn address(&self) -> &str {
+        &self.key
+    }
+
+    async fn recv(&mut self, max: usize, wait: Duration) -> Result<Vec<Bytes>, BrokerError> {
+        let mut cmd = if wait.is_zero() {
+            redis::cmd("LMPOP")
+        } else {
+            let mut c = redis::cmd("BLMPOP");
+            c.arg(wait.as_secs_f64());
+            c
+        };
+        cmd.arg(1)
+            .arg(&self.key)
+            .arg("LEFT")
+            .arg("COUNT")
+            .arg(max.max(1));
+        let value = self.conn.query(&cmd, wait).await.map_err(map)?;
+        // [key, [reply, …]] or nil.
+        let Value::Array(mut parts) = value else {
+            return Ok(Vec::new());
+        };
+        match parts.pop() {
+            Some(Value::Array(items)) => Ok(items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Value::BulkString(b) => Some(Bytes::from(b)),
+                    _ => None,
+                })
+                .collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+}

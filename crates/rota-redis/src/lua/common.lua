@@ -1,0 +1,28 @@
+-- Shared by the scripts below (prepended to each).
+-- Reads an entry's payload and attempt; nil when it is gone.
+local function entry(stream, id)
+  local r = redis.call('XRANGE', stream, id, id)
+  if #r == 0 then
+    return nil
+  end
+  local fields = r[1][2]
+  local m, a = nil, 1
+  for i = 1, #fields, 2 do
+    if fields[i] == 'm' then
+      m = fields[i + 1]
+    elseif fields[i] == 'a' then
+      a = tonumber(fields[i + 1]) or 1
+    end
+  end
+  return m, a
+end
+
+local function bury(dead, id, m, attempts, reason, now)
+  redis.call('XADD', dead, '*', 'm', m, 'reason', reason, 'attempts', attempts,
+    'at_ms', now, 'source', id)
+end
+
+local function settle(stream, group, id)
+  redis.call('XACK', stream, group, id)
+  redis.call('XDEL', stream, id)
+end

@@ -1,0 +1,117 @@
+//! Settings of the Redis backend.
+
+use std::time::Duration;
+
+use rota_core::BrokerError;
+use rota_core::names::validate_prefix;
+
+/// How to reach Redis and lay keys out in it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisOptions {
+    /// `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (TLS, with
+    /// the `tls` feature) or `unix:///path/to/socket`.
+    pub url: String,
+    /// Prefix of every key, so several apps can share one Redis.
+    pub prefix: String,
+    /// How long a reply inbox outlives its last reply; a dead client's inbox
+    /// is gone after this.
+    pub reply_ttl: Duration,
+    /// Limit on connecting.
+    pub connect_timeout: Duration,
+    /// Limit on a (non-blocking) command's answer.
+    pub command_timeout: Duration,
+}
+
+impl RedisOptions {
+    /// Options for `url` with defaults: prefix `rota`, replies kept 5 minutes.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "rota".into(),
+            reply_ttl: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(3),
+            command_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the key prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets how long an unread inbox is kept.
+    pub fn reply_ttl(mut self, ttl: Duration) -> Self {
+        self.reply_ttl = ttl;
+        self
+    }
+
+    /// Sets the connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the command timeout.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn client(&self) -> Result<redis::Client, BrokerError> {
+        validate_prefix(&self.prefix)?;
+        redis::Client::open(self.url.as_str()).map_err(|e| {
+            BrokerError::Config(format!(
+                "invalid Redis URL {:?}: {e}; expected redis://[user[:password]@]host[:port][/db], rediss://… or unix:///path",
+                redact(&self.url)
+            ))
+        })
+    }
+}
+
+/// The URL with any password replaced, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("redis://app:s3cret@host:6379/0"),
+            "redis://app:***@host:6379/0"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact("redis://:pw@host"), "redis://:***@host");
+    }
+
+    #[test]
+    fn invalid_urls_are_config_errors_that_say_what_is_expected() {
+        let err = RedisOptions::new("http://nope").client().unwrap_err();
+        assert!(matches!(err, BrokerError::Config(_)), "{err}");
+        assert!(err.to_string().contains("expected redis://"), "{err}");
+        let err = RedisOptions::new("redis://h")
+            .prefix("a{b}")
+            .client()
+            .unwrap_err();
+        assert!(matches!(err, BrokerError::InvalidName(_)), "{err}");
+    }
+}

@@ -1,0 +1,22 @@
+//! The Lua scripts, loaded once per connection and invoked by SHA.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+const COMMON: &str = include_str!("lua/common.lua");
+
+fn with_common(body: &str) -> Script {
+    Script::new(&format!("{COMMON}\n{body}"))
+}
+
+pub(crate) static ACK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/ack.lua")));
+pub(crate) static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| with_common(include_str!("lua/release.lua")));
+pub(crate) static BURY: LazyLock<Script> =
+    LazyLock::new(|| with_common(include_str!("lua/bury.lua")));
+pub(crate) static REAP: LazyLock<Script> =
+    LazyLock::new(|| with_common(include_str!("lua/reap.lua")));
+pub(crate) static REQUEUE_DEAD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/requeue_dead.lua")));
