@@ -41,6 +41,8 @@
 //! * [`server`] — [`serve`] runs a [`Dispatch`] (what the macro generates)
 //!   against a broker: bounded concurrency, lease renewal, deadlines, panics
 //!   caught, graceful drain.
+//! * [`context`] — what a handler may know of the call it serves (attempt,
+//!   deadline, headers).
 //! * [`memory`] — [`MemoryBroker`](memory::MemoryBroker), the in-process
 //!   backend.
 //! * `conformance` (feature `conformance`) — the suite every backend passes.
@@ -50,6 +52,7 @@
 pub mod client;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod context;
 pub mod memory;
 pub mod server;
 

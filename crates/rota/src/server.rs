@@ -223,13 +223,17 @@ impl ServerHandle {
 }
 
 /// Runs `dispatch` in a task of its own; see [`serve`].
+///
+/// The handle stops this server only; cancelling `options.shutdown` stops
+/// every server spawned with (clones of) those options.
 pub fn spawn_server<D: Dispatch>(
     dispatch: D,
     broker: impl Broker,
     service: &str,
-    options: ServeOptions,
+    mut options: ServeOptions,
 ) -> ServerHandle {
-    let stop = options.shutdown.clone();
+    let stop = options.shutdown.child_token();
+    options.shutdown = stop.clone();
     let service = service.to_owned();
     let task = tokio::spawn(async move { serve(dispatch, broker, &service, options).await });
     ServerHandle { stop, task }
@@ -544,7 +548,10 @@ impl Job {
             request,
             future,
         } = self;
-        let caught = AssertUnwindSafe(future).catch_unwind();
+        let caught = crate::context::scope(
+            crate::context::CallContext::of(&request),
+            AssertUnwindSafe(future).catch_unwind(),
+        );
         let outcome = match request.deadline.and_then(Deadline::remaining) {
             Some(left) => match tokio::time::timeout(left, caught).await {
                 Ok(r) => r,
