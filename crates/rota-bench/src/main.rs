@@ -1,1 +1,102 @@
-fn main() {}
+//! `rota-bench`: measures rota against the physical floor of the same shape
+//! done with bare Redis commands, on the same machine in the same run.
+//! Prints one JSON line per run.
+//!
+//! ```text
+//! rota-bench rpc-latency    --redis URL --n 5000 [--floor]
+//! rota-bench rpc-throughput --redis URL --n 200000 --callers 100 --servers 2 [--floor]
+//! ```
+
+mod floor;
+mod rpc;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rota-bench",
+    about = "Benchmarks of rota; one JSON line per run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sequential calls through one server: p50 and p99 round-trip latency.
+    RpcLatency {
+        /// Redis to run against (its data is left alone but for rota's keys
+        /// under the prefix `bench`).
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        /// Calls to time.
+        #[arg(long, default_value_t = 5000)]
+        n: usize,
+        /// Run the same shape with bare Redis commands instead.
+        #[arg(long)]
+        floor: bool,
+    },
+    /// Many concurrent callers and several servers: calls per second.
+    RpcThroughput {
+        /// Redis to run against.
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        /// Calls in all.
+        #[arg(long, default_value_t = 200_000)]
+        n: usize,
+        /// Concurrent callers.
+        #[arg(long, default_value_t = 100)]
+        callers: usize,
+        /// Servers of the service.
+        #[arg(long, default_value_t = 2)]
+        servers: usize,
+        /// Run the same shape with bare Redis commands instead.
+        #[arg(long)]
+        floor: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let line = rt.block_on(async {
+        match cli.command {
+            Command::RpcLatency { redis, n, floor } => {
+                if floor {
+                    floor::latency(&redis, n).await
+                } else {
+                    rpc::latency(&redis, n).await
+                }
+            }
+            Command::RpcThroughput {
+                redis,
+                n,
+                callers,
+                servers,
+                floor,
+            } => {
+                if floor {
+                    floor::throughput(&redis, n, callers, servers).await
+                } else {
+                    rpc::throughput(&redis, n, callers, servers).await
+                }
+            }
+        }
+    })?;
+    println!("{line}");
+    Ok(())
+}
+
+/// Percentile (0–100) of sorted durations, in milliseconds.
+pub(crate) fn percentile_ms(sorted: &[std::time::Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    let ms = sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0;
+    (ms * 1000.0).round() / 1000.0
+}

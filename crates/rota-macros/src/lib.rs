@@ -7,7 +7,7 @@
 //! * `parse` — our own syntax: the (empty) arguments of `#[rota::contract]`,
 //!   the trait it is put on, and the `#[rota(...)]` options of a method.
 //! * `validate` — checks the trait against the rules of a contract and turns
-//!   it into the `model` (a [`Contract`](model::Contract) of methods with
+//!   it into the `model` (a `Contract` of methods with
 //!   named, owned arguments). Every problem becomes a `syn::Error` with the
 //!   span of the code at fault, and all of them are reported together.
 //! * `generate` — writes the `Send` trait, the hidden argument structs, the

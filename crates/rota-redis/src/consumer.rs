@@ -75,8 +75,11 @@ impl RedisConsumer {
     }
 }
 
+/// A stream entry's field-value pairs.
+pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Parses XREADGROUP's answer: `[[stream, [[id, [field, value, …]], …]]]`.
-pub(crate) fn parse_entries(value: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+pub(crate) fn parse_entries(value: Value) -> Vec<(String, Fields)> {
     let mut out = Vec::new();
     let Value::Array(streams) = value else {
         return out;
@@ -94,7 +97,7 @@ pub(crate) fn parse_entries(value: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)
 }
 
 /// Parses one `[id, [field, value, …]]` entry.
-pub(crate) fn parse_entry(entry: Value) -> Option<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+pub(crate) fn parse_entry(entry: Value) -> Option<(String, Fields)> {
     let Value::Array(mut e) = entry else {
         return None;
     };
@@ -181,12 +184,20 @@ impl Consumer for RedisConsumer {
         let mut pipe = redis::pipe();
         let ttl = lease_ms(self.reply_ttl);
         let mut tags = Vec::with_capacity(done.len());
+        // One RPUSH and one PEXPIRE per inbox, however many replies it gets.
+        let mut inboxes: Vec<(&str, Vec<&[u8]>)> = Vec::new();
         for c in &done {
             if let Some((to, reply)) = &c.reply {
-                pipe.cmd("RPUSH").arg(to).arg(reply.as_ref()).ignore();
-                pipe.cmd("PEXPIRE").arg(to).arg(ttl).ignore();
+                match inboxes.iter_mut().find(|(k, _)| k == to) {
+                    Some((_, replies)) => replies.push(reply),
+                    None => inboxes.push((to, vec![reply])),
+                }
             }
             tags.push(c.tag.as_str());
+        }
+        for (to, replies) in &inboxes {
+            pipe.cmd("RPUSH").arg(*to).arg(replies).ignore();
+            pipe.cmd("PEXPIRE").arg(*to).arg(ttl).ignore();
         }
         pipe.cmd("EVALSHA")
             .arg(scripts::ACK.get_hash())

@@ -5,6 +5,8 @@
 //! The server to kill is a child process: this same test binary, re-run
 //! with only the ignored `child_server` test selected.
 
+#![allow(missing_docs)] // test contracts
+
 mod support;
 
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,7 @@
 //! Redis restarted under load, and graceful shutdown.
 
+#![allow(missing_docs)] // test contracts
+
 mod support;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Contracts over Redis: calls, and bad input of every kind getting a clear
 //! error while the server goes on serving.
 
+#![allow(missing_docs)] // test contracts
+
 mod support;
 
 use std::time::Duration;
@@ -76,7 +78,7 @@ async fn typed_results_and_errors_travel_in_both_codecs() {
             let billing = billing.clone();
             async move { billing.echo(format!("m{i}")).await }
         });
-        let replies = futures_util_join_all(calls).await;
+        let replies = join_all(calls).await;
         for (i, r) in replies.into_iter().enumerate() {
             assert_eq!(r.unwrap(), format!("m{i}"));
         }
@@ -84,9 +86,9 @@ async fn typed_results_and_errors_travel_in_both_codecs() {
     server.shutdown().await.unwrap();
 }
 
-async fn futures_util_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();

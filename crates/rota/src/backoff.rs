@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-/// Exponential backoff with jitter: each [`next`](Backoff::next) waits a
+/// Exponential backoff with jitter: each [`next_delay`](Backoff::next_delay) waits a
 /// random time between half of and the full current step, and doubles the
 /// step up to a ceiling.
 #[derive(Debug, Clone)]

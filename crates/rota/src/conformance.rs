@@ -272,7 +272,7 @@ pub async fn release_gives_back_at_once(broker: &dyn Broker) {
     let b = broker.consumer(&svc, short()).await.unwrap();
     let again = b.claim(2, Duration::from_secs(1)).await.unwrap();
     assert_eq!(again.len(), 2);
-    let find = |m: &Bytes| again.iter().find(|d| &d.payload == m).expect("redelivered");
+    let find = |m: &Bytes| again.iter().find(|d| d.payload == m).expect("redelivered");
     assert_eq!(find(&m1).attempt, 2);
     assert_eq!(find(&m2).attempt, 1);
 }

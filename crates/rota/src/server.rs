@@ -28,7 +28,7 @@ use rota_core::broker::{Broker, Completion, Consumer, ConsumerOptions, Delivery}
 use rota_core::names::validate_service;
 use rota_core::{BrokerError, Codec, Deadline, Fault, FaultKind, Headers, Outcome, Reply, Request};
 use serde::de::DeserializeOwned;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -337,8 +337,13 @@ impl Session {
         });
         let slots = Arc::new(Semaphore::new(opts.concurrency));
         let handlers = TaskTracker::new();
-        // Bounded by the handler slots: each handler sends one message.
-        let (done_tx, done_rx) = mpsc::channel::<Done>(opts.concurrency);
+        let completer = Arc::new(Completer {
+            consumer: Arc::clone(&self.consumer),
+            queue: Mutex::default(),
+            flushing: tokio::sync::Mutex::new(()),
+            clock: Arc::clone(&clock),
+            fence: fence.clone(),
+        });
 
         let renewer = tokio::spawn(renew(
             Arc::clone(&self.consumer),
@@ -351,12 +356,6 @@ impl Session {
             Arc::clone(&self.consumer),
             opts.lease,
             session_over.clone(),
-        ));
-        let completer = tokio::spawn(complete(
-            Arc::clone(&self.consumer),
-            done_rx,
-            Arc::clone(&clock),
-            fence.clone(),
         ));
 
         let mut backoff = Backoff::default();
@@ -405,10 +404,10 @@ impl Session {
                         .await
                         .expect("never closed"),
                 };
-                let Some(job) = self.prepare(delivery, &done_tx).await else {
+                let Some(job) = self.prepare(delivery, &completer).await else {
                     continue;
                 };
-                let done_tx = done_tx.clone();
+                let completer = Arc::clone(&completer);
                 let fence = fence.clone();
                 let abandon = abandon.clone();
                 handlers.spawn(async move {
@@ -417,14 +416,15 @@ impl Session {
                         outcome = job.run() => outcome,
                         () = fence.cancelled() => None,
                         () = abandon.cancelled() => {
-                            let _ = done_tx.send(Done::Abandon(tag)).await;
-                            None
+                            drop(permit);
+                            completer.finish(Done::Abandon(tag)).await;
+                            return;
                         }
                     };
-                    if let Some(completion) = outcome {
-                        let _ = done_tx.send(Done::Complete(completion)).await;
-                    }
                     drop(permit);
+                    if let Some(completion) = outcome {
+                        completer.finish(Done::Complete(completion)).await;
+                    }
                 });
             }
         }
@@ -441,8 +441,7 @@ impl Session {
             handlers.wait().await;
         }
         handlers.wait().await;
-        drop(done_tx);
-        let _ = completer.await;
+        completer.flush().await;
         session_over.cancel();
         let _ = renewer.await;
         let _ = reaper.await;
@@ -457,7 +456,7 @@ impl Session {
 
     /// Decodes a delivery and settles at once what needs no handler: returns
     /// the job to run, or `None` when the delivery was answered already.
-    async fn prepare(&self, delivery: Delivery, done: &mpsc::Sender<Done>) -> Option<Job> {
+    async fn prepare(&self, delivery: Delivery, done: &Completer) -> Option<Job> {
         let request = match Request::decode(&delivery.payload) {
             Ok(r) => r,
             Err(e) => {
@@ -480,8 +479,7 @@ impl Session {
                     request.service, self.service
                 ),
             );
-            let _ = done
-                .send(Done::Complete(answer(Outcome::Fault(fault))))
+            done.finish(Done::Complete(answer(Outcome::Fault(fault))))
                 .await;
             return None;
         }
@@ -490,16 +488,14 @@ impl Session {
                 FaultKind::DeadlineExceeded,
                 "the deadline passed before the request was started",
             );
-            let _ = done
-                .send(Done::Complete(answer(Outcome::Fault(fault))))
+            done.finish(Done::Complete(answer(Outcome::Fault(fault))))
                 .await;
             return None;
         }
         let future = match self.dispatch.dispatch(Call::new(request.clone())) {
             Ok(f) => f,
             Err(fault) => {
-                let _ = done
-                    .send(Done::Complete(answer(Outcome::Fault(fault))))
+                done.finish(Done::Complete(answer(Outcome::Fault(fault))))
                     .await;
                 return None;
             }
@@ -654,41 +650,73 @@ async fn reap(consumer: Arc<dyn Consumer>, lease: Duration, over: CancellationTo
     }
 }
 
-/// Writes replies and acknowledgements in batches.
-async fn complete(
+/// Writes replies and acknowledgements in batches, without a task of its
+/// own: the handler that finishes first writes, and whatever finishes while
+/// it writes joins the next batch (flat combining). So an idle server
+/// answers without a hop between tasks, and a busy one in large batches.
+struct Completer {
     consumer: Arc<dyn Consumer>,
-    mut rx: mpsc::Receiver<Done>,
+    queue: Mutex<Vec<Done>>,
+    flushing: tokio::sync::Mutex<()>,
     clock: Arc<LeaseClock>,
     fence: CancellationToken,
-) {
-    const BATCH: usize = 512;
-    let mut buf = Vec::with_capacity(BATCH);
-    let mut backoff = Backoff::default();
-    while rx.recv_many(&mut buf, BATCH).await > 0 {
-        let mut done = Vec::with_capacity(buf.len());
+}
+
+impl Completer {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Done>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a finished delivery and writes, unless another task is
+    /// writing: that one then writes it too.
+    async fn finish(&self, done: Done) {
+        self.queue().push(done);
+        self.flush().await;
+    }
+
+    /// Writes everything queued. A task that finds the writer busy returns:
+    /// the writer checks the queue again after it lets go, so nothing is
+    /// stranded.
+    async fn flush(&self) {
+        loop {
+            {
+                let Ok(_writing) = self.flushing.try_lock() else {
+                    return;
+                };
+                let batch = std::mem::take(&mut *self.queue());
+                if !batch.is_empty() {
+                    self.write(batch).await;
+                }
+            }
+            if self.queue().is_empty() {
+                return;
+            }
+        }
+    }
+
+    async fn write(&self, batch: Vec<Done>) {
+        let mut done = Vec::with_capacity(batch.len());
         let mut abandoned = Vec::new();
-        for d in buf.drain(..) {
+        for d in batch {
             match d {
                 Done::Complete(c) => done.push(c),
                 Done::Abandon(tag) => abandoned.push(tag),
             }
         }
         if !abandoned.is_empty()
-            && !fence.is_cancelled()
-            && let Err(e) = consumer.release(abandoned, true).await
+            && !self.fence.is_cancelled()
+            && let Err(e) = self.consumer.release(abandoned, true).await
         {
             tracing::warn!(error = %e, "giving requests back failed; they return when the lease lapses");
         }
         // Replies are written only while the lease surely holds: past it,
         // the requests may already run elsewhere.
-        while !done.is_empty() && !fence.is_cancelled() && clock.holds() {
-            match consumer.complete(done.clone()).await {
-                Ok(_) => {
-                    backoff.reset();
-                    break;
-                }
+        let mut backoff = Backoff::default();
+        while !done.is_empty() && !self.fence.is_cancelled() && self.clock.holds() {
+            match self.consumer.complete(done.clone()).await {
+                Ok(_) => break,
                 Err(BrokerError::LeaseLost) => {
-                    fence.cancel();
+                    self.fence.cancel();
                     break;
                 }
                 Err(e) => {
