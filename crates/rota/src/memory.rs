@@ -82,6 +82,19 @@ impl MemoryBroker {
         Self::default()
     }
 
+    /// Lets every lease on `service` lapse now, as if its servers had lost
+    /// the broker: they can no longer renew or acknowledge, and a reap hands
+    /// their messages to others. For tests of fencing.
+    pub fn expire_leases(&self, service: &str) {
+        let mut state = self.lock();
+        if let Some(q) = state.services.get_mut(service) {
+            let now = Instant::now();
+            for holder in q.consumers.values_mut() {
+                holder.lease_until = now;
+            }
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
