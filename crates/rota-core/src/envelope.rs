@@ -5,7 +5,7 @@
 //!
 //! ```json
 //! {"v":1,"id":"0192…","service":"billing","method":"invoice",
-//!  "reply_to":"rota:{c:0192…}:replies","deadline_ms":1767225600000,
+//!  "reply_to":"rota:{c:0192…}:r","deadline_ms":1767225600000,
 //!  "attempt":1,"headers":{"traceparent":"00-…"},"body":{"tenant":"t1","month":11}}
 //! ```
 //!
@@ -447,7 +447,7 @@ mod tests {
             id: CorrelationId::new(),
             service: "billing".into(),
             method: "invoice".into(),
-            reply_to: Some("rota:{c:1}:replies".into()),
+            reply_to: Some("rota:{c:1}:r".into()),
             deadline: Some(Deadline::from_unix_ms(1_767_225_600_000)),
             attempt: 2,
             headers: [("traceparent".to_string(), "00-abc".to_string())].into(),

@@ -17,20 +17,31 @@ pub const MAX_NAME_LEN: usize = 128;
 /// assert!(rota_core::names::validate_service("bill{ing}").is_err());
 /// ```
 pub fn validate_service(name: &str) -> Result<(), BrokerError> {
-    validate("service name", name, |c| {
-        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
-    })
+    validate(
+        "service name",
+        name,
+        "ASCII letters, digits, '-', '_' or '.'",
+        |c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
+    )
 }
 
 /// Checks a key prefix: 1 to 128 characters out of ASCII letters, digits,
 /// `-`, `_`, `.` and `:`.
 pub fn validate_prefix(prefix: &str) -> Result<(), BrokerError> {
-    validate("key prefix", prefix, |c| {
-        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')
-    })
+    validate(
+        "key prefix",
+        prefix,
+        "ASCII letters, digits, '-', '_', '.' or ':'",
+        |c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'),
+    )
 }
 
-fn validate(what: &str, name: &str, allowed: impl Fn(char) -> bool) -> Result<(), BrokerError> {
+fn validate(
+    what: &str,
+    name: &str,
+    charset: &str,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), BrokerError> {
     if name.is_empty() {
         return Err(BrokerError::InvalidName(format!("{what} is empty")));
     }
@@ -42,7 +53,7 @@ fn validate(what: &str, name: &str, allowed: impl Fn(char) -> bool) -> Result<()
     }
     if let Some(bad) = name.chars().find(|c| !allowed(*c)) {
         return Err(BrokerError::InvalidName(format!(
-            "{what} {name:?} holds {bad:?}; use ASCII letters, digits, '-', '_' or '.'"
+            "{what} {name:?} holds {bad:?}; use {charset}"
         )));
     }
     Ok(())

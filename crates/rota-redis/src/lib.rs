@@ -19,7 +19,9 @@
 //! | `P:{c:<client>}:r` | list with a TTL | one client's replies |
 //!
 //! Every multi-key operation stays inside one `{…}` hash tag, so the layout
-//! works on Redis Cluster; the prefix lets several apps share one Redis.
+//! is ready for Redis Cluster (connecting to a Cluster is not supported yet:
+//! the broker talks to one Redis endpoint); the prefix lets several apps
+//! share one Redis.
 //!
 //! * [`options`] — [`RedisOptions`]: URL (with ACL user/password; `rediss://`
 //!   with the `tls` feature), prefix, timeouts.

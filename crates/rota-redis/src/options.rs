@@ -21,6 +21,9 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// Limit on a (non-blocking) command's answer.
     pub command_timeout: Duration,
+    /// PEM of the certificate authority to trust for `rediss://` instead of
+    /// the bundled public roots (a private CA).
+    pub tls_root_cert: Option<Vec<u8>>,
 }
 
 impl RedisOptions {
@@ -32,7 +35,14 @@ impl RedisOptions {
             reply_ttl: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(3),
             command_timeout: Duration::from_secs(5),
+            tls_root_cert: None,
         }
+    }
+
+    /// Trusts the certificate authority in `pem` for `rediss://` URLs.
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_cert = Some(pem.into());
+        self
     }
 
     /// Sets the key prefix.
@@ -61,12 +71,35 @@ impl RedisOptions {
 
     pub(crate) fn client(&self) -> Result<redis::Client, BrokerError> {
         validate_prefix(&self.prefix)?;
-        redis::Client::open(self.url.as_str()).map_err(|e| {
-            BrokerError::Config(format!(
-                "invalid Redis URL {:?}: {e}; expected redis://[user[:password]@]host[:port][/db], rediss://… or unix:///path",
+        let tls = self.url.starts_with("rediss://");
+        if tls && !cfg!(feature = "tls") {
+            return Err(BrokerError::Config(format!(
+                "{:?} asks for TLS, but rota-redis was built without its `tls` feature",
                 redact(&self.url)
-            ))
-        })
+            )));
+        }
+        #[cfg(feature = "tls")]
+        if tls {
+            // rustls needs one crypto provider per process; ring it is,
+            // unless the application installed another.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            if let Some(pem) = &self.tls_root_cert {
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                };
+                return redis::Client::build_with_tls(self.url.as_str(), certs)
+                    .map_err(|e| self.invalid(e));
+            }
+        }
+        redis::Client::open(self.url.as_str()).map_err(|e| self.invalid(e))
+    }
+
+    fn invalid(&self, e: redis::RedisError) -> BrokerError {
+        BrokerError::Config(format!(
+            "invalid Redis URL {:?}: {e}; expected redis://[user[:password]@]host[:port][/db], rediss://… or unix:///path",
+            redact(&self.url)
+        ))
     }
 }
 

@@ -260,6 +260,9 @@ impl Client {
         let options = &self.inner.options;
         let started = tokio::time::Instant::now();
         let local_deadline = started + timeout;
+        // Taken before waiting for a slot, so the deadline servers see is
+        // never later than when this caller gives up.
+        let deadline = Deadline::after(timeout);
         let _permit = match options.when_full {
             WhenFull::Fail => self
                 .inner
@@ -283,7 +286,7 @@ impl Client {
             service: service.to_owned(),
             method: method.to_owned(),
             reply_to,
-            deadline: Some(Deadline::after(timeout)),
+            deadline: Some(deadline),
             attempt: 1,
             headers,
             codec: options.codec,

@@ -258,6 +258,8 @@ pub async fn serve<D: Dispatch>(
     let mut backoff = Backoff::default();
     let mut first = true;
     while !shutdown.is_cancelled() {
+        // The lease runs from before the registration was sent.
+        let registered_at = Instant::now();
         let consumer = match broker.consumer(service, consumer_options.clone()).await {
             Ok(c) => c,
             Err(e) if e.is_retryable() && (options.wait_for_broker || !first) => {
@@ -278,7 +280,7 @@ pub async fn serve<D: Dispatch>(
             consumer: Arc::from(consumer),
             options: options.clone(),
         };
-        session.run().await;
+        session.run(registered_at).await;
     }
     Ok(())
 }
@@ -321,7 +323,7 @@ impl LeaseClock {
 }
 
 impl Session {
-    async fn run(self) {
+    async fn run(self, registered_at: Instant) {
         let opts = &self.options;
         let consumer_id = self.consumer.id().to_owned();
         tracing::debug!(service = %self.service, consumer = %consumer_id, "serving");
@@ -332,7 +334,7 @@ impl Session {
         // Ends the helper tasks of this session.
         let session_over = CancellationToken::new();
         let clock = Arc::new(LeaseClock {
-            valid_until: Mutex::new(Instant::now() + opts.lease),
+            valid_until: Mutex::new(registered_at + opts.lease),
             margin: opts.lease / 6,
         });
         let slots = Arc::new(Semaphore::new(opts.concurrency));
@@ -395,6 +397,13 @@ impl Session {
                     }
                 }
             };
+            if !deliveries.is_empty() && !clock.holds() {
+                // The claim came back too late to be sure of the lease: the
+                // requests may already be another server's. Start nothing;
+                // they are redelivered when the lease lapses.
+                fence.cancel();
+                break;
+            }
             let mut slot = Some(slot);
             for delivery in deliveries {
                 let permit = match slot.take() {
