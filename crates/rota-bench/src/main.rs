@@ -37,6 +37,11 @@ enum Command {
         /// Run the same shape with bare Redis commands instead.
         #[arg(long)]
         floor: bool,
+        /// Runtime worker threads (1: a current-thread runtime, so a call's
+        /// hops between tasks cost no thread wake-ups; the floor runs on the
+        /// same runtime).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Many concurrent callers and several servers: calls per second.
     RpcThroughput {
@@ -55,17 +60,32 @@ enum Command {
         /// Run the same shape with bare Redis commands instead.
         #[arg(long)]
         floor: bool,
+        /// Runtime worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let threads = match cli.command {
+        Command::RpcLatency { threads, .. } | Command::RpcThroughput { threads, .. } => threads,
+    };
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
     let line = rt.block_on(async {
         match cli.command {
-            Command::RpcLatency { redis, n, floor } => {
+            Command::RpcLatency {
+                redis, n, floor, ..
+            } => {
                 if floor {
                     floor::latency(&redis, n).await
                 } else {
@@ -78,6 +98,7 @@ fn main() -> Result<()> {
                 callers,
                 servers,
                 floor,
+                ..
             } => {
                 if floor {
                     floor::throughput(&redis, n, callers, servers).await
@@ -87,6 +108,8 @@ fn main() -> Result<()> {
             }
         }
     })?;
+    let mut line: serde_json::Value = serde_json::from_str(&line)?;
+    line["threads"] = threads.max(1).into();
     println!("{line}");
     Ok(())
 }
