@@ -526,7 +526,7 @@ impl ServiceClient {
         match reply.outcome {
             Outcome::Ok(body) => decode(reply.codec, &body).map_err(CallError::Rpc),
             Outcome::Err(body) => Err(CallError::Service(decode(reply.codec, &body)?)),
-            Outcome::Fault(fault) => Err(CallError::Rpc(RpcError::Remote(fault))),
+            Outcome::Fault(fault) => Err(CallError::Rpc(self.fault(fault, method_timeout))),
         }
     }
 
@@ -551,7 +551,17 @@ impl ServiceClient {
                 "{}.{method} returned an error body, but it has no error type",
                 self.service
             ))),
-            Outcome::Fault(fault) => Err(RpcError::Remote(fault)),
+            Outcome::Fault(fault) => Err(self.fault(fault, method_timeout)),
+        }
+    }
+
+    /// A server that saw the deadline pass reports what the caller would
+    /// have seen itself a moment later: one error for one cause.
+    fn fault(&self, fault: rota_core::Fault, method_timeout: Option<Duration>) -> RpcError {
+        if fault.kind == rota_core::FaultKind::DeadlineExceeded {
+            RpcError::DeadlineExceeded(self.timeout(method_timeout))
+        } else {
+            RpcError::Remote(fault)
         }
     }
 

@@ -193,17 +193,19 @@ async fn a_server_that_cannot_renew_stops_its_handlers_before_the_lease_lapses()
 #[tokio::test]
 async fn a_reply_after_the_deadline_is_dropped_and_counted() {
     let broker = MemoryBroker::new();
-    let server = ClockServer::new(Sleeper(Arc::default())).spawn(
+    let client = Client::new(broker.clone());
+    let clock = ClockClient::new(&client, "clock").with_timeout(Duration::from_millis(100));
+    // Nobody serves yet, so the caller gives up first.
+    let err = clock.wait(1).await.unwrap_err();
+    assert!(matches!(err, RpcError::DeadlineExceeded(_)), "{err}");
+    // A server that comes later answers the expired request with a fault,
+    // without running it; that reply finds nobody waiting.
+    let runs = Arc::new(AtomicU32::new(0));
+    let server = ClockServer::new(Sleeper(Arc::clone(&runs))).spawn(
         broker.clone(),
         "clock",
         ServeOptions::default(),
     );
-    let client = Client::new(broker.clone());
-    let clock = ClockClient::new(&client, "clock").with_timeout(Duration::from_millis(100));
-    let err = clock.wait(2_000).await.unwrap_err();
-    assert!(matches!(err, RpcError::DeadlineExceeded(_)), "{err}");
-    // The server cancels the handler at the same deadline and answers with
-    // a fault; that reply finds nobody waiting.
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     while client.stats().unmatched_replies == 0 && tokio::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -213,5 +215,6 @@ async fn a_reply_after_the_deadline_is_dropped_and_counted() {
     assert_eq!(stats.deadlines_exceeded, 1);
     assert_eq!(stats.replies, 0);
     assert_eq!(client.pending(), 0);
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "an expired request ran");
     server.shutdown().await.unwrap();
 }

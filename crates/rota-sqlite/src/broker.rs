@@ -1,0 +1,437 @@
+//! [`SqliteBroker`]: the [`Broker`] on one SQLite file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rota_core::BrokerError;
+use rota_core::broker::{
+    Broker, Completion, Consumer, ConsumerOptions, DeadLetter, Delivery, Inbox, ReapStats,
+};
+use rota_core::names::validate_service;
+use rusqlite::Connection;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::schema::SCHEMA;
+use crate::store::{self, Error};
+
+/// How hard a commit holds on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A committed message survives the process being killed at any
+    /// instruction (WAL, `synchronous = NORMAL`). The last commits before a
+    /// power loss or kernel crash may be lost.
+    #[default]
+    Process,
+    /// Every commit is on disk before it returns (`synchronous = FULL`):
+    /// survives power loss too, at the cost of an fsync per commit.
+    Power,
+}
+
+/// Settings of the SQLite backend.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// The database file (created if missing).
+    pub path: PathBuf,
+    /// How hard commits hold on.
+    pub durability: Durability,
+    /// How long an unread reply is kept.
+    pub reply_ttl: Duration,
+    /// How often a waiting claim looks for work written by *other*
+    /// processes (work written by this process wakes it at once).
+    pub poll_interval: Duration,
+}
+
+impl SqliteOptions {
+    /// Options for the file at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::Process,
+            reply_ttl: Duration::from_secs(300),
+            poll_interval: Duration::from_millis(50),
+        }
+    }
+
+    /// Sets the durability of commits.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets how long unread replies are kept.
+    pub fn reply_ttl(mut self, ttl: Duration) -> Self {
+        self.reply_ttl = ttl;
+        self
+    }
+
+    /// Sets how often waiting claims poll for other processes' work.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every.max(Duration::from_millis(1));
+        self
+    }
+}
+
+/// A handle on a SQLite file as a rota broker. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    options: SqliteOptions,
+    /// Wakes waiters of this process: per service and per inbox.
+    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl std::fmt::Debug for SqliteBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBroker")
+            .field("path", &self.inner.options.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn map(e: Error) -> BrokerError {
+    match e {
+        Error::LeaseLost => BrokerError::LeaseLost,
+        Error::Sql(rusqlite::Error::SqliteFailure(f, m))
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            BrokerError::Unavailable(format!("database busy: {}", m.unwrap_or_default()))
+        }
+        Error::Sql(e) => BrokerError::Protocol(format!("sqlite: {e}")),
+    }
+}
+
+impl SqliteBroker {
+    /// Opens (or creates) the database at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, BrokerError> {
+        Self::open_with(SqliteOptions::new(path.as_ref())).await
+    }
+
+    /// Opens (or creates) the database with `options`.
+    pub async fn open_with(options: SqliteOptions) -> Result<Self, BrokerError> {
+        let opened = options.clone();
+        let conn = tokio::task::spawn_blocking(move || open(&opened))
+            .await
+            .map_err(|e| BrokerError::Protocol(e.to_string()))??;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                options,
+                wakers: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &SqliteOptions {
+        &self.inner.options
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    async fn with<T, F>(&self, f: F) -> Result<T, BrokerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> store::Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| BrokerError::Protocol(format!("sqlite task failed: {e}")))?
+        .map_err(map)
+    }
+
+    fn wakers(&self) -> MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+        self.inner.wakers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn waker(&self, key: &str) -> Arc<Notify> {
+        Arc::clone(self.wakers().entry(key.to_owned()).or_default())
+    }
+
+    fn wake(&self, key: &str) {
+        if let Some(n) = self.wakers().get(key) {
+            n.notify_waiters();
+            n.notify_one();
+        }
+    }
+
+    /// Runs `attempt` until it yields something or `wait` passes, waking on
+    /// this process's writes and polling for other processes'.
+    async fn wait_for<T, F, Fut>(
+        &self,
+        key: &str,
+        wait: Duration,
+        mut attempt: F,
+    ) -> Result<Vec<T>, BrokerError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Vec<T>, BrokerError>>,
+    {
+        let until = Instant::now() + wait;
+        let waker = self.waker(key);
+        loop {
+            let notified = waker.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let got = attempt().await?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(got);
+            }
+            let next = until.min(now + self.inner.options.poll_interval);
+            let _ = tokio::time::timeout_at(next, notified).await;
+        }
+    }
+}
+
+fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
+    let conn = Connection::open(&options.path)
+        .map_err(|e| BrokerError::Config(format!("cannot open {}: {e}", options.path.display())))?;
+    let synchronous = match options.durability {
+        Durability::Process => "NORMAL",
+        Durability::Power => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {synchronous};
+         PRAGMA busy_timeout = 5000;
+         PRAGMA foreign_keys = OFF;
+         {SCHEMA}"
+    ))
+    .map_err(|e| {
+        BrokerError::Config(format!(
+            "cannot prepare {} as a rota database: {e}",
+            options.path.display()
+        ))
+    })?;
+    Ok(conn)
+}
+
+fn service_key(service: &str) -> String {
+    format!("s:{service}")
+}
+
+#[async_trait]
+impl Broker for SqliteBroker {
+    async fn publish(&self, service: &str, message: Bytes) -> Result<(), BrokerError> {
+        validate_service(service)?;
+        let s = service.to_owned();
+        self.with(move |c| store::publish(c, &s, &message)).await?;
+        self.wake(&service_key(service));
+        Ok(())
+    }
+
+    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
+        // Opening an inbox is a good moment to sweep expired replies.
+        self.with(store::expire_replies).await?;
+        let address = format!("sqlite:inbox:{}", Uuid::now_v7().simple());
+        Ok(Box::new(SqliteInbox {
+            broker: self.clone(),
+            address,
+        }))
+    }
+
+    async fn consumer(
+        &self,
+        service: &str,
+        options: ConsumerOptions,
+    ) -> Result<Box<dyn Consumer>, BrokerError> {
+        validate_service(service)?;
+        let id = Uuid::now_v7().simple().to_string();
+        let (s, c, lease) = (service.to_owned(), id.clone(), options.lease);
+        self.with(move |conn| store::register(conn, &s, &c, lease))
+            .await?;
+        Ok(Box::new(SqliteConsumer {
+            broker: self.clone(),
+            service: service.to_owned(),
+            id,
+            options,
+        }))
+    }
+
+    async fn queued(&self, service: &str) -> Result<usize, BrokerError> {
+        validate_service(service)?;
+        let s = service.to_owned();
+        self.with(move |c| store::queued(c, &s)).await
+    }
+
+    async fn dead_letters(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BrokerError> {
+        validate_service(service)?;
+        let s = service.to_owned();
+        self.with(move |c| store::dead_letters(c, &s, limit)).await
+    }
+
+    async fn requeue_dead(&self, service: &str, id: Option<&str>) -> Result<usize, BrokerError> {
+        validate_service(service)?;
+        let (s, id) = (service.to_owned(), id.map(str::to_owned));
+        let n = self
+            .with(move |c| store::requeue_dead(c, &s, id.as_deref()))
+            .await?;
+        self.wake(&service_key(service));
+        Ok(n)
+    }
+
+    async fn purge_dead(&self, service: &str) -> Result<usize, BrokerError> {
+        validate_service(service)?;
+        let s = service.to_owned();
+        self.with(move |c| store::purge_dead(c, &s)).await
+    }
+}
+
+struct SqliteInbox {
+    broker: SqliteBroker,
+    address: String,
+}
+
+#[async_trait]
+impl Inbox for SqliteInbox {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn recv(&mut self, max: usize, wait: Duration) -> Result<Vec<Bytes>, BrokerError> {
+        let key = format!("i:{}", self.address);
+        let broker = self.broker.clone();
+        let address = self.address.clone();
+        let got = self
+            .broker
+            .wait_for(&key, wait, || {
+                let (broker, address) = (broker.clone(), address.clone());
+                async move {
+                    broker
+                        .with(move |c| store::take_replies(c, &address, max.max(1)))
+                        .await
+                }
+            })
+            .await?;
+        Ok(got.into_iter().map(Bytes::from).collect())
+    }
+}
+
+impl Drop for SqliteInbox {
+    fn drop(&mut self) {
+        self.broker.wakers().remove(&format!("i:{}", self.address));
+    }
+}
+
+struct SqliteConsumer {
+    broker: SqliteBroker,
+    service: String,
+    id: String,
+    options: ConsumerOptions,
+}
+
+#[async_trait]
+impl Consumer for SqliteConsumer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError> {
+        let key = service_key(&self.service);
+        let got = self
+            .broker
+            .wait_for(&key, wait, || {
+                let (broker, s, c) = (self.broker.clone(), self.service.clone(), self.id.clone());
+                async move {
+                    broker
+                        .with(move |conn| store::claim(conn, &s, &c, max.max(1)))
+                        .await
+                }
+            })
+            .await?;
+        Ok(got)
+    }
+
+    async fn renew(&self) -> Result<(), BrokerError> {
+        let (c, lease) = (self.id.clone(), self.options.lease);
+        self.broker
+            .with(move |conn| store::renew(conn, &c, lease))
+            .await
+    }
+
+    async fn complete(&self, done: Vec<Completion>) -> Result<usize, BrokerError> {
+        let inboxes: Vec<String> = done
+            .iter()
+            .filter_map(|c| c.reply.as_ref().map(|(to, _)| format!("i:{to}")))
+            .collect();
+        let done: Vec<_> = done
+            .into_iter()
+            .map(|c| (c.tag, c.reply.map(|(to, r)| (to, r.to_vec()))))
+            .collect();
+        let (c, ttl) = (self.id.clone(), self.broker.inner.options.reply_ttl);
+        let acked = self
+            .broker
+            .with(move |conn| store::complete(conn, &c, &done, ttl))
+            .await?;
+        for key in inboxes {
+            self.broker.wake(&key);
+        }
+        Ok(acked)
+    }
+
+    async fn release(&self, tags: Vec<String>, attempted: bool) -> Result<(), BrokerError> {
+        let c = self.id.clone();
+        self.broker
+            .with(move |conn| store::release(conn, &c, &tags, attempted))
+            .await?;
+        self.broker.wake(&service_key(&self.service));
+        Ok(())
+    }
+
+    async fn dead_letter(&self, tag: &str, reason: &str) -> Result<(), BrokerError> {
+        let (c, t, r) = (self.id.clone(), tag.to_owned(), reason.to_owned());
+        self.broker
+            .with(move |conn| store::bury(conn, &c, &t, &r))
+            .await
+    }
+
+    async fn reap(&self) -> Result<ReapStats, BrokerError> {
+        let (s, max) = (self.service.clone(), self.options.max_deliveries);
+        let stats = self
+            .broker
+            .with(move |conn| store::reap(conn, &s, max, None))
+            .await?;
+        if stats.requeued > 0 {
+            self.broker.wake(&service_key(&self.service));
+        }
+        Ok(stats)
+    }
+
+    async fn close(&self) -> Result<(), BrokerError> {
+        let (s, c, max) = (
+            self.service.clone(),
+            self.id.clone(),
+            self.options.max_deliveries,
+        );
+        self.broker
+            .with(move |conn| store::reap(conn, &s, max, Some(&c)))
+            .await?;
+        self.broker.wake(&service_key(&self.service));
+        Ok(())
+    }
+}

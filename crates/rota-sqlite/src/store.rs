@@ -1,0 +1,358 @@
+//! The transactions behind the broker, one function each. They run on a
+//! blocking thread with the connection locked; every function is one
+//! `IMMEDIATE` transaction, so concurrent processes serialize on the file.
+
+use rota_core::broker::{DeadLetter, Delivery, ReapStats};
+use rota_core::time::now_ms;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// A failed transaction: SQLite's error, or a lapsed lease.
+#[derive(Debug)]
+pub(crate) enum Error {
+    Sql(rusqlite::Error),
+    LeaseLost,
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sql(e)
+    }
+}
+
+pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+fn now() -> i64 {
+    i64::try_from(now_ms()).unwrap_or(i64::MAX)
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn tag(id: i64) -> String {
+    id.to_string()
+}
+
+fn parse_tag(tag: &str) -> Option<i64> {
+    tag.parse().ok()
+}
+
+/// Runs `f` in an IMMEDIATE transaction and commits.
+fn write<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Fails with `LeaseLost` unless `consumer`'s lease holds.
+fn check_lease(tx: &rusqlite::Transaction<'_>, consumer: &str) -> Result<()> {
+    let until: Option<i64> = tx
+        .query_row(
+            "SELECT lease_until FROM rota_consumers WHERE id = ?1",
+            [consumer],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match until {
+        Some(until) if until > now() => Ok(()),
+        _ => Err(Error::LeaseLost),
+    }
+}
+
+pub(crate) fn publish(conn: &mut Connection, service: &str, payload: &[u8]) -> Result<()> {
+    write(conn, |tx| {
+        tx.execute(
+            "INSERT INTO rota_messages (service, payload) VALUES (?1, ?2)",
+            params![service, payload],
+        )?;
+        Ok(())
+    })
+}
+
+pub(crate) fn register(
+    conn: &mut Connection,
+    service: &str,
+    consumer: &str,
+    lease: std::time::Duration,
+) -> Result<()> {
+    write(conn, |tx| {
+        tx.execute(
+            "INSERT INTO rota_consumers (id, service, lease_until) VALUES (?1, ?2, ?3)",
+            params![consumer, service, now() + ms(lease)],
+        )?;
+        Ok(())
+    })
+}
+
+pub(crate) fn claim(
+    conn: &mut Connection,
+    service: &str,
+    consumer: &str,
+    max: usize,
+) -> Result<Vec<Delivery>> {
+    write(conn, |tx| {
+        check_lease(tx, consumer)?;
+        let mut stmt = tx.prepare_cached(
+            "UPDATE rota_messages SET consumer = ?1
+             WHERE id IN (SELECT id FROM rota_messages
+                          WHERE service = ?2 AND consumer IS NULL
+                          ORDER BY id LIMIT ?3)
+             RETURNING id, attempt, payload",
+        )?;
+        let mut rows: Vec<(i64, Delivery)> = stmt
+            .query_map(params![consumer, service, max as i64], |r| {
+                let id: i64 = r.get(0)?;
+                let attempt: i64 = r.get(1)?;
+                let payload: Vec<u8> = r.get(2)?;
+                Ok((
+                    id,
+                    Delivery {
+                        tag: tag(id),
+                        attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                        payload: payload.into(),
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.sort_by_key(|(id, _)| *id);
+        Ok(rows.into_iter().map(|(_, d)| d).collect())
+    })
+}
+
+pub(crate) fn renew(
+    conn: &mut Connection,
+    consumer: &str,
+    lease: std::time::Duration,
+) -> Result<()> {
+    write(conn, |tx| {
+        let t = now();
+        let n = tx.execute(
+            "UPDATE rota_consumers SET lease_until = ?1 WHERE id = ?2 AND lease_until > ?3",
+            params![t + ms(lease), consumer, t],
+        )?;
+        if n == 0 {
+            Err(Error::LeaseLost)
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// A delivery's tag and, if it has one, its reply and where to send it.
+pub(crate) type Done = (String, Option<(String, Vec<u8>)>);
+
+/// Replies, then acknowledgements, in one transaction.
+pub(crate) fn complete(
+    conn: &mut Connection,
+    consumer: &str,
+    done: &[Done],
+    reply_ttl: std::time::Duration,
+) -> Result<usize> {
+    write(conn, |tx| {
+        check_lease(tx, consumer)?;
+        let expires = now() + ms(reply_ttl);
+        let mut reply = tx.prepare_cached(
+            "INSERT INTO rota_replies (inbox, payload, expires_at) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut ack =
+            tx.prepare_cached("DELETE FROM rota_messages WHERE id = ?1 AND consumer = ?2")?;
+        let mut acked = 0;
+        for (tag, r) in done {
+            if let Some((inbox, payload)) = r {
+                reply.execute(params![inbox, payload, expires])?;
+            }
+            if let Some(id) = parse_tag(tag) {
+                acked += ack.execute(params![id, consumer])?;
+            }
+        }
+        Ok(acked)
+    })
+}
+
+pub(crate) fn release(
+    conn: &mut Connection,
+    consumer: &str,
+    tags: &[String],
+    attempted: bool,
+) -> Result<()> {
+    write(conn, |tx| {
+        check_lease(tx, consumer)?;
+        let mut stmt = tx.prepare_cached(
+            "UPDATE rota_messages SET consumer = NULL, attempt = attempt + ?1
+             WHERE id = ?2 AND consumer = ?3",
+        )?;
+        for id in tags.iter().filter_map(|t| parse_tag(t)) {
+            stmt.execute(params![i64::from(attempted), id, consumer])?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn bury(conn: &mut Connection, consumer: &str, tag: &str, reason: &str) -> Result<()> {
+    write(conn, |tx| {
+        check_lease(tx, consumer)?;
+        let Some(id) = parse_tag(tag) else {
+            return Ok(());
+        };
+        tx.execute(
+            "INSERT INTO rota_dead (service, payload, reason, attempts, at_ms)
+             SELECT service, payload, ?1, attempt, ?2 FROM rota_messages
+             WHERE id = ?3 AND consumer = ?4",
+            params![reason, now(), id, consumer],
+        )?;
+        tx.execute(
+            "DELETE FROM rota_messages WHERE id = ?1 AND consumer = ?2",
+            params![id, consumer],
+        )?;
+        Ok(())
+    })
+}
+
+/// Hands back the messages of lapsed consumers (or, with `closing`, of that
+/// consumer, as they are) and forgets those consumers.
+pub(crate) fn reap(
+    conn: &mut Connection,
+    service: &str,
+    max_deliveries: u32,
+    closing: Option<&str>,
+) -> Result<ReapStats> {
+    write(conn, |tx| {
+        let mut stats = ReapStats::default();
+        let lapsed: Vec<String> = match closing {
+            Some(c) => vec![c.to_owned()],
+            None => tx
+                .prepare_cached(
+                    "SELECT id FROM rota_consumers WHERE service = ?1 AND lease_until <= ?2",
+                )?
+                .query_map(params![service, now()], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+        };
+        for consumer in lapsed {
+            if closing.is_some() {
+                stats.requeued += tx.execute(
+                    "UPDATE rota_messages SET consumer = NULL WHERE consumer = ?1",
+                    [&consumer],
+                )?;
+            } else {
+                let reason =
+                    format!("the lease of consumer {consumer} lapsed during the last delivery");
+                stats.dead_lettered += tx.execute(
+                    "INSERT INTO rota_dead (service, payload, reason, attempts, at_ms)
+                     SELECT service, payload,
+                            'delivered ' || attempt || ' times (the maximum); ' || ?1,
+                            attempt, ?2
+                     FROM rota_messages WHERE consumer = ?3 AND attempt >= ?4",
+                    params![reason, now(), consumer, max_deliveries],
+                )?;
+                tx.execute(
+                    "DELETE FROM rota_messages WHERE consumer = ?1 AND attempt >= ?2",
+                    params![consumer, max_deliveries],
+                )?;
+                stats.requeued += tx.execute(
+                    "UPDATE rota_messages SET consumer = NULL, attempt = attempt + 1
+                     WHERE consumer = ?1",
+                    [&consumer],
+                )?;
+            }
+            tx.execute("DELETE FROM rota_consumers WHERE id = ?1", [&consumer])?;
+        }
+        Ok(stats)
+    })
+}
+
+pub(crate) fn queued(conn: &mut Connection, service: &str) -> Result<usize> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM rota_messages WHERE service = ?1 AND consumer IS NULL",
+        [service],
+        |r| r.get(0),
+    )?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+pub(crate) fn take_replies(conn: &mut Connection, inbox: &str, max: usize) -> Result<Vec<Vec<u8>>> {
+    write(conn, |tx| {
+        let rows: Vec<(i64, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT id, payload FROM rota_replies WHERE inbox = ?1 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![inbox, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if let Some((last, _)) = rows.last() {
+            tx.execute(
+                "DELETE FROM rota_replies WHERE inbox = ?1 AND id <= ?2",
+                params![inbox, last],
+            )?;
+        }
+        Ok(rows.into_iter().map(|(_, p)| p).collect())
+    })
+}
+
+/// Drops replies nobody read in time (their clients are gone).
+pub(crate) fn expire_replies(conn: &mut Connection) -> Result<usize> {
+    write(conn, |tx| {
+        Ok(tx.execute("DELETE FROM rota_replies WHERE expires_at < ?1", [now()])?)
+    })
+}
+
+pub(crate) fn dead_letters(
+    conn: &mut Connection,
+    service: &str,
+    limit: usize,
+) -> Result<Vec<DeadLetter>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, reason, attempts, at_ms, payload FROM rota_dead
+         WHERE service = ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![service, limit as i64], |r| {
+            let id: i64 = r.get(0)?;
+            let attempts: i64 = r.get(2)?;
+            let at: i64 = r.get(3)?;
+            Ok(DeadLetter {
+                id: id.to_string(),
+                reason: r.get(1)?,
+                attempts: u32::try_from(attempts).unwrap_or(0),
+                at_ms: u64::try_from(at).unwrap_or(0),
+                payload: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn requeue_dead(
+    conn: &mut Connection,
+    service: &str,
+    id: Option<&str>,
+) -> Result<usize> {
+    write(conn, |tx| {
+        let id: Option<i64> = match id {
+            Some(s) => match s.parse() {
+                Ok(n) => Some(n),
+                Err(_) => return Ok(0),
+            },
+            None => None,
+        };
+        let n = tx.execute(
+            "INSERT INTO rota_messages (service, payload)
+             SELECT service, payload FROM rota_dead
+             WHERE service = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id",
+            params![service, id],
+        )?;
+        tx.execute(
+            "DELETE FROM rota_dead WHERE service = ?1 AND (?2 IS NULL OR id = ?2)",
+            params![service, id],
+        )?;
+        Ok(n)
+    })
+}
+
+pub(crate) fn purge_dead(conn: &mut Connection, service: &str) -> Result<usize> {
+    write(conn, |tx| {
+        Ok(tx.execute("DELETE FROM rota_dead WHERE service = ?1", [service])?)
+    })
+}
