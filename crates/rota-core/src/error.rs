@@ -26,6 +26,10 @@ pub enum BrokerError {
     /// its acknowledgements are refused.
     #[error("lease lost: the consumer's lease lapsed and its messages were handed to others")]
     LeaseLost,
+    /// The input is refused (an empty tenant, an absurd delay, an oversized
+    /// payload, …); the message says which and why.
+    #[error("invalid input: {0}")]
+    Invalid(String),
     /// The handle was closed.
     #[error("broker handle closed")]
     Closed,

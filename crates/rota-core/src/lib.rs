@@ -9,6 +9,8 @@
 //!   conformance suite checks.
 //! * [`error`] — [`RpcError`] (framework failures of a call), [`CallError`]
 //!   (a call's own typed error or a framework failure) and [`BrokerError`].
+//! * [`jobs`] — the job model ([`jobs::NewJob`], [`jobs::Job`],
+//!   [`jobs::JobRecord`]) and the [`jobs::JobStore`] trait family.
 //! * [`names`] — validation of service names and key prefixes.
 //! * [`time`] — absolute deadlines as Unix milliseconds.
 
@@ -16,6 +18,7 @@ pub mod broker;
 pub mod codec;
 pub mod envelope;
 pub mod error;
+pub mod jobs;
 pub mod names;
 pub mod time;
 

@@ -1,0 +1,21 @@
+//! Jobs: the model of background work and the store trait every backend
+//! implements for it.
+//!
+//! A job is enqueued into a **queue**, for a **tenant**, as a **kind** with a
+//! JSON **payload**. A queue is split into **partitions** — by default one
+//! per tenant; [`NewJob::partition`] groups tenants — and workers take work
+//! from partitions in turn, so one tenant's backlog cannot starve another.
+//!
+//! * [`model`] — [`NewJob`], [`Job`], [`JobRecord`], states and attempts.
+//! * [`store`] — the [`JobStore`] / [`JobConsumer`] traits: enqueue (in
+//!   bulk, scheduled, idempotent, prioritised), claim under a fenced lease,
+//!   settle (succeed, retry later, fail, dead-letter), reap, and look up.
+
+pub mod model;
+pub mod store;
+
+pub use model::{
+    Attempt, AttemptOutcome, Enqueued, Job, JobId, JobRecord, JobState, NewJob, QueueCounts,
+    StateCounts, validate_job,
+};
+pub use store::{JobConsumer, JobConsumerOptions, JobStore, Next, Retention, Settle};

@@ -1,0 +1,610 @@
+//! What a job is, what became of it, and the checks made at enqueue.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::Headers;
+use crate::error::BrokerError;
+use crate::names::validate_service;
+use crate::time::{Deadline, now_ms};
+
+/// Identifies a job: a UUID v7, so ids sort by creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// Parses the hyphenated text form.
+    pub fn parse(s: &str) -> Result<Self, BrokerError> {
+        Uuid::parse_str(s)
+            .map(Self)
+            .map_err(|_| BrokerError::Invalid(format!("{s:?} is not a job id (a UUID)")))
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Longest tenant, kind, partition or idempotency key accepted.
+pub const MAX_KEY_LEN: usize = 128;
+
+/// Largest payload accepted by default: 1 MiB of JSON.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// The furthest in the future a job may be scheduled: 10 years.
+pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NewJob {
+    /// The queue.
+    pub queue: String,
+    /// Whose job it is.
+    pub tenant: String,
+    /// Which handler runs it.
+    pub kind: String,
+    /// The handler's input, as JSON text.
+    #[serde(with = "json_text")]
+    pub payload: Bytes,
+    /// The run this job executes (the scheduler sets it; defaults to the job id).
+    pub run_id: Option<String>,
+    /// The partition; defaults to the tenant.
+    pub partition: Option<String>,
+    /// Not before this instant (Unix ms); `None` for now.
+    pub scheduled_for: Option<u64>,
+    /// Higher runs first within a partition; 0 by default.
+    pub priority: i32,
+    /// Enqueueing the same key again while the first job is retained returns
+    /// the first job.
+    pub idempotency_key: Option<String>,
+    /// Overrides the kind's maximum attempts.
+    pub max_attempts: Option<u32>,
+    /// Overrides the kind's per-attempt timeout, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// After this instant the job is not started any more.
+    pub deadline: Option<Deadline>,
+    /// Headers (trace context, …).
+    pub headers: Headers,
+    /// An inbox to send the outcome to.
+    pub reply_to: Option<String>,
+}
+
+mod json_text {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::value::RawValue;
+
+    pub(super) fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        let text = std::str::from_utf8(b).map_err(serde::ser::Error::custom)?;
+        let raw: &RawValue = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+        serde::Serialize::serialize(raw, s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        Ok(Bytes::copy_from_slice(raw.get().as_bytes()))
+    }
+}
+
+impl NewJob {
+    /// A job of `kind` for `tenant` on `queue`, with `payload` encoded as JSON.
+    pub fn new(
+        queue: impl Into<String>,
+        tenant: impl Into<String>,
+        kind: impl Into<String>,
+        payload: &impl Serialize,
+    ) -> Result<Self, BrokerError> {
+        let payload = serde_json::to_vec(payload)
+            .map_err(|e| BrokerError::Invalid(format!("cannot encode the payload: {e}")))?;
+        Ok(Self {
+            queue: queue.into(),
+            tenant: tenant.into(),
+            kind: kind.into(),
+            payload: payload.into(),
+            run_id: None,
+            partition: None,
+            scheduled_for: None,
+            priority: 0,
+            idempotency_key: None,
+            max_attempts: None,
+            timeout_ms: None,
+            deadline: None,
+            headers: Headers::new(),
+            reply_to: None,
+        })
+    }
+
+    /// Runs no earlier than `at_ms` (Unix ms).
+    pub fn at(mut self, at_ms: u64) -> Self {
+        self.scheduled_for = Some(at_ms);
+        self
+    }
+
+    /// Runs no earlier than `delay` from now.
+    pub fn after(mut self, delay: Duration) -> Self {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.scheduled_for = Some(now_ms().saturating_add(ms));
+        self
+    }
+
+    /// Sets the priority (higher first).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the idempotency key.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sets the partition (to group tenants).
+    pub fn partition(mut self, partition: impl Into<String>) -> Self {
+        self.partition = Some(partition.into());
+        self
+    }
+
+    /// Puts the tenant in one of `groups` partitions, by a stable hash.
+    pub fn tenant_group(self, groups: u32) -> Self {
+        let group = fnv1a(self.tenant.as_bytes()) % u64::from(groups.max(1));
+        self.partition(format!("g{group}"))
+    }
+
+    /// Sets the maximum attempts.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n.max(1));
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout_ms = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Sets the run id.
+    pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = Some(run_id.into());
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sends the outcome to an inbox.
+    pub fn reply_to(mut self, inbox: impl Into<String>) -> Self {
+        self.reply_to = Some(inbox.into());
+        self
+    }
+
+    /// The partition the job goes to.
+    pub fn partition_key(&self) -> &str {
+        self.partition.as_deref().unwrap_or(&self.tenant)
+    }
+}
+
+/// 64-bit FNV-1a: stable across processes and versions, for tenant groups.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn check_key(what: &str, value: &str) -> Result<(), BrokerError> {
+    if value.is_empty() {
+        return Err(BrokerError::Invalid(format!("{what} is empty")));
+    }
+    if value.len() > MAX_KEY_LEN {
+        return Err(BrokerError::Invalid(format!(
+            "{what} is {} bytes long; at most {MAX_KEY_LEN} are allowed",
+            value.len()
+        )));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '/')))
+    {
+        return Err(BrokerError::Invalid(format!(
+            "{what} {value:?} holds {bad:?}; use ASCII letters, digits, '-', '_', '.', '@' or '/'"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a job before it is accepted: names that fit the key layout, a
+/// JSON payload within `max_payload` bytes, and a sane schedule.
+pub fn validate_job(job: &NewJob, max_payload: usize) -> Result<(), BrokerError> {
+    validate_service(&job.queue).map_err(|e| match e {
+        BrokerError::InvalidName(m) => {
+            BrokerError::Invalid(m.replace("service name", "queue name"))
+        }
+        other => other,
+    })?;
+    check_key("tenant", &job.tenant)?;
+    check_key("job kind", &job.kind)?;
+    if let Some(p) = &job.partition {
+        check_key("partition", p)?;
+    }
+    if let Some(k) = &job.idempotency_key {
+        if k.is_empty() || k.len() > 512 {
+            return Err(BrokerError::Invalid(
+                "idempotency key must be 1 to 512 bytes long".into(),
+            ));
+        }
+    }
+    if job.payload.len() > max_payload {
+        return Err(BrokerError::Invalid(format!(
+            "payload of {} bytes is over the {max_payload}-byte limit",
+            job.payload.len()
+        )));
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&job.payload).is_err() {
+        return Err(BrokerError::Invalid("payload is not valid JSON".into()));
+    }
+    if let Some(at) = job.scheduled_for {
+        let limit = now_ms().saturating_add(MAX_DELAY.as_millis() as u64);
+        if at > limit {
+            return Err(BrokerError::Invalid(format!(
+                "scheduled for {at} ms since the epoch, more than 10 years ahead"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A job as a worker gets it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Job {
+    /// The job's id.
+    pub id: JobId,
+    /// The run it executes.
+    pub run_id: String,
+    /// The queue.
+    pub queue: String,
+    /// Whose job it is.
+    pub tenant: String,
+    /// The partition it was taken from.
+    pub partition: String,
+    /// Which handler runs it.
+    pub kind: String,
+    /// The handler's input, as JSON text.
+    #[serde(with = "json_text")]
+    pub payload: Bytes,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// Maximum attempts, if the job overrides its kind's.
+    pub max_attempts: Option<u32>,
+    /// Per-attempt timeout in ms, if the job overrides its kind's.
+    pub timeout_ms: Option<u64>,
+    /// Not started after this instant.
+    pub deadline: Option<Deadline>,
+    /// When it was enqueued (Unix ms).
+    pub enqueued_at_ms: u64,
+    /// When it was due (Unix ms).
+    pub scheduled_for_ms: u64,
+    /// Its priority.
+    pub priority: i32,
+    /// Headers.
+    pub headers: Headers,
+    /// Where its outcome goes.
+    pub reply_to: Option<String>,
+}
+
+impl Job {
+    /// The job a [`NewJob`] becomes when accepted at `now` (Unix ms).
+    pub fn accept(id: JobId, new: &NewJob, now: u64) -> Self {
+        Self {
+            id,
+            run_id: new.run_id.clone().unwrap_or_else(|| id.to_string()),
+            queue: new.queue.clone(),
+            tenant: new.tenant.clone(),
+            partition: new.partition_key().to_owned(),
+            kind: new.kind.clone(),
+            payload: new.payload.clone(),
+            attempt: 1,
+            max_attempts: new.max_attempts,
+            timeout_ms: new.timeout_ms,
+            deadline: new.deadline,
+            enqueued_at_ms: now,
+            scheduled_for_ms: new.scheduled_for.unwrap_or(now).max(now),
+            priority: new.priority,
+            headers: new.headers.clone(),
+            reply_to: new.reply_to.clone(),
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobState {
+    /// Waiting for its time (first run, or a retry's backoff).
+    Scheduled,
+    /// Due, waiting for a worker.
+    Queued,
+    /// Held by a worker.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Failed for good (a non-retryable error).
+    Failed,
+    /// Cancelled before it ran.
+    Cancelled,
+    /// Out of attempts, or impossible to run (unknown kind): in the
+    /// dead-letter set, to inspect, re-enqueue or purge.
+    Dead,
+}
+
+impl JobState {
+    /// Whether the job will not run again by itself.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::Dead
+        )
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// The handler returned success.
+    Succeeded,
+    /// The handler returned an error (or panicked, or its payload did not
+    /// decode).
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// Whether another attempt may help.
+        retryable: bool,
+    },
+    /// The attempt ran past its timeout and was cancelled.
+    TimedOut,
+    /// The worker gave the job up (shutdown) or it was cancelled.
+    Cancelled,
+    /// The worker's lease lapsed (it died or lost the store).
+    Lost,
+}
+
+/// One attempt of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Which attempt, from 1.
+    pub attempt: u32,
+    /// The worker (consumer id) that ran it.
+    pub worker: String,
+    /// When it started (Unix ms).
+    pub started_at_ms: u64,
+    /// When it ended (Unix ms).
+    pub finished_at_ms: u64,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+}
+
+/// Everything known about a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobRecord {
+    /// The job.
+    pub job: Job,
+    /// Its state.
+    pub state: JobState,
+    /// Its finished attempts, oldest first.
+    pub attempts: Vec<Attempt>,
+    /// The handler's result (JSON), once succeeded.
+    pub result: Option<serde_json::Value>,
+    /// Why it failed or was dead-lettered.
+    pub reason: Option<String>,
+    /// When it reached a final state (Unix ms).
+    pub finished_at_ms: Option<u64>,
+}
+
+impl JobRecord {
+    /// A record of a job just accepted.
+    pub fn new(job: Job, now: u64) -> Self {
+        let state = if job.scheduled_for_ms > now {
+            JobState::Scheduled
+        } else {
+            JobState::Queued
+        };
+        Self {
+            job,
+            state,
+            attempts: Vec::new(),
+            result: None,
+            reason: None,
+            finished_at_ms: None,
+        }
+    }
+}
+
+/// What an enqueue did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enqueued {
+    /// The job's id (the earlier job's, for a repeated idempotency key).
+    pub id: JobId,
+    /// Whether an earlier job with the same idempotency key was returned.
+    pub duplicate: bool,
+}
+
+/// Jobs per state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct StateCounts {
+    pub scheduled: u64,
+    pub queued: u64,
+    pub running: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub dead: u64,
+}
+
+impl StateCounts {
+    /// Adds `n` to a state's count.
+    pub fn add(&mut self, state: JobState, n: u64) {
+        let slot = match state {
+            JobState::Scheduled => &mut self.scheduled,
+            JobState::Queued => &mut self.queued,
+            JobState::Running => &mut self.running,
+            JobState::Succeeded => &mut self.succeeded,
+            JobState::Failed => &mut self.failed,
+            JobState::Cancelled => &mut self.cancelled,
+            JobState::Dead => &mut self.dead,
+        };
+        *slot += n;
+    }
+
+    /// A state's count.
+    pub fn get(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Scheduled => self.scheduled,
+            JobState::Queued => self.queued,
+            JobState::Running => self.running,
+            JobState::Succeeded => self.succeeded,
+            JobState::Failed => self.failed,
+            JobState::Cancelled => self.cancelled,
+            JobState::Dead => self.dead,
+        }
+    }
+}
+
+/// Counts of a queue, in all and per partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCounts {
+    /// All partitions.
+    pub total: StateCounts,
+    /// Per partition: jobs still to run (scheduled, queued, running).
+    pub partitions: BTreeMap<String, StateCounts>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> NewJob {
+        NewJob::new("mail", "acme", "send", &serde_json::json!({"to": "a@b"})).unwrap()
+    }
+
+    #[test]
+    fn bad_names_payloads_and_delays_are_refused_with_the_reason() {
+        let cases: Vec<(NewJob, &str)> = vec![
+            (
+                NewJob {
+                    tenant: String::new(),
+                    ..job()
+                },
+                "tenant is empty",
+            ),
+            (
+                NewJob {
+                    tenant: "x".repeat(200),
+                    ..job()
+                },
+                "at most 128",
+            ),
+            (
+                NewJob {
+                    tenant: "a b".into(),
+                    ..job()
+                },
+                "holds ' '",
+            ),
+            (
+                NewJob {
+                    queue: "q{x}".into(),
+                    ..job()
+                },
+                "queue name",
+            ),
+            (
+                NewJob {
+                    kind: String::new(),
+                    ..job()
+                },
+                "job kind is empty",
+            ),
+            (
+                NewJob {
+                    payload: Bytes::from_static(b"{nope"),
+                    ..job()
+                },
+                "not valid JSON",
+            ),
+            (
+                NewJob {
+                    payload: Bytes::from(vec![b' '; 2000]),
+                    ..job()
+                },
+                "over the 1000-byte limit",
+            ),
+            (job().at(u64::MAX), "more than 10 years"),
+        ];
+        for (bad, expect) in cases {
+            let err = validate_job(&bad, 1000).unwrap_err().to_string();
+            assert!(err.contains(expect), "{err:?} does not say {expect:?}");
+        }
+        assert!(validate_job(&job(), 1000).is_ok());
+    }
+
+    #[test]
+    fn tenant_groups_are_stable_and_spread() {
+        let a = job().tenant_group(8);
+        assert_eq!(a.partition_key(), job().tenant_group(8).partition_key());
+        let groups: std::collections::BTreeSet<_> = (0..100)
+            .map(|i| {
+                NewJob {
+                    tenant: format!("t{i}"),
+                    ..job()
+                }
+                .tenant_group(8)
+                .partition_key()
+                .to_owned()
+            })
+            .collect();
+        assert_eq!(groups.len(), 8);
+    }
+
+    #[test]
+    fn new_jobs_round_trip_through_json_with_the_payload_inline() {
+        let j = job().priority(3).after(Duration::from_secs(5));
+        let text = serde_json::to_string(&j).unwrap();
+        assert!(text.contains(r#""payload":{"to":"a@b"}"#), "{text}");
+        let back: NewJob = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, j);
+    }
+}

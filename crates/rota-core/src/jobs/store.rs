@@ -1,0 +1,216 @@
+//! The job store trait family.
+//!
+//! A backend that stores jobs is also a [`Broker`]: job outcomes travel to
+//! the same reply inboxes as call replies.
+//!
+//! # Semantics every backend keeps (checked by `rota::conformance::jobs`)
+//!
+//! * **Enqueue** validates every job ([`validate_job`](super::validate_job))
+//!   and accepts a batch all or nothing, in one round trip. A job whose
+//!   `scheduled_for` is in the future is `Scheduled`, else `Queued`. An
+//!   idempotency key seen before (within the queue, while the earlier job's
+//!   record is retained) returns the earlier job with `duplicate: true`.
+//! * **Claim** promotes due scheduled jobs, then takes up to `max` queued
+//!   jobs, visiting the queue's partitions in turn (round-robin: one job per
+//!   partition per turn), within a partition the highest priority first and
+//!   then the oldest. With [`JobConsumerOptions::tenant_cap`], a tenant that
+//!   has that many jobs running (across all consumers) is skipped. Claimed
+//!   jobs are `Running`, held under the consumer's lease, and delivered with
+//!   their attempt number.
+//! * **Settle** is fenced: refused with [`BrokerError::LeaseLost`] once the
+//!   lease lapsed. It appends the attempt to the record, then applies
+//!   [`Next`]: a final state, a retry at an instant (`Scheduled`, attempt
+//!   + 1), or the dead-letter set with a reason; and writes the outcome reply,
+//!   if any, before the job stops being held.
+//! * **Reap** hands back the jobs of consumers whose lease lapsed: each gets a
+//!   `Lost` attempt and is queued again with attempt + 1, or dead-lettered
+//!   once its attempts reach its maximum (the job's own, else
+//!   [`JobConsumerOptions::max_attempts`]).
+//! * **Retention**: finished records (succeeded, failed, cancelled) beyond
+//!   [`Retention::max_finished`] per queue, or older than
+//!   [`Retention::max_age`], are deleted, oldest first, when jobs settle.
+//!   Dead jobs stay until re-queued or purged.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::model::{Attempt, Enqueued, Job, JobId, JobRecord, JobState, NewJob, QueueCounts};
+use crate::broker::{Broker, ReapStats};
+use crate::error::BrokerError;
+
+/// What happens to a job after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Next {
+    /// It is finished in this state (succeeded, failed or cancelled).
+    Finish(JobState),
+    /// It runs again at this instant (Unix ms), as attempt + 1.
+    RetryAt(u64),
+    /// It goes to the dead-letter set, for this reason.
+    Dead(String),
+}
+
+/// A finished attempt, as a worker reports it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Settle {
+    /// The job.
+    pub id: JobId,
+    /// The attempt, with its outcome and timings.
+    pub attempt: Attempt,
+    /// What happens next.
+    pub next: Next,
+    /// The handler's result, when it succeeded.
+    pub result: Option<serde_json::Value>,
+    /// The outcome reply and the inbox to write it to.
+    pub reply: Option<(String, Bytes)>,
+}
+
+impl Settle {
+    /// A settlement of `id`'s `attempt` with `next`.
+    pub fn new(id: JobId, attempt: Attempt, next: Next) -> Self {
+        Self {
+            id,
+            attempt,
+            next,
+            result: None,
+            reply: None,
+        }
+    }
+}
+
+/// How long finished jobs are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retention {
+    /// Finished records kept per queue.
+    pub max_finished: usize,
+    /// Finished records older than this are deleted.
+    pub max_age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_finished: 10_000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// How a worker holds the jobs of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobConsumerOptions {
+    /// How long claims hold without renewal.
+    pub lease: Duration,
+    /// At most this many of one tenant's jobs run at once, across every
+    /// consumer of the queue.
+    pub tenant_cap: Option<u32>,
+    /// Attempts after which a job whose worker died is dead-lettered, unless
+    /// the job says otherwise.
+    pub max_attempts: u32,
+    /// Retention of finished jobs.
+    pub retention: Retention,
+}
+
+impl Default for JobConsumerOptions {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            tenant_cap: None,
+            max_attempts: 25,
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl JobConsumerOptions {
+    /// Sets the lease.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+    /// Caps the running jobs of one tenant.
+    pub fn tenant_cap(mut self, cap: u32) -> Self {
+        self.tenant_cap = Some(cap.max(1));
+        self
+    }
+    /// Sets the default maximum attempts.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+    /// Sets the retention of finished jobs.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+}
+
+/// A store of jobs. See the module docs for the semantics.
+#[async_trait]
+pub trait JobStore: Broker {
+    /// Accepts a batch of jobs, all or none.
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError>;
+
+    /// Registers a consumer of `queue` under a new lease.
+    async fn job_consumer(
+        &self,
+        queue: &str,
+        options: JobConsumerOptions,
+    ) -> Result<Box<dyn JobConsumer>, BrokerError>;
+
+    /// A job's record, while retained.
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError>;
+
+    /// Counts of `queue`, in all and per partition.
+    async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError>;
+
+    /// Up to `limit` dead jobs of `queue`, oldest first.
+    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError>;
+
+    /// Queues a dead job again, with its attempts starting over. Returns
+    /// whether it was dead.
+    async fn requeue_dead_job(&self, id: JobId) -> Result<bool, BrokerError>;
+
+    /// Deletes the dead jobs of `queue`; returns how many.
+    async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError>;
+
+    /// Cancels a job that has not started (scheduled or queued). Returns
+    /// whether it was cancelled.
+    async fn cancel(&self, id: JobId) -> Result<bool, BrokerError>;
+}
+
+/// A worker's claim on one queue's jobs.
+///
+/// Like [`Consumer`](crate::Consumer), none of the async methods is cancel
+/// safe; bound them with `wait` rather than racing them.
+#[async_trait]
+pub trait JobConsumer: Send + Sync {
+    /// This consumer's id.
+    fn id(&self) -> &str;
+
+    /// Claims up to `max` jobs, fairly across partitions, waiting up to
+    /// `wait` for the first.
+    async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError>;
+
+    /// Extends the lease; [`BrokerError::LeaseLost`] once it lapsed.
+    async fn renew(&self) -> Result<(), BrokerError>;
+
+    /// Records finished attempts and applies what comes next; fenced.
+    /// Returns how many jobs were still held and are now settled.
+    async fn settle(&self, done: Vec<Settle>) -> Result<usize, BrokerError>;
+
+    /// Gives held jobs back to the queue at once; `attempted` counts the
+    /// attempt (the handler had started).
+    async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError>;
+
+    /// Hands back the jobs of lapsed consumers of this queue.
+    async fn reap(&self) -> Result<ReapStats, BrokerError>;
+
+    /// Releases everything held and gives the lease up.
+    async fn close(&self) -> Result<(), BrokerError>;
+}
