@@ -255,12 +255,12 @@ pub fn validate_job(job: &NewJob, max_payload: usize) -> Result<(), BrokerError>
     if let Some(p) = &job.partition {
         check_key("partition", p)?;
     }
-    if let Some(k) = &job.idempotency_key {
-        if k.is_empty() || k.len() > 512 {
-            return Err(BrokerError::Invalid(
-                "idempotency key must be 1 to 512 bytes long".into(),
-            ));
-        }
+    if let Some(k) = &job.idempotency_key
+        && (k.is_empty() || k.len() > 512)
+    {
+        return Err(BrokerError::Invalid(
+            "idempotency key must be 1 to 512 bytes long".into(),
+        ));
     }
     if job.payload.len() > max_payload {
         return Err(BrokerError::Invalid(format!(
