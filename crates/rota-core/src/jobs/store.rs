@@ -19,9 +19,9 @@
 //!   their attempt number.
 //! * **Settle** is fenced: refused with [`BrokerError::LeaseLost`] once the
 //!   lease lapsed. It appends the attempt to the record, then applies
-//!   [`Next`]: a final state, a retry at an instant (`Scheduled`, attempt
-//!   + 1), or the dead-letter set with a reason; and writes the outcome reply,
-//!   if any, before the job stops being held.
+//!   [`Next`]: a final state, a retry at an instant (`Scheduled`, with the
+//!   next attempt number), or the dead-letter set with a reason; and writes
+//!   the outcome reply, if any, before the job stops being held.
 //! * **Reap** hands back the jobs of consumers whose lease lapsed: each gets a
 //!   `Lost` attempt and is queued again with attempt + 1, or dead-lettered
 //!   once its attempts reach its maximum (the job's own, else
