@@ -330,9 +330,69 @@ impl Client {
         result
     }
 
+    /// Registers a wait for the reply with correlation id `id` — sent by
+    /// someone else, such as a worker finishing a job — and opens the inbox
+    /// if need be. Send the reply to [`ReplyWaiter::address`]. Counts
+    /// against [`ClientOptions::max_pending`].
+    pub async fn expect_reply(&self, id: CorrelationId) -> Result<ReplyWaiter, RpcError> {
+        let permit = match self.inner.options.when_full {
+            WhenFull::Fail => Arc::clone(&self.inner.permits)
+                .try_acquire_owned()
+                .map_err(|_| RpcError::Overloaded(self.inner.options.max_pending))?,
+            WhenFull::Wait => Arc::clone(&self.inner.permits)
+                .acquire_owned()
+                .await
+                .map_err(|_| RpcError::ShuttingDown)?,
+        };
+        let address = self.inbox().await?.to_owned();
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.shared.pending).insert(id, tx);
+        Ok(ReplyWaiter {
+            client: self.clone(),
+            id,
+            address,
+            rx: Some(rx),
+            _permit: permit,
+        })
+    }
+
     fn deadline_exceeded(&self, timeout: Duration) -> RpcError {
         self.inner.shared.deadlines.fetch_add(1, Ordering::Relaxed);
         RpcError::DeadlineExceeded(timeout)
+    }
+}
+
+/// A registered wait for one reply; see [`Client::expect_reply`]. Dropping
+/// it forgets the wait.
+#[derive(Debug)]
+pub struct ReplyWaiter {
+    client: Client,
+    id: CorrelationId,
+    address: String,
+    rx: Option<oneshot::Receiver<Reply>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ReplyWaiter {
+    /// The inbox the reply must be sent to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Waits up to `timeout` for the reply.
+    pub async fn wait(mut self, timeout: Duration) -> Result<Reply, RpcError> {
+        let rx = self.rx.take().ok_or(RpcError::ShuttingDown)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(RpcError::ShuttingDown),
+            Err(_) => Err(self.client.deadline_exceeded(timeout)),
+        }
+    }
+}
+
+impl Drop for ReplyWaiter {
+    fn drop(&mut self) {
+        lock(&self.client.inner.shared.pending).remove(&self.id);
     }
 }
 

@@ -57,12 +57,15 @@ pub mod memory;
 pub mod server;
 
 mod backoff;
+mod lease;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use backoff::Backoff;
-pub use client::{CallOptions, Client, ClientOptions, ClientStats, IntoClient, WhenFull};
+pub use client::{
+    CallOptions, Client, ClientOptions, ClientStats, IntoClient, ReplyWaiter, WhenFull,
+};
 pub use rota_core::broker::{
     Broker, Completion, Consumer, ConsumerOptions, DeadLetter, Delivery, Inbox, ReapStats,
 };

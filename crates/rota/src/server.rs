@@ -18,7 +18,7 @@
 //!   [`ServeOptions::drain_timeout`] and gives the rest back to the queue.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::Backoff;
+use crate::lease::{BatchWrite, Combiner, LeaseClock, keep_alive, reap_periodically};
 
 /// A request, as a [`Dispatch`] sees it.
 #[derive(Debug, Clone)]
@@ -301,27 +302,6 @@ struct Session {
     options: ServeOptions,
 }
 
-/// When the lease is known to hold until; shared by the renewer and the
-/// completer.
-struct LeaseClock {
-    valid_until: Mutex<Instant>,
-    margin: Duration,
-}
-
-impl LeaseClock {
-    fn extend(&self, from: Instant, lease: Duration) {
-        let mut v = self.valid_until.lock().unwrap_or_else(|e| e.into_inner());
-        *v = (*v).max(from + lease);
-    }
-    /// The instant by which work must stop.
-    fn fence_at(&self) -> Instant {
-        *self.valid_until.lock().unwrap_or_else(|e| e.into_inner()) - self.margin
-    }
-    fn holds(&self) -> bool {
-        Instant::now() < self.fence_at()
-    }
-}
-
 impl Session {
     async fn run(self, registered_at: Instant) {
         let opts = &self.options;
@@ -333,32 +313,38 @@ impl Session {
         let abandon = CancellationToken::new();
         // Ends the helper tasks of this session.
         let session_over = CancellationToken::new();
-        let clock = Arc::new(LeaseClock {
-            valid_until: Mutex::new(registered_at + opts.lease),
-            margin: opts.lease / 6,
-        });
+        let clock = Arc::new(LeaseClock::new(registered_at, opts.lease));
         let slots = Arc::new(Semaphore::new(opts.concurrency));
         let handlers = TaskTracker::new();
         let completer = Arc::new(Completer {
             consumer: Arc::clone(&self.consumer),
-            queue: Mutex::default(),
-            flushing: tokio::sync::Mutex::new(()),
+            combiner: Combiner::default(),
             clock: Arc::clone(&clock),
             fence: fence.clone(),
         });
 
-        let renewer = tokio::spawn(renew(
-            Arc::clone(&self.consumer),
-            Arc::clone(&clock),
-            opts.lease,
-            fence.clone(),
-            session_over.clone(),
-        ));
-        let reaper = tokio::spawn(reap(
-            Arc::clone(&self.consumer),
-            opts.lease,
-            session_over.clone(),
-        ));
+        let renewer = tokio::spawn({
+            let (consumer, clock) = (Arc::clone(&self.consumer), Arc::clone(&clock));
+            let (lease, fence, over) = (opts.lease, fence.clone(), session_over.clone());
+            async move {
+                let renew = || {
+                    let c = Arc::clone(&consumer);
+                    Box::pin(async move { c.renew().await }) as BoxFuture<'static, _>
+                };
+                keep_alive(renew, &clock, lease, fence, over).await;
+            }
+        });
+        let reaper = tokio::spawn({
+            let consumer = Arc::clone(&self.consumer);
+            let (lease, over) = (opts.lease, session_over.clone());
+            async move {
+                let reap = || {
+                    let c = Arc::clone(&consumer);
+                    Box::pin(async move { c.reap().await }) as BoxFuture<'static, _>
+                };
+                reap_periodically(reap, lease, over).await;
+            }
+        });
 
         let mut backoff = Backoff::default();
         loop {
@@ -587,122 +573,28 @@ impl Job {
     }
 }
 
-/// Keeps the lease alive; fences (cancels all handlers) when it cannot.
-async fn renew(
-    consumer: Arc<dyn Consumer>,
-    clock: Arc<LeaseClock>,
-    lease: Duration,
-    fence: CancellationToken,
-    over: CancellationToken,
-) {
-    let every = lease / 3;
-    let mut next = every;
-    loop {
-        let fence_at = clock.fence_at();
-        tokio::select! {
-            () = tokio::time::sleep(next) => {}
-            () = tokio::time::sleep_until(fence_at) => {
-                tracing::warn!("lease about to lapse without renewal; stopping handlers");
-                fence.cancel();
-                return;
-            }
-            () = over.cancelled() => return,
-            () = fence.cancelled() => return,
-        }
-        let sent = Instant::now();
-        match tokio::time::timeout_at(clock.fence_at(), consumer.renew()).await {
-            Ok(Ok(())) => {
-                clock.extend(sent, lease);
-                next = every;
-            }
-            Ok(Err(BrokerError::LeaseLost)) => {
-                tracing::warn!("lease lost; stopping handlers");
-                fence.cancel();
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "lease renewal failed; retrying");
-                next = (every / 4).max(Duration::from_millis(10));
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "lease renewal did not answer before the lease lapses; stopping handlers"
-                );
-                fence.cancel();
-                return;
-            }
-        }
-    }
-}
-
-/// Periodically hands back the requests of servers whose lease lapsed.
-async fn reap(consumer: Arc<dyn Consumer>, lease: Duration, over: CancellationToken) {
-    let every = (lease / 2).max(Duration::from_millis(10));
-    loop {
-        match consumer.reap().await {
-            Ok(stats) if stats.requeued + stats.dead_lettered > 0 => {
-                tracing::info!(
-                    requeued = stats.requeued,
-                    dead_lettered = stats.dead_lettered,
-                    "reaped the requests of lapsed leases"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "reap failed"),
-        }
-        // Jitter spreads the reaps of many servers.
-        let jitter = rand::random_range(0..=every.as_millis() as u64 / 4);
-        tokio::select! {
-            () = tokio::time::sleep(every + Duration::from_millis(jitter)) => {}
-            () = over.cancelled() => return,
-        }
-    }
-}
-
-/// Writes replies and acknowledgements in batches, without a task of its
-/// own: the handler that finishes first writes, and whatever finishes while
-/// it writes joins the next batch (flat combining). So an idle server
-/// answers without a hop between tasks, and a busy one in large batches.
+/// Writes replies and acknowledgements in batches (see [`Combiner`]).
 struct Completer {
     consumer: Arc<dyn Consumer>,
-    queue: Mutex<Vec<Done>>,
-    flushing: tokio::sync::Mutex<()>,
+    combiner: Combiner<Done>,
     clock: Arc<LeaseClock>,
     fence: CancellationToken,
 }
 
 impl Completer {
-    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Done>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Queues a finished delivery and writes, unless another task is
     /// writing: that one then writes it too.
     async fn finish(&self, done: Done) {
-        self.queue().push(done);
-        self.flush().await;
+        self.combiner.push(done, self).await;
     }
 
-    /// Writes everything queued. A task that finds the writer busy returns:
-    /// the writer checks the queue again after it lets go, so nothing is
-    /// stranded.
+    /// Writes whatever is queued.
     async fn flush(&self) {
-        loop {
-            {
-                let Ok(_writing) = self.flushing.try_lock() else {
-                    return;
-                };
-                let batch = std::mem::take(&mut *self.queue());
-                if !batch.is_empty() {
-                    self.write(batch).await;
-                }
-            }
-            if self.queue().is_empty() {
-                return;
-            }
-        }
+        self.combiner.flush(self).await;
     }
+}
 
+impl BatchWrite<Done> for Completer {
     async fn write(&self, batch: Vec<Done>) {
         let mut done = Vec::with_capacity(batch.len());
         let mut abandoned = Vec::new();
