@@ -17,6 +17,9 @@ use bytes::Bytes;
 use rota_core::broker::{Broker, Completion, ConsumerOptions};
 use rota_core::{BrokerError, CorrelationId, Request};
 
+#[path = "conformance_jobs.rs"]
+pub mod jobs;
+
 /// A lease short enough to let lapse in a test.
 pub const SHORT_LEASE: Duration = Duration::from_millis(300);
 

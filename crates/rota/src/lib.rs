@@ -43,6 +43,8 @@
 //!   caught, graceful drain.
 //! * [`context`] — what a handler may know of the call it serves (attempt,
 //!   deadline, headers).
+//! * [`jobs`] — background jobs: enqueue per tenant, workers with retries,
+//!   timeouts, dead-letters and fairness.
 //! * [`memory`] — [`MemoryBroker`](memory::MemoryBroker), the in-process
 //!   backend.
 //! * `conformance` (feature `conformance`) — the suite every backend passes.
@@ -53,11 +55,13 @@ pub mod client;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod context;
+pub mod jobs;
 pub mod memory;
 pub mod server;
 
 mod backoff;
 mod lease;
+mod memory_jobs;
 
 #[doc(hidden)]
 pub mod __private;

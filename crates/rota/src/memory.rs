@@ -1,6 +1,10 @@
 //! The in-process broker: the same semantics as the Redis backend — leases,
 //! redelivery with attempt + 1, dead letters, fencing — on tokio primitives,
 //! so tests run fast and may pause time.
+//!
+//! [`MemoryBroker`] is also a [`JobStore`](rota_core::jobs::JobStore) (see
+//! `memory_jobs.rs`): jobs live in the same state, behind the same lock, so
+//! a settled job's outcome reply reaches its inbox atomically.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,10 +49,12 @@ impl std::fmt::Debug for MemoryBroker {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     services: HashMap<String, ServiceQueue>,
-    inboxes: HashMap<String, InboxQueue>,
+    pub(crate) inboxes: HashMap<String, InboxQueue>,
     next_id: u64,
+    /// The jobs of the [`JobStore`](rota_core::jobs::JobStore) side.
+    pub(crate) jobs: crate::memory_jobs::JobsState,
 }
 
 #[derive(Default)]
@@ -71,9 +77,17 @@ struct Holder {
     held: HashMap<String, Message>,
 }
 
-struct InboxQueue {
+pub(crate) struct InboxQueue {
     replies: VecDeque<Bytes>,
     wake: Arc<Notify>,
+}
+
+impl InboxQueue {
+    /// Delivers a reply and wakes the reader.
+    pub(crate) fn push(&mut self, reply: Bytes) {
+        self.replies.push_back(reply);
+        self.wake.notify_one();
+    }
 }
 
 impl MemoryBroker {
@@ -95,7 +109,7 @@ impl MemoryBroker {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -228,7 +242,7 @@ impl Broker for MemoryBroker {
     }
 }
 
-fn uuid_like() -> String {
+pub(crate) fn uuid_like() -> String {
     rota_core::CorrelationId::new().to_string()
 }
 

@@ -15,7 +15,7 @@ pub mod model;
 pub mod store;
 
 pub use model::{
-    Attempt, AttemptOutcome, Enqueued, Job, JobId, JobRecord, JobState, NewJob, QueueCounts,
-    StateCounts, validate_job,
+    Attempt, AttemptOutcome, Enqueued, Job, JobId, JobOutcome, JobRecord, JobState, NewJob,
+    QueueCounts, StateCounts, validate_job,
 };
 pub use store::{JobConsumer, JobConsumerOptions, JobStore, Next, Retention, Settle};

@@ -24,6 +24,12 @@ impl JobId {
         Self(Uuid::now_v7())
     }
 
+    /// The underlying UUID (also the correlation id of the job's outcome
+    /// reply).
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+
     /// Parses the hyphenated text form.
     pub fn parse(s: &str) -> Result<Self, BrokerError> {
         Uuid::parse_str(s)
@@ -57,6 +63,10 @@ pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct NewJob {
+    /// The job's id, if the enqueuer chooses it (to await its outcome); a
+    /// fresh one otherwise.
+    #[serde(default)]
+    pub id: Option<JobId>,
     /// The queue.
     pub queue: String,
     /// Whose job it is.
@@ -117,6 +127,7 @@ impl NewJob {
         let payload = serde_json::to_vec(payload)
             .map_err(|e| BrokerError::Invalid(format!("cannot encode the payload: {e}")))?;
         Ok(Self {
+            id: None,
             queue: queue.into(),
             tenant: tenant.into(),
             kind: kind.into(),
@@ -132,6 +143,12 @@ impl NewJob {
             headers: Headers::new(),
             reply_to: None,
         })
+    }
+
+    /// Sets the job's id.
+    pub fn with_id(mut self, id: JobId) -> Self {
+        self.id = Some(id);
+        self
     }
 
     /// Runs no earlier than `at_ms` (Unix ms).
@@ -450,6 +467,28 @@ impl JobRecord {
             finished_at_ms: None,
         }
     }
+}
+
+/// The outcome of a job, as sent to its `reply_to` inbox once the job is
+/// final: the body of an `ok` reply whose correlation id is the job id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobOutcome {
+    /// The job.
+    pub id: JobId,
+    /// Its final state: succeeded, failed, cancelled or dead.
+    pub state: JobState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The handler's result, when it succeeded.
+    pub result: Option<serde_json::Value>,
+    /// Why it failed, was cancelled or dead-lettered.
+    pub error: Option<String>,
+    /// When it was enqueued (Unix ms).
+    pub enqueued_at_ms: u64,
+    /// When its last attempt started (Unix ms).
+    pub started_at_ms: u64,
+    /// When it became final (Unix ms).
+    pub finished_at_ms: u64,
 }
 
 /// What an enqueue did with one job.

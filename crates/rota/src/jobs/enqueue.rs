@@ -1,0 +1,130 @@
+//! The enqueuing side: put jobs in, await their outcome, look them up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rota_core::jobs::{Enqueued, JobId, JobOutcome, JobRecord, JobStore, NewJob};
+use rota_core::{BrokerError, Codec, CorrelationId, Outcome, RpcError};
+
+use crate::client::Client;
+
+/// A handle for enqueuing jobs and following them. Cheap to clone.
+#[derive(Clone)]
+pub struct Jobs {
+    store: Arc<dyn JobStore>,
+    client: Client,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").finish_non_exhaustive()
+    }
+}
+
+/// Waiting for a job's outcome failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The job could not be enqueued.
+    #[error(transparent)]
+    Enqueue(#[from] BrokerError),
+    /// No outcome came in time (the job may still run), or the reply could
+    /// not be read.
+    #[error(transparent)]
+    Wait(#[from] RpcError),
+}
+
+impl Jobs {
+    /// A handle on `store`.
+    pub fn new<S: JobStore + Clone>(store: S) -> Self {
+        Self {
+            client: Client::new(store.clone()),
+            store: Arc::new(store),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn JobStore {
+        &*self.store
+    }
+
+    /// Enqueues one job.
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, BrokerError> {
+        let mut done = self.store.enqueue(vec![job]).await?;
+        done.pop()
+            .ok_or_else(|| BrokerError::Protocol("the store accepted no job".into()))
+    }
+
+    /// Enqueues a batch in one round trip, all or none.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
+        self.store.enqueue(jobs).await
+    }
+
+    /// Enqueues a job and waits up to `timeout` for its outcome (success,
+    /// failure, cancellation or dead-lettering — not the retries between).
+    pub async fn run(&self, job: NewJob, timeout: Duration) -> Result<JobOutcome, WaitError> {
+        let id = job.id.unwrap_or_default();
+        let waiter = self
+            .client
+            .expect_reply(CorrelationId::from(*id.as_uuid()))
+            .await?;
+        let job = job.with_id(id).reply_to(waiter.address());
+        let enqueued = self.enqueue(job).await?;
+        if enqueued.duplicate {
+            // The key belongs to an earlier job: follow that one instead.
+            drop(waiter);
+            return self.follow(enqueued.id, timeout).await;
+        }
+        let reply = waiter.wait(timeout).await?;
+        decode(reply.codec, reply.outcome)
+    }
+
+    /// Waits for a job enqueued earlier, by polling its record (the outcome
+    /// reply goes to whoever enqueued it).
+    async fn follow(&self, id: JobId, timeout: Duration) -> Result<JobOutcome, WaitError> {
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(record) = self.store.job(id).await?
+                && record.state.is_final()
+            {
+                return Ok(outcome_of(&record));
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(RpcError::DeadlineExceeded(timeout).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A job's record, while retained.
+    pub async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
+        self.store.job(id).await
+    }
+}
+
+fn decode(codec: Codec, outcome: Outcome) -> Result<JobOutcome, WaitError> {
+    match outcome {
+        Outcome::Ok(body) => codec
+            .decode(&body)
+            .map_err(|e| RpcError::Decode(e.to_string()).into()),
+        Outcome::Err(_) => {
+            Err(RpcError::Decode("a job outcome carried an error body".into()).into())
+        }
+        Outcome::Fault(f) => Err(RpcError::Remote(f).into()),
+    }
+}
+
+/// The outcome of a final record.
+pub(crate) fn outcome_of(record: &JobRecord) -> JobOutcome {
+    let last = record.attempts.last();
+    JobOutcome {
+        id: record.job.id,
+        state: record.state,
+        attempts: record.attempts.len() as u32,
+        result: record.result.clone(),
+        error: record.reason.clone(),
+        enqueued_at_ms: record.job.enqueued_at_ms,
+        started_at_ms: last.map_or(0, |a| a.started_at_ms),
+        finished_at_ms: record.finished_at_ms.unwrap_or(0),
+    }
+}

@@ -1,0 +1,26 @@
+//! Jobs: enqueue background work per tenant, process it with workers.
+//!
+//! * [`Jobs`] — enqueue (now, later, in bulk, idempotently, by priority),
+//!   await an outcome, look a job up.
+//! * [`Worker`] — handlers per job kind, queues to take jobs from; bounded
+//!   concurrency per worker and per queue, a timeout per attempt that
+//!   cancels the handler, retries with backoff, dead-letters, and a lease
+//!   renewed while jobs run so that a job never runs twice at once.
+//! * [`RetryPolicy`], [`KindOptions`], [`QueueOptions`], [`WorkerOptions`].
+//!
+//! The model and the store trait are in [`rota_core::jobs`]; every backend
+//! (in memory, Redis, embedded) implements [`JobStore`](rota_core::jobs::JobStore).
+
+mod enqueue;
+mod handler;
+mod retry;
+mod worker;
+
+pub use enqueue::{Jobs, WaitError};
+pub use handler::{JobContext, JobError};
+pub use retry::RetryPolicy;
+pub use rota_core::jobs::{
+    Attempt, AttemptOutcome, Enqueued, Job, JobId, JobOutcome, JobRecord, JobState, NewJob,
+    QueueCounts, Retention, StateCounts,
+};
+pub use worker::{KindOptions, QueueOptions, Worker, WorkerError, WorkerHandle, WorkerOptions};
