@@ -517,6 +517,44 @@ pub async fn dead_after_exhausted_reaps(store: &dyn JobStore) {
     assert_eq!(state_of(store, id).await, JobState::Dead);
 }
 
+/// Outcomes the store decides itself — a reap that dead-letters a job, a
+/// cancel — reach the job's `reply_to` inbox, so nobody awaits in vain.
+pub async fn store_decided_outcomes_are_replied(store: &dyn JobStore) {
+    let q = queue("store-replies");
+    let mut inbox = store.open_inbox().await.unwrap();
+    let doomed = job(&q, "a").max_attempts(1).reply_to(inbox.address());
+    let doomed = store.enqueue(vec![doomed]).await.unwrap()[0].id;
+    let c = store.job_consumer(&q, short()).await.unwrap();
+    claim_one(&*c).await;
+    lapse().await;
+    let reaper = store.job_consumer(&q, short()).await.unwrap();
+    assert_eq!(reaper.reap().await.unwrap().dead_lettered, 1);
+    let later = job(&q, "a")
+        .at(rota_core::time::now_ms() + 60_000)
+        .reply_to(inbox.address());
+    let later = store.enqueue(vec![later]).await.unwrap()[0].id;
+    assert!(store.cancel(later).await.unwrap());
+
+    let mut outcomes = Vec::new();
+    while outcomes.len() < 2 {
+        let got = inbox.recv(10, Duration::from_secs(5)).await.unwrap();
+        assert!(!got.is_empty(), "an outcome never arrived");
+        for bytes in got {
+            let reply = rota_core::Reply::decode(&bytes).unwrap();
+            let rota_core::Outcome::Ok(body) = reply.outcome else {
+                panic!("not an ok reply: {reply:?}")
+            };
+            let outcome: rota_core::jobs::JobOutcome = serde_json::from_slice(&body).unwrap();
+            assert_eq!(*reply.id.as_uuid(), *outcome.id.as_uuid());
+            outcomes.push((outcome.id, outcome.state));
+        }
+    }
+    outcomes.sort();
+    let mut expected = vec![(doomed, JobState::Dead), (later, JobState::Cancelled)];
+    expected.sort();
+    assert_eq!(outcomes, expected);
+}
+
 /// A job whose worker's lease lapsed is reaped and delivered again with
 /// attempt + 1; its record holds a `Lost` attempt by that worker, timed
 /// from the claim.
@@ -869,7 +907,8 @@ macro_rules! job_conformance_tests {
             scheduled_job_waits_until_due, priority_then_fifo_within_a_partition,
             round_robin_across_partitions, tenant_cap_holds_across_consumers,
             retry_at_schedules_the_next_attempt, failed_for_good_keeps_the_reason,
-            dead_by_the_worker, dead_after_exhausted_reaps, lost_lease_is_redelivered,
+            dead_by_the_worker, dead_after_exhausted_reaps, store_decided_outcomes_are_replied,
+            lost_lease_is_redelivered,
             stale_settle_is_refused, renewal_keeps_the_lease,
             release_and_close_give_back_at_once, cancel_only_before_start, retention_by_count,
             counts_per_state_and_partition, requeue_and_purge_dead, bad_input_is_refused);

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use rota_core::BrokerError;
 use rota_core::broker::ReapStats;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
@@ -98,6 +99,9 @@ struct JobQueue {
     /// have no consumer's options at hand).
     retention: Retention,
     wake: Arc<Notify>,
+    /// Outcome replies the store owes (jobs it made final itself), to be
+    /// pushed into inboxes once the queue's borrow ends.
+    outbox: Vec<(String, Bytes)>,
 }
 
 struct Entry {
@@ -368,6 +372,11 @@ impl JobQueue {
                          while it held the job during the last one"
                     );
                     self.kill(id, reason, now, *seq);
+                    if let Some(reply) =
+                        self.records.get(&id).and_then(|e| e.record.outcome_reply())
+                    {
+                        self.outbox.push(reply);
+                    }
                     stats.dead_lettered += 1;
                 } else {
                     entry.record.job.attempt = n + 1;
@@ -613,9 +622,27 @@ impl JobStore for MemoryBroker {
             Some("cancelled before it ran".into()),
             now,
         );
+        if let Some(reply) = q.records.get(&id).and_then(|e| e.record.outcome_reply()) {
+            q.outbox.push(reply);
+        }
         let retention = q.retention;
         q.enforce(retention, now);
+        deliver_outbox(&mut state);
         Ok(true)
+    }
+}
+
+/// Pushes the replies the store owes into their inboxes (an inbox that is
+/// gone belonged to a client that is gone).
+fn deliver_outbox(state: &mut crate::memory::State) {
+    let mut owed = Vec::new();
+    for q in state.jobs.queues.values_mut() {
+        owed.append(&mut q.outbox);
+    }
+    for (to, reply) in owed {
+        if let Some(inbox) = state.inboxes.get_mut(&to) {
+            inbox.push(reply);
+        }
     }
 }
 
@@ -816,6 +843,7 @@ impl JobConsumer for MemoryJobConsumer {
         let q = jobs.queues.entry(self.queue.clone()).or_default();
         let stats = q.reap(self.options.max_attempts, &mut seq);
         jobs.seq = seq;
+        deliver_outbox(&mut state);
         drop(state);
         if stats.requeued > 0 {
             self.wake.notify_waiters();

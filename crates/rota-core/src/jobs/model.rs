@@ -491,6 +491,43 @@ pub struct JobOutcome {
     pub finished_at_ms: u64,
 }
 
+impl JobRecord {
+    /// The outcome of this record, as sent to `reply_to` once final.
+    pub fn outcome(&self) -> JobOutcome {
+        let last = self.attempts.last();
+        JobOutcome {
+            id: self.job.id,
+            state: self.state,
+            attempts: self.attempts.len() as u32,
+            result: self.result.clone(),
+            error: self.reason.clone().or_else(|| {
+                last.and_then(|a| match &a.outcome {
+                    AttemptOutcome::Failed { error, .. } => Some(error.clone()),
+                    _ => None,
+                })
+            }),
+            enqueued_at_ms: self.job.enqueued_at_ms,
+            started_at_ms: last.map_or(0, |a| a.started_at_ms),
+            finished_at_ms: self.finished_at_ms.unwrap_or(0),
+        }
+    }
+
+    /// The outcome reply to send when the store itself makes the job final
+    /// (a reap dead-letters it, a cancel stops it): the inbox and the encoded
+    /// reply, if the job asked for one.
+    pub fn outcome_reply(&self) -> Option<(String, Bytes)> {
+        let to = self.job.reply_to.as_ref()?;
+        let codec = crate::Codec::Json;
+        let body = codec.encode(&self.outcome()).ok()?;
+        let reply = crate::Reply {
+            id: crate::CorrelationId::from(*self.job.id.as_uuid()),
+            codec,
+            outcome: crate::Outcome::Ok(body.into()),
+        };
+        Some((to.clone(), reply.encode().ok()?.into()))
+    }
+}
+
 /// What an enqueue did with one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enqueued {

@@ -26,6 +26,10 @@
 //!   `Lost` attempt and is queued again with attempt + 1, or dead-lettered
 //!   once its attempts reach its maximum (the job's own, else
 //!   [`JobConsumerOptions::max_attempts`]).
+//! * **Outcomes the store decides** — a reap that dead-letters a job, a
+//!   [`JobStore::cancel`] — are sent to the job's `reply_to` by the store
+//!   ([`JobRecord::outcome_reply`](super::JobRecord::outcome_reply)), so
+//!   whoever awaits the job never waits in vain.
 //! * **Retention**: finished records (succeeded, failed, cancelled) beyond
 //!   [`Retention::max_finished`] per queue, or older than
 //!   [`Retention::max_age`], are deleted, oldest first, when jobs settle.

@@ -87,7 +87,7 @@ impl Jobs {
             if let Some(record) = self.store.job(id).await?
                 && record.state.is_final()
             {
-                return Ok(outcome_of(&record));
+                return Ok(record.outcome());
             }
             if tokio::time::Instant::now() >= until {
                 return Err(RpcError::DeadlineExceeded(timeout).into());
@@ -111,20 +111,5 @@ fn decode(codec: Codec, outcome: Outcome) -> Result<JobOutcome, WaitError> {
             Err(RpcError::Decode("a job outcome carried an error body".into()).into())
         }
         Outcome::Fault(f) => Err(RpcError::Remote(f).into()),
-    }
-}
-
-/// The outcome of a final record.
-pub(crate) fn outcome_of(record: &JobRecord) -> JobOutcome {
-    let last = record.attempts.last();
-    JobOutcome {
-        id: record.job.id,
-        state: record.state,
-        attempts: record.attempts.len() as u32,
-        result: record.result.clone(),
-        error: record.reason.clone(),
-        enqueued_at_ms: record.job.enqueued_at_ms,
-        started_at_ms: last.map_or(0, |a| a.started_at_ms),
-        finished_at_ms: record.finished_at_ms.unwrap_or(0),
     }
 }
