@@ -63,6 +63,16 @@ impl RedisBroker {
         &self.options
     }
 
+    /// A handle on the shared connection.
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// The Redis client, for connections of one's own.
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     fn keys(&self, service: &str) -> Result<ServiceKeys, BrokerError> {
         validate_service(service)?;
         Ok(ServiceKeys::new(&self.options.prefix, service))

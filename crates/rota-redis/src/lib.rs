@@ -34,6 +34,7 @@ mod conn;
 mod consumer;
 mod error;
 mod inbox;
+mod jobs;
 mod keys;
 pub mod options;
 mod scripts;

@@ -20,3 +20,22 @@ pub(crate) static REAP: LazyLock<Script> =
     LazyLock::new(|| with_common(include_str!("lua/reap.lua")));
 pub(crate) static REQUEUE_DEAD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/requeue_dead.lua")));
+
+const JOBS_COMMON: &str = include_str!("lua/jobs/common.lua");
+
+fn job_script(body: &str) -> Script {
+    Script::new(&format!("{JOBS_COMMON}\n{body}"))
+}
+
+pub(crate) static JOB_ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| job_script(include_str!("lua/jobs/enqueue.lua")));
+pub(crate) static JOB_CLAIM: LazyLock<Script> =
+    LazyLock::new(|| job_script(include_str!("lua/jobs/claim.lua")));
+pub(crate) static JOB_SETTLE: LazyLock<Script> =
+    LazyLock::new(|| job_script(include_str!("lua/jobs/settle.lua")));
+pub(crate) static JOB_RELEASE: LazyLock<Script> =
+    LazyLock::new(|| job_script(include_str!("lua/jobs/release.lua")));
+pub(crate) static JOB_REAP: LazyLock<Script> =
+    LazyLock::new(|| job_script(include_str!("lua/jobs/reap.lua")));
+pub(crate) static JOB_ADMIN: LazyLock<Script> =
+    LazyLock::new(|| job_script(include_str!("lua/jobs/admin.lua")));

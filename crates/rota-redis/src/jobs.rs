@@ -1,0 +1,555 @@
+//! Jobs on Redis: [`JobStore`] for [`RedisBroker`].
+//!
+//! All keys of a queue share one hash tag, `{j:<queue>}` (so a queue lives
+//! on one Cluster node, as in BullMQ), under `<prefix>:{j:<queue>}:`:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `job:<id>` | hash | the job (`j`: JSON), attempt `a`, state `s`, partition `p`, tenant `t`, priority `pr`, due `due`, order `q`, history `h`, result `r`, reason `rs`, finished `f`, holder `c` |
+//! | `ready:<partition>` | zset | queued job ids by priority, then order |
+//! | `ring` | list | partitions with queued jobs, rotated by each claim |
+//! | `sched` | zset | scheduled job ids by due time |
+//! | `running` / `prun` / `psched` | hash | running per tenant, running and scheduled per partition |
+//! | `held:<consumer>` | set | what a worker holds |
+//! | `lease:<consumer>` | string with TTL | the worker's fenced lease |
+//! | `consumers`, `parts`, `keys`, `finished`, `fin`, `dead`, `seq`, `wake` | | registry, partitions, idempotency keys, retention, counts, dead set, order, wake-up tokens |
+//!
+//! Every state change is one Lua script (`lua/jobs/`); outcome replies go
+//! to the client's inbox (another hash tag) just before the settling
+//! script, like call replies.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Value;
+use rota_core::BrokerError;
+use rota_core::broker::ReapStats;
+use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::jobs::{
+    Attempt, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore,
+    NewJob, Next, QueueCounts, Settle, StateCounts, validate_job,
+};
+use rota_core::names::validate_service;
+use rota_core::time::now_ms;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::broker::RedisBroker;
+use crate::conn::Blocking;
+use crate::error::map;
+use crate::scripts;
+
+fn base(prefix: &str, queue: &str) -> String {
+    format!("{prefix}:{{j:{queue}}}:")
+}
+
+fn queues_key(prefix: &str) -> String {
+    format!("{prefix}:queues")
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn state_name(state: JobState) -> &'static str {
+    match state {
+        JobState::Scheduled => "scheduled",
+        JobState::Queued => "queued",
+        JobState::Running => "running",
+        JobState::Succeeded => "succeeded",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+        _ => "dead",
+    }
+}
+
+fn parse_state(s: &str) -> Option<JobState> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+fn protocol(what: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Protocol(what.to_string())
+}
+
+/// Builds a record from a job hash (HGETALL), or `None` if it is gone.
+fn record(fields: HashMapBytes) -> Result<Option<JobRecord>, BrokerError> {
+    let get = |name: &str| fields.get(name).map(|v| v.as_slice());
+    let Some(json) = get("j") else {
+        return Ok(None);
+    };
+    let text = |name: &str| get(name).and_then(|v| std::str::from_utf8(v).ok());
+    let mut job: Job = serde_json::from_slice(json).map_err(protocol)?;
+    job.attempt = text("a").and_then(|a| a.parse().ok()).unwrap_or(1);
+    if let Some(due) = text("due").and_then(|d| d.parse().ok()) {
+        job.scheduled_for_ms = due;
+    }
+    let state = text("s").and_then(parse_state).unwrap_or(JobState::Queued);
+    let attempts: Vec<Attempt> =
+        serde_json::from_str(&format!("[{}]", text("h").unwrap_or(""))).map_err(protocol)?;
+    let mut record = JobRecord::new(job, 0);
+    record.state = state;
+    record.attempts = attempts;
+    record.result = get("r").and_then(|r| serde_json::from_slice(r).ok());
+    record.reason = text("rs").map(str::to_owned);
+    record.finished_at_ms = text("f").and_then(|f| f.parse().ok());
+    Ok(Some(record))
+}
+
+type HashMapBytes = std::collections::HashMap<String, Vec<u8>>;
+
+/// A claimed job as the claim script returns it: id, attempt, due, JSON.
+type ClaimedRow = (String, u32, u64, Vec<u8>);
+
+/// The counts script's answer: (partition, scheduled, queued, running)
+/// rows, finished counts per state, and the dead count.
+type CountsReply = (Vec<(String, u64, u64, u64)>, Vec<(String, u64)>, u64);
+
+impl RedisBroker {
+    fn job_base(&self, queue: &str) -> Result<String, BrokerError> {
+        validate_service(queue)?;
+        Ok(base(&self.options().prefix, queue))
+    }
+
+    /// The queue holding job `id`, among the queues ever used.
+    async fn queue_of(&self, id: JobId) -> Result<Option<String>, BrokerError> {
+        let mut conn = self.conn();
+        let queues: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(queues_key(&self.options().prefix))
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        if queues.is_empty() {
+            return Ok(None);
+        }
+        let mut pipe = redis::pipe();
+        for q in &queues {
+            pipe.cmd("EXISTS")
+                .arg(format!("{}job:{id}", base(&self.options().prefix, q)));
+        }
+        let found: Vec<bool> = pipe.query_async(&mut conn).await.map_err(map)?;
+        Ok(queues
+            .into_iter()
+            .zip(found)
+            .find_map(|(q, f)| f.then_some(q)))
+    }
+
+    async fn load(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
+        let fields: HashMapBytes = redis::cmd("HGETALL")
+            .arg(format!("{}job:{id}", self.job_base(queue)?))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(map)?;
+        record(fields)
+    }
+
+    /// Sends the outcome replies of jobs the store made final itself.
+    async fn reply_outcomes(&self, queue: &str, ids: &[JobId]) -> Result<(), BrokerError> {
+        let mut pipe = redis::pipe();
+        let mut any = false;
+        for id in ids {
+            if let Some((to, reply)) = self.load(queue, *id).await?.and_then(|r| r.outcome_reply())
+            {
+                pipe.cmd("RPUSH").arg(&to).arg(reply.as_ref()).ignore();
+                pipe.cmd("PEXPIRE")
+                    .arg(&to)
+                    .arg(ms(self.options().reply_ttl))
+                    .ignore();
+                any = true;
+            }
+        }
+        if any {
+            let _: () = pipe.query_async(&mut self.conn()).await.map_err(map)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobStore for RedisBroker {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
+        for job in &jobs {
+            validate_job(job, DEFAULT_MAX_PAYLOAD)?;
+        }
+        let now = now_ms();
+        // One script per queue; results come back in the batch's order.
+        let mut by_queue: BTreeMap<&str, Vec<(usize, JobId, Job, &NewJob)>> = BTreeMap::new();
+        for (i, new) in jobs.iter().enumerate() {
+            let id = new.id.unwrap_or_default();
+            by_queue.entry(new.queue.as_str()).or_default().push((
+                i,
+                id,
+                Job::accept(id, new, now),
+                new,
+            ));
+        }
+        let mut out = vec![None; jobs.len()];
+        let mut conn = self.conn();
+        let _: () = redis::cmd("SADD")
+            .arg(queues_key(&self.options().prefix))
+            .arg(by_queue.keys().collect::<Vec<_>>())
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        for (queue, batch) in by_queue {
+            let mut invocation = scripts::JOB_ENQUEUE.key(self.job_base(queue)?);
+            invocation.arg(now);
+            for (_, id, job, new) in &batch {
+                let json = serde_json::to_string(job).map_err(protocol)?;
+                invocation
+                    .arg(id.to_string())
+                    .arg(&job.partition)
+                    .arg(&job.tenant)
+                    .arg(job.priority)
+                    .arg(job.scheduled_for_ms)
+                    .arg(new.idempotency_key.as_deref().unwrap_or(""))
+                    .arg(new.max_attempts.map(|m| m.to_string()).unwrap_or_default())
+                    .arg(json);
+            }
+            let results: Vec<(String, u8)> =
+                invocation.invoke_async(&mut conn).await.map_err(map)?;
+            for ((i, ..), (id, dup)) in batch.iter().zip(results) {
+                out[*i] = Some(Enqueued {
+                    id: JobId::parse(&id)?,
+                    duplicate: dup == 1,
+                });
+            }
+        }
+        out.into_iter()
+            .map(|e| e.ok_or_else(|| protocol("enqueue returned too few results")))
+            .collect()
+    }
+
+    async fn job_consumer(
+        &self,
+        queue: &str,
+        options: JobConsumerOptions,
+    ) -> Result<Box<dyn JobConsumer>, BrokerError> {
+        let base = self.job_base(queue)?;
+        let id = Uuid::now_v7().simple().to_string();
+        let mut conn = self.conn();
+        let _: () = redis::pipe()
+            .cmd("SET")
+            .arg(format!("{base}lease:{id}"))
+            .arg(1)
+            .arg("PX")
+            .arg(ms(options.lease))
+            .ignore()
+            .cmd("SADD")
+            .arg(format!("{base}consumers"))
+            .arg(&id)
+            .ignore()
+            .cmd("SADD")
+            .arg(queues_key(&self.options().prefix))
+            .arg(queue)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        Ok(Box::new(RedisJobConsumer {
+            broker: self.clone(),
+            queue: queue.to_owned(),
+            lease_key: format!("{base}lease:{id}"),
+            base,
+            id,
+            options,
+            blocking: Mutex::new(Blocking::new(self.client().clone(), self.options())),
+        }))
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
+        match self.queue_of(id).await? {
+            Some(queue) => self.load(&queue, id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError> {
+        let base = self.job_base(queue)?;
+        let mut conn = self.conn();
+        let (rows, fin, dead): CountsReply = scripts::JOB_ADMIN
+            .key(&base)
+            .arg("counts")
+            .invoke_async(&mut conn)
+            .await
+            .map_err(map)?;
+        let mut counts = QueueCounts::default();
+        for (part, scheduled, queued, running) in rows {
+            let mut c = StateCounts::default();
+            c.add(JobState::Scheduled, scheduled);
+            c.add(JobState::Queued, queued);
+            c.add(JobState::Running, running);
+            counts.total.add(JobState::Scheduled, scheduled);
+            counts.total.add(JobState::Queued, queued);
+            counts.total.add(JobState::Running, running);
+            counts.partitions.insert(part, c);
+        }
+        for (state, n) in fin {
+            if let Some(state) = parse_state(&state) {
+                counts.total.add(state, n);
+            }
+        }
+        counts.total.add(JobState::Dead, dead);
+        Ok(counts)
+    }
+
+    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
+        let base = self.job_base(queue)?;
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{base}dead"))
+            .arg(0)
+            .arg(limit.max(1) as i64 - 1)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(map)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = self.load(queue, JobId::parse(&id)?).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn requeue_dead_job(&self, id: JobId) -> Result<bool, BrokerError> {
+        let Some(queue) = self.queue_of(id).await? else {
+            return Ok(false);
+        };
+        let n: i64 = scripts::JOB_ADMIN
+            .key(self.job_base(&queue)?)
+            .arg("requeue")
+            .arg(id.to_string())
+            .arg(now_ms())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(map)?;
+        Ok(n == 1)
+    }
+
+    async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError> {
+        let n: usize = scripts::JOB_ADMIN
+            .key(self.job_base(queue)?)
+            .arg("purge")
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(map)?;
+        Ok(n)
+    }
+
+    async fn cancel(&self, id: JobId) -> Result<bool, BrokerError> {
+        let Some(queue) = self.queue_of(id).await? else {
+            return Ok(false);
+        };
+        let n: i64 = scripts::JOB_ADMIN
+            .key(self.job_base(&queue)?)
+            .arg("cancel")
+            .arg(id.to_string())
+            .arg(now_ms())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(map)?;
+        if n == 1 {
+            self.reply_outcomes(&queue, &[id]).await?;
+        }
+        Ok(n == 1)
+    }
+}
+
+/// A worker's claim on one queue's jobs.
+struct RedisJobConsumer {
+    broker: RedisBroker,
+    queue: String,
+    base: String,
+    id: String,
+    lease_key: String,
+    options: JobConsumerOptions,
+    blocking: Mutex<Blocking>,
+}
+
+fn fenced(n: i64) -> Result<i64, BrokerError> {
+    if n < 0 {
+        Err(BrokerError::LeaseLost)
+    } else {
+        Ok(n)
+    }
+}
+
+impl RedisJobConsumer {
+    /// One claim attempt: the jobs, and when the next scheduled one is due.
+    async fn try_claim(&self, max: usize) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
+        let value: Value = scripts::JOB_CLAIM
+            .key(&self.base)
+            .arg(&self.id)
+            .arg(max.max(1))
+            .arg(now_ms())
+            .arg(self.options.tenant_cap.unwrap_or(0))
+            .invoke_async(&mut self.broker.conn())
+            .await
+            .map_err(map)?;
+        if let Value::Int(n) = value {
+            fenced(n)?;
+            return Ok((Vec::new(), None));
+        }
+        let (next_due, rows): (i64, Vec<ClaimedRow>) =
+            redis::from_redis_value(value).map_err(protocol)?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for (_, attempt, due, json) in rows {
+            let mut job: Job = serde_json::from_slice(&json).map_err(protocol)?;
+            job.attempt = attempt;
+            job.scheduled_for_ms = due;
+            jobs.push(job);
+        }
+        Ok((jobs, u64::try_from(next_due).ok()))
+    }
+}
+
+#[async_trait]
+impl JobConsumer for RedisJobConsumer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let (jobs, next_due) = self.try_claim(max).await?;
+            let now = tokio::time::Instant::now();
+            if !jobs.is_empty() || now >= until {
+                return Ok(jobs);
+            }
+            // Sleep on the wake-up list until work is enqueued, the next
+            // scheduled job is due, or the wait ends.
+            let mut nap = until - now;
+            if let Some(due) = next_due {
+                nap = nap.min(Duration::from_millis(due.saturating_sub(now_ms()).max(1)));
+            }
+            let mut cmd = redis::cmd("BLPOP");
+            cmd.arg(format!("{}wake", self.base))
+                .arg(nap.as_secs_f64().max(0.001));
+            self.blocking
+                .lock()
+                .await
+                .query(&cmd, nap)
+                .await
+                .map_err(map)?;
+        }
+    }
+
+    async fn renew(&self) -> Result<(), BrokerError> {
+        let renewed: Option<String> = redis::cmd("SET")
+            .arg(&self.lease_key)
+            .arg(1)
+            .arg("XX")
+            .arg("PX")
+            .arg(ms(self.options.lease))
+            .query_async(&mut self.broker.conn())
+            .await
+            .map_err(map)?;
+        renewed.map(|_| ()).ok_or(BrokerError::LeaseLost)
+    }
+
+    async fn settle(&self, done: Vec<Settle>) -> Result<usize, BrokerError> {
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.broker.conn();
+        // Outcome replies first (they live in the clients' hash tags).
+        let mut replies = redis::pipe();
+        let mut any = false;
+        for s in &done {
+            if let Some((to, reply)) = &s.reply {
+                replies.cmd("RPUSH").arg(to).arg(reply.as_ref()).ignore();
+                replies
+                    .cmd("PEXPIRE")
+                    .arg(to)
+                    .arg(ms(self.broker.options().reply_ttl))
+                    .ignore();
+                any = true;
+            }
+        }
+        if any {
+            let _: () = replies.query_async(&mut conn).await.map_err(map)?;
+        }
+        let retention = self.options.retention;
+        let mut invocation = scripts::JOB_SETTLE.key(&self.base);
+        invocation
+            .arg(&self.id)
+            .arg(now_ms())
+            .arg(retention.max_finished)
+            .arg(ms(retention.max_age));
+        for s in &done {
+            let (kind, value) = match &s.next {
+                Next::Finish(state) if state.is_final() && *state != JobState::Dead => {
+                    ("finish", state_name(*state).to_owned())
+                }
+                Next::Finish(JobState::Dead) => ("dead", "dead-lettered by the worker".to_owned()),
+                Next::Finish(other) => {
+                    return Err(BrokerError::Invalid(format!(
+                        "cannot finish a job as {other:?}: not a final state"
+                    )));
+                }
+                Next::RetryAt(at) => ("retry", at.to_string()),
+                Next::Dead(reason) => ("dead", reason.clone()),
+                _ => return Err(BrokerError::Invalid("unknown next step".into())),
+            };
+            let attempt = serde_json::to_string(&s.attempt).map_err(protocol)?;
+            let result = s.result.as_ref().map(|r| r.to_string()).unwrap_or_default();
+            invocation
+                .arg(s.id.to_string())
+                .arg(attempt)
+                .arg(kind)
+                .arg(value)
+                .arg(result);
+        }
+        let n: i64 = invocation.invoke_async(&mut conn).await.map_err(map)?;
+        fenced(n).map(|n| n as usize)
+    }
+
+    async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = scripts::JOB_RELEASE.key(&self.base);
+        invocation.arg(&self.id).arg(now_ms()).arg(if attempted {
+            "attempted"
+        } else {
+            "unattempted"
+        });
+        for id in ids {
+            invocation.arg(id.to_string());
+        }
+        let n: i64 = invocation
+            .invoke_async(&mut self.broker.conn())
+            .await
+            .map_err(map)?;
+        fenced(n).map(|_| ())
+    }
+
+    async fn reap(&self) -> Result<ReapStats, BrokerError> {
+        let (requeued, dead): (usize, Vec<String>) = scripts::JOB_REAP
+            .key(&self.base)
+            .arg(now_ms())
+            .arg(self.options.max_attempts)
+            .invoke_async(&mut self.broker.conn())
+            .await
+            .map_err(map)?;
+        let dead: Vec<JobId> = dead.iter().filter_map(|d| JobId::parse(d).ok()).collect();
+        self.broker.reply_outcomes(&self.queue, &dead).await?;
+        Ok(ReapStats {
+            requeued,
+            dead_lettered: dead.len(),
+        })
+    }
+
+    async fn close(&self) -> Result<(), BrokerError> {
+        let _: i64 = scripts::JOB_RELEASE
+            .key(&self.base)
+            .arg(&self.id)
+            .arg(now_ms())
+            .arg("close")
+            .invoke_async(&mut self.broker.conn())
+            .await
+            .map_err(map)?;
+        Ok(())
+    }
+}
