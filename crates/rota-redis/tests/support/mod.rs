@@ -15,6 +15,7 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    durable: bool,
 }
 
 impl RedisServer {
@@ -27,6 +28,22 @@ impl RedisServer {
             child: None,
             port,
             dir,
+            durable: false,
+        };
+        this.spawn();
+        this
+    }
+
+    /// Starts a server that writes every command to its append-only file
+    /// before answering, so a restart keeps everything acknowledged.
+    pub fn start_durable() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut this = Self {
+            child: None,
+            port,
+            dir,
+            durable: true,
         };
         this.spawn();
         this
@@ -36,7 +53,12 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""])
+            .args(if self.durable {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "everysec"]
+            })
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
