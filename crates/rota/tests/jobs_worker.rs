@@ -373,3 +373,68 @@ async fn shutdown_drains_and_gives_unfinished_jobs_to_another_worker() {
     }
     second.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_loses_its_lease_cancels_its_handlers_and_another_takes_over() {
+    let store = MemoryBroker::new();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let first_started = Arc::new(AtomicU32::new(0));
+    let (c, s) = (Arc::clone(&cancelled), Arc::clone(&first_started));
+    let lease = fast_queue().lease(Duration::from_millis(600));
+    let first = Worker::new(store.clone())
+        .queue("work", lease.clone())
+        .options(WorkerOptions::default().drain_timeout(Duration::from_millis(50)))
+        .handle("long", move |ctx: JobContext, _t: Task| {
+            let (c, s) = (Arc::clone(&c), Arc::clone(&s));
+            async move {
+                s.fetch_add(1, Ordering::SeqCst);
+                let token = ctx.cancellation().clone();
+                tokio::spawn(async move {
+                    token.cancelled().await;
+                    c.store(true, Ordering::SeqCst);
+                });
+                std::future::pending::<()>().await;
+                Ok::<_, JobError>(0u32)
+            }
+        })
+        .spawn();
+    let jobs = Jobs::new(store.clone());
+    let id = jobs.enqueue(job("long", 1)).await.unwrap().id;
+    while first_started.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The first worker is cut off from the store: its lease lapses there.
+    store.expire_job_leases("work");
+    let until = tokio::time::Instant::now() + WAIT;
+    while !cancelled.load(Ordering::SeqCst) {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the handler was never cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The first worker (which registers again and may take the job back)
+    // stops; a second one finishes the job.
+    first.shutdown().await.unwrap();
+    let second = Worker::new(store.clone())
+        .queue("work", lease)
+        .handle("long", |ctx: JobContext, _t: Task| async move {
+            Ok::<_, JobError>(ctx.attempt())
+        })
+        .spawn();
+    loop {
+        let record = store.job(id).await.unwrap().unwrap();
+        if record.state == JobState::Succeeded {
+            assert_eq!(record.attempts[0].outcome, AttemptOutcome::Lost);
+            assert!(record.attempts.len() >= 2);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "stuck in {:?}",
+            record.state
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    second.shutdown().await.unwrap();
+}
