@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::schema::SCHEMA;
+use crate::schema::{JOBS_SCHEMA, SCHEMA};
 use crate::store::{self, Error};
 
 /// How hard a commit holds on.
@@ -112,6 +112,7 @@ fn map(e: Error) -> BrokerError {
             BrokerError::Unavailable(format!("database busy: {}", m.unwrap_or_default()))
         }
         Error::Sql(e) => BrokerError::Protocol(format!("sqlite: {e}")),
+        Error::Broker(e) => e,
     }
 }
 
@@ -142,7 +143,7 @@ impl SqliteBroker {
     }
 
     /// Runs `f` with the connection on a blocking thread.
-    async fn with<T, F>(&self, f: F) -> Result<T, BrokerError>
+    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, BrokerError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> store::Result<T> + Send + 'static,
@@ -161,11 +162,11 @@ impl SqliteBroker {
         self.inner.wakers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn waker(&self, key: &str) -> Arc<Notify> {
+    pub(crate) fn waker(&self, key: &str) -> Arc<Notify> {
         Arc::clone(self.wakers().entry(key.to_owned()).or_default())
     }
 
-    fn wake(&self, key: &str) {
+    pub(crate) fn wake(&self, key: &str) {
         if let Some(n) = self.wakers().get(key) {
             n.notify_waiters();
             n.notify_one();
@@ -216,7 +217,8 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
          PRAGMA synchronous = {synchronous};
          PRAGMA busy_timeout = 5000;
          PRAGMA foreign_keys = OFF;
-         {SCHEMA}"
+         {SCHEMA}
+         {JOBS_SCHEMA}"
     ))
     .map_err(|e| {
         BrokerError::Config(format!(
@@ -224,6 +226,9 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
             options.path.display()
         ))
     })?;
+    // Room for every statement of the broker and the job store, so that
+    // none is prepared again on the hot paths.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 

@@ -22,10 +22,17 @@
 //! the maximum; acknowledgements under a lapsed lease are refused. Leases run
 //! on the system clock, so they hold across restarts of the process.
 //!
+//! The same file holds jobs: [`SqliteBroker`] is also a
+//! [`JobStore`](rota_core::jobs::JobStore) — enqueue in bulk, claims fair
+//! across partitions with a tenant cap, fenced settlements, reaping and
+//! retention, each one transaction.
+//!
 //! * [`SqliteBroker`] — the broker; [`SqliteOptions`] — path and durability.
-//! * `schema` — the tables; `store` — the transactions.
+//! * `schema` — the tables; `store` — the broker's transactions; `jobs` —
+//!   the job store (its transactions in `jobs::*`).
 
 mod broker;
+mod jobs;
 mod schema;
 mod store;
 

@@ -44,3 +44,98 @@ CREATE TABLE IF NOT EXISTS rota_replies (
 CREATE INDEX IF NOT EXISTS rota_replies_inbox ON rota_replies (inbox, id);
 CREATE INDEX IF NOT EXISTS rota_replies_expiry ON rota_replies (expires_at);
 ";
+
+/// The tables of the job store, applied on every open after [`SCHEMA`].
+///
+/// * `rota_jobs` — one row per retained job; `seq` (the rowid) is the
+///   enqueue order. `state` is 0 scheduled, 1 queued, 2 running,
+///   3 succeeded, 4 failed, 5 cancelled, 6 dead. `done_seq` orders finished
+///   jobs (succeeded, failed, cancelled) for retention, `dead_seq` dead ones
+///   for listing; both come from the queue's `clock`.
+/// * `rota_job_queues` — per queue: the `clock` (round-robin turns and
+///   final orders), the count of finished records and the retention in force.
+/// * `rota_job_partitions` — per partition: its queued jobs and its `turn`;
+///   the ready partition with the smallest turn is served next.
+/// * `rota_job_tenants` — per tenant: its running jobs (for the tenant cap).
+/// * `rota_job_consumers` — the leases of job consumers.
+pub(crate) const JOBS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rota_jobs (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             BLOB    NOT NULL,
+    queue          TEXT    NOT NULL,
+    partition      TEXT    NOT NULL,
+    tenant         TEXT    NOT NULL,
+    kind           TEXT    NOT NULL,
+    payload        BLOB    NOT NULL,
+    run_id         TEXT,
+    state          INTEGER NOT NULL,
+    attempt        INTEGER NOT NULL DEFAULT 1,
+    priority       INTEGER NOT NULL DEFAULT 0,
+    -- Unix milliseconds.
+    enqueued_ms    INTEGER NOT NULL,
+    due_ms         INTEGER NOT NULL,
+    max_attempts   INTEGER,
+    timeout_ms     INTEGER,
+    deadline_ms    INTEGER,
+    headers        TEXT,
+    reply_to       TEXT,
+    idem_key       TEXT,
+    -- The holding consumer and when it claimed the job, while running.
+    consumer       TEXT,
+    claimed_at_ms  INTEGER,
+    -- The record: attempts (a JSON array), result (JSON), reason.
+    attempts       TEXT    NOT NULL DEFAULT '[]',
+    result         TEXT,
+    reason         TEXT,
+    finished_at_ms INTEGER,
+    done_seq       INTEGER,
+    dead_seq       INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rota_jobs_id ON rota_jobs (id);
+CREATE INDEX IF NOT EXISTS rota_jobs_queued
+    ON rota_jobs (queue, partition, tenant, priority DESC, due_ms, seq) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS rota_jobs_scheduled
+    ON rota_jobs (queue, due_ms) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS rota_jobs_held
+    ON rota_jobs (consumer) WHERE consumer IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS rota_jobs_idem
+    ON rota_jobs (queue, idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rota_jobs_done
+    ON rota_jobs (queue, done_seq, finished_at_ms, state) WHERE done_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rota_jobs_dead
+    ON rota_jobs (queue, dead_seq) WHERE dead_seq IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS rota_job_queues (
+    queue        TEXT    PRIMARY KEY,
+    clock        INTEGER NOT NULL DEFAULT 0,
+    finished     INTEGER NOT NULL DEFAULT 0,
+    max_finished INTEGER NOT NULL,
+    max_age_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS rota_job_partitions (
+    queue     TEXT    NOT NULL,
+    partition TEXT    NOT NULL,
+    queued    INTEGER NOT NULL DEFAULT 0,
+    turn      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue, partition)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rota_job_partitions_ready
+    ON rota_job_partitions (queue, turn) WHERE queued > 0;
+
+CREATE TABLE IF NOT EXISTS rota_job_tenants (
+    queue   TEXT    NOT NULL,
+    tenant  TEXT    NOT NULL,
+    running INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (queue, tenant)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS rota_job_consumers (
+    id          TEXT    PRIMARY KEY,
+    queue       TEXT    NOT NULL,
+    -- Unix milliseconds.
+    lease_until INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rota_job_consumers_queue
+    ON rota_job_consumers (queue, lease_until);
+";

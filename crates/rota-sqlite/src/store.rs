@@ -6,11 +6,13 @@ use rota_core::broker::{DeadLetter, Delivery, ReapStats};
 use rota_core::time::now_ms;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-/// A failed transaction: SQLite's error, or a lapsed lease.
+/// A failed transaction: SQLite's error, a lapsed lease, or a refusal.
 #[derive(Debug)]
 pub(crate) enum Error {
     Sql(rusqlite::Error),
     LeaseLost,
+    /// Refused as it stands (bad input, a record that does not decode).
+    Broker(rota_core::BrokerError),
 }
 
 impl From<rusqlite::Error> for Error {
@@ -21,11 +23,11 @@ impl From<rusqlite::Error> for Error {
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     i64::try_from(now_ms()).unwrap_or(i64::MAX)
 }
 
-fn ms(d: std::time::Duration) -> i64 {
+pub(crate) fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -38,7 +40,7 @@ fn parse_tag(tag: &str) -> Option<i64> {
 }
 
 /// Runs `f` in an IMMEDIATE transaction and commits.
-fn write<T>(
+pub(crate) fn write<T>(
     conn: &mut Connection,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
 ) -> Result<T> {

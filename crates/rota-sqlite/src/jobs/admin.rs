@@ -1,0 +1,173 @@
+//! Looking jobs up and managing them from outside a worker: records,
+//! counts, the dead-letter set, cancellation.
+
+use rota_core::jobs::{JobId, JobRecord, JobState, QueueCounts};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::books::{Partitions, QueueRow};
+use super::rows::{
+    CANCELLED, DEAD, Outbox, QUEUED, RECORD_COLS, RUNNING, SCHEDULED, id_bytes, record_from_row,
+    state_of, uint,
+};
+use crate::store::{Result, now, write};
+
+/// The record of job `id`, while retained.
+pub(crate) fn job(conn: &mut Connection, id: JobId) -> Result<Option<JobRecord>> {
+    let sql = format!("SELECT {RECORD_COLS} FROM rota_jobs WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([&id_bytes(&id)[..]], record_from_row)
+        .optional()?)
+}
+
+/// Counts of `queue` per state, and per partition of the jobs still to run.
+/// Each count reads one index; none scans the queue's finished records
+/// beyond the retention.
+pub(crate) fn counts(conn: &mut Connection, queue: &str) -> Result<QueueCounts> {
+    let mut counts = QueueCounts::default();
+    let per_partition = [
+        (
+            JobState::Scheduled,
+            "SELECT partition, count(*) FROM rota_jobs WHERE queue = ?1 AND state = 0
+             GROUP BY partition",
+        ),
+        (
+            JobState::Queued,
+            "SELECT partition, count(*) FROM rota_jobs WHERE queue = ?1 AND state = 1
+             GROUP BY partition",
+        ),
+        (
+            JobState::Running,
+            "SELECT partition, count(*) FROM rota_jobs
+             WHERE consumer IN (SELECT id FROM rota_job_consumers WHERE queue = ?1)
+             GROUP BY partition",
+        ),
+    ];
+    debug_assert_eq!((SCHEDULED, QUEUED, RUNNING), (0, 1, 2));
+    for (state, sql) in per_partition {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query([queue])?;
+        while let Some(row) = rows.next()? {
+            let partition: String = row.get(0)?;
+            let n = uint(row.get(1)?);
+            counts.total.add(state, n);
+            counts
+                .partitions
+                .entry(partition)
+                .or_default()
+                .add(state, n);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT state, count(*) FROM rota_jobs WHERE queue = ?1 AND done_seq IS NOT NULL
+         GROUP BY state",
+    )?;
+    let mut rows = stmt.query([queue])?;
+    while let Some(row) = rows.next()? {
+        counts.total.add(state_of(row.get(0)?), uint(row.get(1)?));
+    }
+    let dead: i64 = conn
+        .prepare_cached("SELECT count(*) FROM rota_jobs WHERE queue = ?1 AND dead_seq IS NOT NULL")?
+        .query_row([queue], |r| r.get(0))?;
+    counts.total.add(JobState::Dead, uint(dead));
+    Ok(counts)
+}
+
+/// Up to `limit` dead jobs of `queue`, oldest first.
+pub(crate) fn dead_jobs(
+    conn: &mut Connection,
+    queue: &str,
+    limit: usize,
+) -> Result<Vec<JobRecord>> {
+    let sql = format!(
+        "SELECT {RECORD_COLS} FROM rota_jobs WHERE queue = ?1 AND dead_seq IS NOT NULL
+         ORDER BY dead_seq LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(
+            params![queue, i64::try_from(limit).unwrap_or(i64::MAX)],
+            record_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Queues dead job `id` again, its attempts starting over (the history
+/// kept). Returns its queue if it was dead.
+pub(crate) fn requeue_dead_job(conn: &mut Connection, id: JobId) -> Result<Option<String>> {
+    write(conn, |tx| {
+        let found: Option<(String, String)> = tx
+            .prepare_cached(
+                "UPDATE rota_jobs SET state = ?1, attempt = 1, due_ms = ?2, reason = NULL,
+                     result = NULL, finished_at_ms = NULL, dead_seq = NULL
+                 WHERE id = ?3 AND state = ?4 RETURNING queue, partition",
+            )?
+            .query_row(params![QUEUED, now(), &id_bytes(&id)[..], DEAD], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let Some((queue, partition)) = found else {
+            return Ok(None);
+        };
+        let mut q = QueueRow::load(tx, &queue)?;
+        let mut partitions = Partitions::default();
+        partitions.add(&partition, 1);
+        partitions.flush(tx, &mut q)?;
+        q.save(tx)?;
+        Ok(Some(queue))
+    })
+}
+
+/// Deletes the dead jobs of `queue`; returns how many.
+pub(crate) fn purge_dead_jobs(conn: &mut Connection, queue: &str) -> Result<usize> {
+    write(conn, |tx| {
+        Ok(tx.execute(
+            "DELETE FROM rota_jobs WHERE queue = ?1 AND dead_seq IS NOT NULL",
+            [queue],
+        )?)
+    })
+}
+
+/// Cancels job `id` if it has not started (scheduled or queued), replying
+/// its outcome; then applies the queue's retention. Returns whether it was
+/// cancelled, and the inboxes written to.
+pub(crate) fn cancel(
+    conn: &mut Connection,
+    id: JobId,
+    reply_ttl: std::time::Duration,
+) -> Result<(bool, Vec<String>)> {
+    write(conn, |tx| {
+        let found: Option<(i64, String, String, i64)> = tx
+            .prepare_cached(
+                "SELECT seq, queue, partition, state FROM rota_jobs
+                 WHERE id = ?1 AND state IN (?2, ?3)",
+            )?
+            .query_row(params![&id_bytes(&id)[..], SCHEDULED, QUEUED], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let Some((seq, queue, partition, state)) = found else {
+            return Ok((false, Vec::new()));
+        };
+        let now = now();
+        let mut q = QueueRow::load(tx, &queue)?;
+        let done_seq = q.tick();
+        tx.prepare_cached(
+            "UPDATE rota_jobs SET state = ?1, reason = 'cancelled before it ran',
+                 finished_at_ms = ?2, done_seq = ?3 WHERE seq = ?4",
+        )?
+        .execute(params![CANCELLED, now, done_seq, seq])?;
+        q.add_finished(1);
+        if state == QUEUED {
+            let mut partitions = Partitions::default();
+            partitions.add(&partition, -1);
+            partitions.flush(tx, &mut q)?;
+        }
+        let mut outbox = Outbox::new(reply_ttl);
+        outbox.outcome(tx, seq)?;
+        q.enforce(tx, now)?;
+        q.save(tx)?;
+        Ok((true, outbox.woken))
+    })
+}

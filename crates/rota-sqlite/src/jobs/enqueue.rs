@@ -1,0 +1,112 @@
+//! The enqueue transaction: a batch of jobs, all or none.
+
+use std::collections::HashMap;
+
+use rota_core::BrokerError;
+use rota_core::jobs::{Enqueued, NewJob};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::books::{Partitions, QueueRow};
+use super::rows::{QUEUED, SCHEDULED, id_bytes, int, job_id};
+use crate::store::{Error, Result, now, write};
+
+/// Inserts `jobs` (already validated) in one transaction. Returns what
+/// became of each, and the queues that got jobs (to wake their claims).
+pub(crate) fn enqueue(
+    conn: &mut Connection,
+    jobs: &[NewJob],
+) -> Result<(Vec<Enqueued>, Vec<String>)> {
+    write(conn, |tx| {
+        let now = now();
+        let mut by_id = tx.prepare_cached("SELECT queue FROM rota_jobs WHERE id = ?1")?;
+        let mut by_key =
+            tx.prepare_cached("SELECT id FROM rota_jobs WHERE queue = ?1 AND idem_key = ?2")?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO rota_jobs (id, queue, partition, tenant, kind, payload, run_id, state,
+                 priority, enqueued_ms, due_ms, max_attempts, timeout_ms, deadline_ms, headers,
+                 reply_to, idem_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?;
+        // Per queue touched: its partitions' new queued jobs.
+        let mut touched: Vec<(String, Partitions)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut out = Vec::with_capacity(jobs.len());
+        for new in jobs {
+            // A chosen id may repeat an earlier job's only within its queue.
+            let mut same_id = false;
+            if let Some(id) = new.id
+                && let Some(queue) = by_id
+                    .query_row([&id_bytes(&id)[..]], |r| r.get::<_, String>(0))
+                    .optional()?
+            {
+                if queue != new.queue {
+                    return Err(Error::Broker(BrokerError::Invalid(format!(
+                        "job id {id} is taken by a job of queue {queue:?}; nothing was enqueued"
+                    ))));
+                }
+                same_id = true;
+            }
+            let earlier = match &new.idempotency_key {
+                Some(key) => by_key
+                    .query_row(params![new.queue, key], |r| job_id(r, 0))
+                    .optional()?,
+                None => None,
+            };
+            if let Some(id) = earlier.or(new.id.filter(|_| same_id)) {
+                out.push(Enqueued {
+                    id,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let id = new.id.unwrap_or_default();
+            let due = int(new.scheduled_for.unwrap_or(0)).max(now);
+            let state = if due > now { SCHEDULED } else { QUEUED };
+            let headers = if new.headers.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&new.headers).map_err(|e| {
+                    Error::Broker(BrokerError::Invalid(format!("cannot encode headers: {e}")))
+                })?)
+            };
+            insert.execute(params![
+                &id_bytes(&id)[..],
+                new.queue,
+                new.partition_key(),
+                new.tenant,
+                new.kind,
+                &new.payload[..],
+                new.run_id,
+                state,
+                new.priority,
+                now,
+                due,
+                new.max_attempts,
+                new.timeout_ms.map(int),
+                new.deadline.map(|d| int(d.as_unix_ms())),
+                headers,
+                new.reply_to,
+                new.idempotency_key,
+            ])?;
+            let slot = *index.entry(new.queue.as_str()).or_insert_with(|| {
+                touched.push((new.queue.clone(), Partitions::default()));
+                touched.len() - 1
+            });
+            if state == QUEUED {
+                touched[slot].1.add(new.partition_key(), 1);
+            }
+            out.push(Enqueued {
+                id,
+                duplicate: false,
+            });
+        }
+        let mut queues = Vec::with_capacity(touched.len());
+        for (queue, mut partitions) in touched {
+            let mut row = QueueRow::load(tx, &queue)?;
+            partitions.flush(tx, &mut row)?;
+            row.save(tx)?;
+            queues.push(queue);
+        }
+        Ok((out, queues))
+    })
+}

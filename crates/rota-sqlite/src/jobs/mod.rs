@@ -1,0 +1,268 @@
+//! [`SqliteBroker`] as a [`JobStore`]: the semantics documented in
+//! [`rota_core::jobs::store`], in the same SQLite file as the broker's
+//! messages (see `schema::JOBS_SCHEMA` for the tables).
+//!
+//! Each operation is one `IMMEDIATE` transaction on a blocking thread;
+//! batches (enqueue, claim, settle) are one transaction each, whatever
+//! their size. A waiting claim wakes at once for this process's writes to
+//! its queue, when the queue's next scheduled job comes due, and polls
+//! every [`SqliteOptions::poll_interval`](crate::SqliteOptions) for other
+//! processes' writes. Leases and job times are wall-clock Unix ms, so they
+//! hold across restarts.
+//!
+//! * `rows` — state codes, rows to jobs and records, the reply inbox;
+//! * `books` — per-queue bookkeeping: clock, partitions, tenants, retention;
+//! * `enqueue`, `claim`, `settle` (settle, release, reap, close), `admin`
+//!   (records, counts, dead jobs, cancel) — the transactions.
+
+mod admin;
+mod books;
+mod claim;
+mod enqueue;
+mod rows;
+mod settle;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rota_core::BrokerError;
+use rota_core::broker::ReapStats;
+use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::jobs::{
+    Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob, Next,
+    QueueCounts, Settle, validate_job,
+};
+use rota_core::names::validate_service;
+use rota_core::time::now_ms;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::SqliteBroker;
+
+fn validate_queue(queue: &str) -> Result<(), BrokerError> {
+    validate_service(queue).map_err(|e| match e {
+        BrokerError::InvalidName(m) => {
+            BrokerError::Invalid(m.replace("service name", "queue name"))
+        }
+        other => other,
+    })
+}
+
+/// The key that wakes the claims waiting on `queue`.
+fn queue_key(queue: &str) -> String {
+    format!("j:{queue}")
+}
+
+impl SqliteBroker {
+    /// Wakes the readers of inboxes written to.
+    fn wake_inboxes(&self, inboxes: &[String]) {
+        for inbox in inboxes {
+            self.wake(&format!("i:{inbox}"));
+        }
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteBroker {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
+        let several = jobs.len() > 1;
+        for (i, job) in jobs.iter().enumerate() {
+            validate_job(job, DEFAULT_MAX_PAYLOAD).map_err(|e| match e {
+                BrokerError::Invalid(m) if several => BrokerError::Invalid(format!(
+                    "job {} of the batch: {m}; nothing was enqueued",
+                    i + 1
+                )),
+                other => other,
+            })?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (out, queues) = self.with(move |c| enqueue::enqueue(c, &jobs)).await?;
+        for queue in queues {
+            self.wake(&queue_key(&queue));
+        }
+        Ok(out)
+    }
+
+    async fn job_consumer(
+        &self,
+        queue: &str,
+        options: JobConsumerOptions,
+    ) -> Result<Box<dyn JobConsumer>, BrokerError> {
+        validate_queue(queue)?;
+        let id = format!("jc-{}", Uuid::now_v7().simple());
+        let (q, c, lease, retention) = (
+            queue.to_owned(),
+            id.clone(),
+            options.lease,
+            options.retention,
+        );
+        self.with(move |conn| claim::register(conn, &q, &c, lease, retention))
+            .await?;
+        Ok(Box::new(SqliteJobConsumer {
+            broker: self.clone(),
+            queue: queue.to_owned(),
+            id,
+            options,
+        }))
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
+        self.with(move |c| admin::job(c, id)).await
+    }
+
+    async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError> {
+        validate_queue(queue)?;
+        let q = queue.to_owned();
+        self.with(move |c| admin::counts(c, &q)).await
+    }
+
+    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
+        validate_queue(queue)?;
+        let q = queue.to_owned();
+        self.with(move |c| admin::dead_jobs(c, &q, limit)).await
+    }
+
+    async fn requeue_dead_job(&self, id: JobId) -> Result<bool, BrokerError> {
+        let queue = self.with(move |c| admin::requeue_dead_job(c, id)).await?;
+        if let Some(queue) = &queue {
+            self.wake(&queue_key(queue));
+        }
+        Ok(queue.is_some())
+    }
+
+    async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError> {
+        validate_queue(queue)?;
+        let q = queue.to_owned();
+        self.with(move |c| admin::purge_dead_jobs(c, &q)).await
+    }
+
+    async fn cancel(&self, id: JobId) -> Result<bool, BrokerError> {
+        let ttl = self.options().reply_ttl;
+        let (cancelled, inboxes) = self.with(move |c| admin::cancel(c, id, ttl)).await?;
+        self.wake_inboxes(&inboxes);
+        Ok(cancelled)
+    }
+}
+
+/// A worker's claim on one queue's jobs in a [`SqliteBroker`].
+struct SqliteJobConsumer {
+    broker: SqliteBroker,
+    queue: String,
+    id: String,
+    options: JobConsumerOptions,
+}
+
+impl SqliteJobConsumer {
+    /// One claim attempt: the jobs taken, and when the next scheduled job
+    /// comes due.
+    async fn try_claim(&self, max: usize) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
+        let (q, c, cap) = (self.queue.clone(), self.id.clone(), self.options.tenant_cap);
+        let claimed = self
+            .broker
+            .with(move |conn| claim::claim(conn, &q, &c, max, cap))
+            .await?;
+        Ok((claimed.jobs, claimed.next_due))
+    }
+}
+
+#[async_trait]
+impl JobConsumer for SqliteJobConsumer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
+        let until = Instant::now() + wait;
+        let waker = self.broker.waker(&queue_key(&self.queue));
+        let poll = self.broker.options().poll_interval;
+        loop {
+            // Registered before looking, so a wake-up in between is not missed.
+            let notified = waker.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (jobs, next_due) = self.try_claim(max).await?;
+            let now = Instant::now();
+            if !jobs.is_empty() || max == 0 || now >= until {
+                return Ok(jobs);
+            }
+            // Sleep until woken, the wait ends, the next scheduled job is
+            // due, or it is time to look for other processes' writes.
+            let mut wake_at = until.min(now + poll);
+            if let Some(due) = next_due {
+                let ms = due.saturating_sub(now_ms()).max(1);
+                wake_at = wake_at.min(now + Duration::from_millis(ms));
+            }
+            let _ = tokio::time::timeout_at(wake_at, notified).await;
+        }
+    }
+
+    async fn renew(&self) -> Result<(), BrokerError> {
+        let (c, lease) = (self.id.clone(), self.options.lease);
+        self.broker
+            .with(move |conn| claim::renew(conn, &c, lease))
+            .await
+    }
+
+    async fn settle(&self, done: Vec<Settle>) -> Result<usize, BrokerError> {
+        for s in &done {
+            if let Next::Finish(state) = &s.next
+                && !state.is_final()
+            {
+                return Err(BrokerError::Invalid(format!(
+                    "job {}: Next::Finish needs a final state (succeeded, failed, cancelled \
+                     or dead), not {state:?}; nothing was settled",
+                    s.id
+                )));
+            }
+        }
+        let (q, c) = (self.queue.clone(), self.id.clone());
+        let (retention, ttl) = (self.options.retention, self.broker.options().reply_ttl);
+        let (settled, inboxes) = self
+            .broker
+            .with(move |conn| settle::settle(conn, &q, &c, done, retention, ttl))
+            .await?;
+        self.broker.wake_inboxes(&inboxes);
+        // A tenant under its cap again, or a retry due now, may be claimed.
+        self.broker.wake(&queue_key(&self.queue));
+        Ok(settled)
+    }
+
+    async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
+        let (q, c) = (self.queue.clone(), self.id.clone());
+        self.broker
+            .with(move |conn| settle::release(conn, &q, &c, &ids, attempted))
+            .await?;
+        self.broker.wake(&queue_key(&self.queue));
+        Ok(())
+    }
+
+    async fn reap(&self) -> Result<ReapStats, BrokerError> {
+        let (q, max, ttl) = (
+            self.queue.clone(),
+            self.options.max_attempts,
+            self.broker.options().reply_ttl,
+        );
+        let (stats, inboxes) = self
+            .broker
+            .with(move |conn| settle::reap(conn, &q, max, ttl))
+            .await?;
+        self.broker.wake_inboxes(&inboxes);
+        if stats.requeued > 0 {
+            self.broker.wake(&queue_key(&self.queue));
+        }
+        Ok(stats)
+    }
+
+    async fn close(&self) -> Result<(), BrokerError> {
+        let (q, c) = (self.queue.clone(), self.id.clone());
+        self.broker
+            .with(move |conn| settle::close(conn, &q, &c))
+            .await?;
+        self.broker.wake(&queue_key(&self.queue));
+        Ok(())
+    }
+}

@@ -1,0 +1,337 @@
+//! The transactions that let go of held jobs: settle (fenced), release
+//! (fenced), reap (the jobs of lapsed consumers) and close.
+
+use rota_core::broker::ReapStats;
+use rota_core::jobs::{Attempt, AttemptOutcome, JobState, Next, Retention, Settle};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::books::{Partitions, QueueRow, Tenants};
+use super::rows::{
+    APPEND_ATTEMPT, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, check_lease, describe, id_bytes,
+    int, state_code, uint,
+};
+use crate::store::{Result, now, write};
+
+/// A held job, as the transactions here read it.
+struct Held {
+    seq: i64,
+    tenant: String,
+    partition: String,
+    attempt: i64,
+    claimed_at: i64,
+}
+
+/// The columns [`held`] reads (a macro, to build statements at compile time).
+macro_rules! held_cols {
+    () => {
+        "seq, tenant, partition, attempt, coalesce(claimed_at_ms, 0)"
+    };
+}
+
+fn held(row: &rusqlite::Row<'_>) -> rusqlite::Result<Held> {
+    Ok(Held {
+        seq: row.get(0)?,
+        tenant: row.get(1)?,
+        partition: row.get(2)?,
+        attempt: row.get(3)?,
+        claimed_at: row.get(4)?,
+    })
+}
+
+/// The job `id` if `consumer` holds it.
+fn held_by(
+    tx: &Transaction<'_>,
+    id: &rota_core::jobs::JobId,
+    consumer: &str,
+) -> Result<Option<Held>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        held_cols!(),
+        " FROM rota_jobs WHERE id = ?1 AND consumer = ?2"
+    );
+    Ok(tx
+        .prepare_cached(SQL)?
+        .query_row(params![&id_bytes(id)[..], consumer], held)
+        .optional()?)
+}
+
+/// Moves the job in row `seq` to the dead-letter set with its last attempt.
+fn kill(
+    tx: &Transaction<'_>,
+    q: &mut QueueRow,
+    seq: i64,
+    attempt: &str,
+    reason: &str,
+) -> Result<()> {
+    let sql = format!(
+        "UPDATE rota_jobs SET state = ?2, consumer = NULL, claimed_at_ms = NULL, {APPEND_ATTEMPT},
+             reason = ?3, finished_at_ms = ?4, dead_seq = ?5 WHERE seq = ?6"
+    );
+    let dead_seq = q.tick();
+    tx.prepare_cached(&sql)?
+        .execute(params![attempt, DEAD, reason, now(), dead_seq, seq])?;
+    Ok(())
+}
+
+/// Settles `done` for `consumer` of `queue`: the reply (if any) first, then
+/// the attempt and what comes next; then the retention. Returns how many
+/// jobs were held and are settled, and the inboxes written to.
+pub(crate) fn settle(
+    conn: &mut Connection,
+    queue: &str,
+    consumer: &str,
+    done: Vec<Settle>,
+    retention: Retention,
+    reply_ttl: std::time::Duration,
+) -> Result<(usize, Vec<String>)> {
+    write(conn, |tx| {
+        check_lease(tx, consumer)?;
+        let now = now();
+        let mut q = QueueRow::load(tx, queue)?;
+        let mut partitions = Partitions::default();
+        let mut tenants = Tenants::default();
+        let mut outbox = Outbox::new(reply_ttl);
+        let mut finish = tx.prepare_cached(&format!(
+            "UPDATE rota_jobs SET state = ?2, consumer = NULL, claimed_at_ms = NULL,
+                 {APPEND_ATTEMPT}, result = ?3, reason = ?4, finished_at_ms = ?5, done_seq = ?6
+             WHERE seq = ?7"
+        ))?;
+        let mut retry = tx.prepare_cached(&format!(
+            "UPDATE rota_jobs SET state = ?2, consumer = NULL, claimed_at_ms = NULL,
+                 {APPEND_ATTEMPT}, attempt = attempt + 1, due_ms = ?3
+             WHERE seq = ?4"
+        ))?;
+        let mut settled = 0;
+        for s in done {
+            let Some(job) = held_by(tx, &s.id, consumer)? else {
+                continue;
+            };
+            // The reply first, then the job stops being held.
+            if let Some((to, reply)) = &s.reply {
+                outbox.push(tx, to, reply)?;
+            }
+            tenants.add(&job.tenant, -1);
+            let attempt = attempt_json(&s.attempt)?;
+            let reason = describe(&s.attempt);
+            match s.next {
+                Next::Finish(JobState::Dead) => {
+                    let reason = reason.unwrap_or_else(|| "dead-lettered by the worker".into());
+                    kill(tx, &mut q, job.seq, &attempt, &reason)?;
+                }
+                Next::Finish(state) => {
+                    let result = match &s.result {
+                        Some(v) => Some(serde_json::to_string(v).map_err(|e| {
+                            crate::store::Error::Broker(rota_core::BrokerError::Invalid(format!(
+                                "cannot encode the result of job {}: {e}",
+                                s.id
+                            )))
+                        })?),
+                        None => None,
+                    };
+                    let reason = reason.filter(|_| state != JobState::Succeeded);
+                    let done_seq = q.tick();
+                    finish.execute(params![
+                        attempt,
+                        state_code(state),
+                        result,
+                        reason,
+                        now,
+                        done_seq,
+                        job.seq
+                    ])?;
+                    q.add_finished(1);
+                }
+                Next::RetryAt(at) => {
+                    let at = int(at);
+                    let state = if at > now { SCHEDULED } else { QUEUED };
+                    retry.execute(params![attempt, state, at, job.seq])?;
+                    if state == QUEUED {
+                        partitions.add(&job.partition, 1);
+                    }
+                }
+                Next::Dead(reason) => kill(tx, &mut q, job.seq, &attempt, &reason)?,
+                // A `Next` this store does not know: keep the job, dead, so
+                // that nothing is silently dropped.
+                _ => kill(
+                    tx,
+                    &mut q,
+                    job.seq,
+                    &attempt,
+                    "settled with an unknown Next",
+                )?,
+            }
+            settled += 1;
+        }
+        partitions.flush(tx, &mut q)?;
+        tenants.flush(tx, queue)?;
+        q.set_retention(retention);
+        q.enforce(tx, now)?;
+        q.save(tx)?;
+        Ok((settled, outbox.woken))
+    })
+}
+
+/// Puts the job in row `seq` back among the queued, appending `attempt` and
+/// counting it when given.
+fn requeue(tx: &Transaction<'_>, seq: i64, attempt: Option<&str>) -> Result<()> {
+    match attempt {
+        Some(attempt) => {
+            let sql = format!(
+                "UPDATE rota_jobs SET state = ?2, consumer = NULL, claimed_at_ms = NULL,
+                     {APPEND_ATTEMPT}, attempt = attempt + 1 WHERE seq = ?3"
+            );
+            tx.prepare_cached(&sql)?
+                .execute(params![attempt, QUEUED, seq])?;
+        }
+        None => {
+            tx.prepare_cached(
+                "UPDATE rota_jobs SET state = ?1, consumer = NULL, claimed_at_ms = NULL
+                 WHERE seq = ?2",
+            )?
+            .execute(params![QUEUED, seq])?;
+        }
+    }
+    Ok(())
+}
+
+/// An attempt that ended without its handler's say.
+fn ended(job: &Held, worker: &str, now: i64, outcome: AttemptOutcome) -> Result<String> {
+    let started = uint(job.claimed_at);
+    attempt_json(&Attempt {
+        attempt: u32::try_from(job.attempt).unwrap_or(u32::MAX),
+        worker: worker.to_owned(),
+        started_at_ms: started,
+        finished_at_ms: uint(now).max(started),
+        outcome,
+    })
+}
+
+/// Gives `ids` held by `consumer` back to the queue; with `attempted`, the
+/// attempt counts (a `Cancelled` one in the history).
+pub(crate) fn release(
+    conn: &mut Connection,
+    queue: &str,
+    consumer: &str,
+    ids: &[rota_core::jobs::JobId],
+    attempted: bool,
+) -> Result<()> {
+    write(conn, |tx| {
+        check_lease(tx, consumer)?;
+        let now = now();
+        let mut partitions = Partitions::default();
+        let mut tenants = Tenants::default();
+        for id in ids {
+            let Some(job) = held_by(tx, id, consumer)? else {
+                continue;
+            };
+            tenants.add(&job.tenant, -1);
+            let attempt = if attempted {
+                Some(ended(&job, consumer, now, AttemptOutcome::Cancelled)?)
+            } else {
+                None
+            };
+            requeue(tx, job.seq, attempt.as_deref())?;
+            partitions.add(&job.partition, 1);
+        }
+        let mut q = QueueRow::load(tx, queue)?;
+        partitions.flush(tx, &mut q)?;
+        tenants.flush(tx, queue)?;
+        q.save(tx)
+    })
+}
+
+/// The jobs `consumer` holds, in id order.
+fn held_jobs(tx: &Transaction<'_>, consumer: &str) -> Result<Vec<(Held, i64)>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        held_cols!(),
+        ", max_attempts FROM rota_jobs WHERE consumer = ?1 ORDER BY id"
+    );
+    let mut stmt = tx.prepare_cached(SQL)?;
+    let rows = stmt
+        .query_map([consumer], |r| {
+            Ok((held(r)?, r.get::<_, Option<i64>>(5)?.unwrap_or(0)))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Hands back the jobs of `queue`'s consumers whose lease lapsed: each gets
+/// a `Lost` attempt and is queued again, or dead-lettered (with its outcome
+/// replied) once its attempts reach its maximum (else `default_max`).
+pub(crate) fn reap(
+    conn: &mut Connection,
+    queue: &str,
+    default_max: u32,
+    reply_ttl: std::time::Duration,
+) -> Result<(ReapStats, Vec<String>)> {
+    write(conn, |tx| {
+        let now = now();
+        let lapsed: Vec<String> = tx
+            .prepare_cached(
+                "SELECT id FROM rota_job_consumers WHERE queue = ?1 AND lease_until <= ?2
+                 ORDER BY id",
+            )?
+            .query_map(params![queue, now], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stats = ReapStats::default();
+        let mut outbox = Outbox::new(reply_ttl);
+        if lapsed.is_empty() {
+            return Ok((stats, outbox.woken));
+        }
+        let mut q = QueueRow::load(tx, queue)?;
+        let mut partitions = Partitions::default();
+        let mut tenants = Tenants::default();
+        for worker in lapsed {
+            for (job, own_max) in held_jobs(tx, &worker)? {
+                tenants.add(&job.tenant, -1);
+                let attempt = ended(&job, &worker, now, AttemptOutcome::Lost)?;
+                let n = job.attempt;
+                let max = if own_max > 0 {
+                    own_max
+                } else {
+                    i64::from(default_max)
+                };
+                if n >= max {
+                    let reason = format!(
+                        "lost {n} of {max} attempts: the lease of worker {worker} lapsed \
+                         while it held the job during the last one"
+                    );
+                    kill(tx, &mut q, job.seq, &attempt, &reason)?;
+                    outbox.outcome(tx, job.seq)?;
+                    stats.dead_lettered += 1;
+                } else {
+                    requeue(tx, job.seq, Some(&attempt))?;
+                    partitions.add(&job.partition, 1);
+                    stats.requeued += 1;
+                }
+            }
+            tx.prepare_cached("DELETE FROM rota_job_consumers WHERE id = ?1")?
+                .execute([&worker])?;
+        }
+        partitions.flush(tx, &mut q)?;
+        tenants.flush(tx, queue)?;
+        q.save(tx)?;
+        Ok((stats, outbox.woken))
+    })
+}
+
+/// Gives back everything `consumer` holds, as it was (the attempt not
+/// counted), and forgets the consumer.
+pub(crate) fn close(conn: &mut Connection, queue: &str, consumer: &str) -> Result<()> {
+    write(conn, |tx| {
+        let mut partitions = Partitions::default();
+        let mut tenants = Tenants::default();
+        for (job, _) in held_jobs(tx, consumer)? {
+            tenants.add(&job.tenant, -1);
+            requeue(tx, job.seq, None)?;
+            partitions.add(&job.partition, 1);
+        }
+        tx.prepare_cached("DELETE FROM rota_job_consumers WHERE id = ?1")?
+            .execute([consumer])?;
+        let mut q = QueueRow::load(tx, queue)?;
+        partitions.flush(tx, &mut q)?;
+        tenants.flush(tx, queue)?;
+        q.save(tx)
+    })
+}

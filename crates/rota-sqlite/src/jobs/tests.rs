@@ -1,0 +1,450 @@
+//! Tests of what the conformance suite does not reach: the bookkeeping
+//! tables agree with the jobs, wake-ups without polling, other processes'
+//! writes, fairness over many partitions, and a throughput measure.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rota_core::jobs::{
+    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, JobStore,
+    NewJob, Next, Retention, Settle,
+};
+use rota_core::time::now_ms;
+use rusqlite::Connection;
+use tokio::time::Instant;
+
+use crate::{SqliteBroker, SqliteOptions};
+
+fn job(queue: &str, tenant: &str) -> NewJob {
+    NewJob::new(queue, tenant, "k", &serde_json::json!({})).expect("encodes")
+}
+
+fn opts() -> JobConsumerOptions {
+    JobConsumerOptions::default().lease(Duration::from_secs(60))
+}
+
+fn succeeded(job: &Job, worker: &dyn JobConsumer) -> Settle {
+    let now = now_ms();
+    Settle::new(
+        job.id,
+        Attempt {
+            attempt: job.attempt,
+            worker: worker.id().to_owned(),
+            started_at_ms: now,
+            finished_at_ms: now,
+            outcome: AttemptOutcome::Succeeded,
+        },
+        Next::Finish(JobState::Succeeded),
+    )
+}
+
+async fn open(dir: &tempfile::TempDir, poll: Duration) -> SqliteBroker {
+    let options = SqliteOptions::new(dir.path().join("rota.db")).poll_interval(poll);
+    SqliteBroker::open_with(options).await.expect("opens")
+}
+
+/// Fails unless the partition, tenant and queue counters agree with the
+/// jobs they count.
+async fn assert_bookkeeping(broker: &SqliteBroker) {
+    let wrong: Vec<String> = broker
+        .with(|c: &mut Connection| {
+            let sql = "
+                SELECT 'partition ' || p.partition || ': ' || p.queued || ' counted, ' ||
+                       (SELECT count(*) FROM rota_jobs j WHERE j.queue = p.queue
+                        AND j.partition = p.partition AND j.state = 1) || ' queued'
+                FROM rota_job_partitions p
+                WHERE p.queued != (SELECT count(*) FROM rota_jobs j WHERE j.queue = p.queue
+                                   AND j.partition = p.partition AND j.state = 1)
+                UNION ALL
+                SELECT 'tenant ' || t.tenant || ': ' || t.running || ' counted running'
+                FROM rota_job_tenants t
+                WHERE t.running != (SELECT count(*) FROM rota_jobs j WHERE j.queue = t.queue
+                                    AND j.tenant = t.tenant AND j.state = 2)
+                UNION ALL
+                SELECT 'queue ' || q.queue || ': ' || q.finished || ' counted finished'
+                FROM rota_job_queues q
+                WHERE q.finished != (SELECT count(*) FROM rota_jobs j WHERE j.queue = q.queue
+                                     AND j.done_seq IS NOT NULL)
+                UNION ALL
+                SELECT 'job ' || seq || ' queued in a partition without a row'
+                FROM rota_jobs j WHERE state = 1 AND NOT EXISTS (SELECT 1
+                    FROM rota_job_partitions p WHERE p.queue = j.queue
+                    AND p.partition = j.partition)
+                UNION ALL
+                SELECT 'job ' || seq || ' running without a consumer' FROM rota_jobs
+                WHERE (state = 2) != (consumer IS NOT NULL)";
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counters_agree_with_the_jobs_through_every_transition() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir, Duration::from_millis(50)).await;
+    let mut batch = Vec::new();
+    for n in 0..60 {
+        let tenant = format!("t{}", n % 7);
+        let mut j = job("q", &tenant).priority(n % 3);
+        if n % 5 == 0 {
+            j = j.partition("shared");
+        }
+        if n % 11 == 0 {
+            j = j.after(Duration::from_millis(100));
+        }
+        batch.push(j);
+    }
+    let ids: Vec<JobId> = broker
+        .enqueue(batch)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_bookkeeping(&broker).await;
+    assert!(broker.cancel(ids[1]).await.unwrap());
+    assert!(broker.cancel(ids[11]).await.unwrap(), "a scheduled one");
+    let a = broker
+        .job_consumer("q", opts().tenant_cap(3))
+        .await
+        .unwrap();
+    let short = opts().lease(Duration::from_millis(100));
+    let b = broker.job_consumer("q", short).await.unwrap();
+    let got = a.claim(20, Duration::ZERO).await.unwrap();
+    assert!(!got.is_empty());
+    assert_bookkeeping(&broker).await;
+    let held_by_b = b.claim(5, Duration::ZERO).await.unwrap();
+    assert_bookkeeping(&broker).await;
+
+    let mut done = Vec::new();
+    for (n, j) in got.iter().enumerate() {
+        let mut s = succeeded(j, &*a);
+        match n % 4 {
+            0 => {}
+            1 => s.next = Next::RetryAt(now_ms()),
+            2 => s.next = Next::RetryAt(now_ms() + 50),
+            _ => s.next = Next::Dead("no".into()),
+        }
+        done.push(s);
+    }
+    let (settle_now, release) = done.split_at(done.len() - 2);
+    a.settle(settle_now.to_vec()).await.unwrap();
+    a.release(release.iter().map(|s| s.id).collect(), true)
+        .await
+        .unwrap();
+    assert_bookkeeping(&broker).await;
+
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let reaper = broker.job_consumer("q", opts()).await.unwrap();
+    let stats = reaper.reap().await.unwrap();
+    assert_eq!(stats.requeued, held_by_b.len());
+    assert_bookkeeping(&broker).await;
+    for dead in broker.dead_jobs("q", 100).await.unwrap() {
+        assert!(broker.requeue_dead_job(dead.job.id).await.unwrap());
+    }
+    assert_bookkeeping(&broker).await;
+
+    // Drain everything, closing one consumer half way.
+    let mut seen = 0;
+    let mut a_open = true;
+    while seen < 200 {
+        let got = reaper.claim(7, Duration::from_millis(200)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        seen += got.len();
+        reaper
+            .settle(got.iter().map(|j| succeeded(j, &*reaper)).collect())
+            .await
+            .unwrap();
+        if a_open && !a.claim(3, Duration::ZERO).await.unwrap().is_empty() {
+            a.close().await.unwrap();
+            a_open = false;
+        }
+        assert_bookkeeping(&broker).await;
+    }
+    let counts = broker.counts("q").await.unwrap().total;
+    assert_eq!((counts.queued, counts.running, counts.scheduled), (0, 0, 0));
+    assert_eq!(counts.succeeded + counts.cancelled, 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_claim_wakes_on_enqueue_and_when_due_without_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir, Duration::from_secs(60)).await;
+    let c = broker.job_consumer("q", opts()).await.unwrap();
+    let start = Instant::now();
+    let (got, ()) = tokio::join!(c.claim(1, Duration::from_secs(30)), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        broker.enqueue(vec![job("q", "a")]).await.unwrap();
+    });
+    assert_eq!(got.unwrap().len(), 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let due = now_ms() + 300;
+    broker.enqueue(vec![job("q", "a").at(due)]).await.unwrap();
+    let start = Instant::now();
+    let got = c.claim(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(now_ms() >= due);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // An empty claim returns when its wait ends.
+    let start = Instant::now();
+    assert!(
+        c.claim(1, Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_handle_on_the_file_sees_jobs_by_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker_side = open(&dir, Duration::from_millis(20)).await;
+    let enqueuer = open(&dir, Duration::from_millis(20)).await;
+    let c = worker_side.job_consumer("q", opts()).await.unwrap();
+    let start = Instant::now();
+    let (got, ()) = tokio::join!(c.claim(1, Duration::from_secs(30)), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        enqueuer.enqueue(vec![job("q", "a")]).await.unwrap();
+    });
+    assert_eq!(got.unwrap().len(), 1);
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_and_leases_outlive_the_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir, Duration::from_millis(50)).await;
+    let ids: Vec<JobId> = broker
+        .enqueue(vec![job("q", "a"), job("q", "b")])
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let c = broker.job_consumer("q", opts()).await.unwrap();
+    let held = c.claim(1, Duration::ZERO).await.unwrap();
+    drop(c);
+    drop(broker);
+
+    let broker = open(&dir, Duration::from_millis(50)).await;
+    let other = broker.job_consumer("q", opts()).await.unwrap();
+    assert_eq!(other.reap().await.unwrap().requeued, 0, "the lease holds");
+    let rest = other.claim(10, Duration::ZERO).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_ne!(rest[0].id, held[0].id);
+    let record = broker.job(held[0].id).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Running);
+    assert!(ids.contains(&held[0].id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_of_several_tenants_skips_only_the_capped_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir, Duration::from_millis(50)).await;
+    let jobs = vec![
+        job("q", "a").partition("g").priority(5),
+        job("q", "a").partition("g").priority(5),
+        job("q", "b").partition("g"),
+    ];
+    broker.enqueue(jobs).await.unwrap();
+    let c = broker
+        .job_consumer("q", opts().tenant_cap(1))
+        .await
+        .unwrap();
+    let got = c.claim(5, Duration::ZERO).await.unwrap();
+    let tenants: Vec<_> = got.iter().map(|j| j.tenant.as_str()).collect();
+    assert_eq!(tenants, ["a", "b"]);
+    assert_bookkeeping(&broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_take_turns_over_many_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir, Duration::from_millis(50)).await;
+    let batch = (0..3)
+        .flat_map(|_| (0..300).map(|t| job("q", &format!("t{t:03}"))))
+        .collect();
+    broker.enqueue(batch).await.unwrap();
+    let c = broker.job_consumer("q", opts()).await.unwrap();
+    // Small claims continue where the last stopped: 300 jobs, 300 tenants.
+    let mut tenants = HashSet::new();
+    for _ in 0..30 {
+        for j in c.claim(10, Duration::ZERO).await.unwrap() {
+            assert!(tenants.insert(j.tenant), "a tenant served twice in a round");
+        }
+    }
+    assert_eq!(tenants.len(), 300);
+    // One claim larger than the ring goes round twice.
+    let got = c.claim(600, Duration::ZERO).await.unwrap();
+    assert_eq!(got.len(), 600);
+    let first: HashSet<_> = got[..300].iter().map(|j| &j.tenant).collect();
+    assert_eq!(first.len(), 300);
+    assert_bookkeeping(&broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_the_file_bounded_and_frees_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir, Duration::from_millis(50)).await;
+    let mut retention = Retention::default();
+    retention.max_finished = 10;
+    let c = broker
+        .job_consumer("q", opts().retention(retention))
+        .await
+        .unwrap();
+    for i in 0..200 {
+        let tenant = format!("t{}", i % 7);
+        broker
+            .enqueue(vec![job("q", &tenant).idempotency_key(format!("k{i}"))])
+            .await
+            .unwrap();
+        let got = c.claim(1, Duration::ZERO).await.unwrap();
+        c.settle(vec![succeeded(&got[0], &*c)]).await.unwrap();
+    }
+    let rows: i64 = broker
+        .with(|conn: &mut Connection| {
+            Ok(conn.query_row("SELECT count(*) FROM rota_jobs", [], |r| r.get(0))?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows, 10);
+    let again = broker
+        .enqueue(vec![job("q", "t0").idempotency_key("k0")])
+        .await
+        .unwrap();
+    assert!(!again[0].duplicate);
+    assert_bookkeeping(&broker).await;
+
+    // And by age.
+    let mut retention = Retention::default();
+    retention.max_age = Duration::from_millis(20);
+    let c = broker
+        .job_consumer("aged", opts().retention(retention))
+        .await
+        .unwrap();
+    let old = broker.enqueue(vec![job("aged", "a")]).await.unwrap()[0].id;
+    let got = c.claim(1, Duration::ZERO).await.unwrap();
+    c.settle(vec![succeeded(&got[0], &*c)]).await.unwrap();
+    assert!(broker.job(old).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    broker.enqueue(vec![job("aged", "a")]).await.unwrap();
+    let got = c.claim(1, Duration::ZERO).await.unwrap();
+    c.settle(vec![succeeded(&got[0], &*c)]).await.unwrap();
+    assert!(broker.job(old).await.unwrap().is_none(), "expired");
+    assert!(broker.job(got[0].id).await.unwrap().is_some());
+    assert_bookkeeping(&broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finishing_in_a_state_that_is_not_final_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir, Duration::from_millis(50)).await;
+    broker.enqueue(vec![job("q", "a")]).await.unwrap();
+    let c = broker.job_consumer("q", opts()).await.unwrap();
+    let got = c.claim(1, Duration::ZERO).await.unwrap();
+    let mut s = succeeded(&got[0], &*c);
+    s.next = Next::Finish(JobState::Queued);
+    let err = c.settle(vec![s]).await.unwrap_err();
+    assert!(err.to_string().contains("final state"), "{err}");
+    let record = broker.job(got[0].id).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chosen_id_repeats_within_its_queue_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir, Duration::from_millis(50)).await;
+    let id = JobId::new();
+    let first = broker
+        .enqueue(vec![job("q", "a").with_id(id)])
+        .await
+        .unwrap();
+    assert_eq!((first[0].id, first[0].duplicate), (id, false));
+    let again = broker
+        .enqueue(vec![job("q", "a").with_id(id)])
+        .await
+        .unwrap();
+    assert!(again[0].duplicate);
+    let err = broker
+        .enqueue(vec![job("q", "b"), job("other", "a").with_id(id)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("taken"), "{err}");
+    assert_eq!(
+        broker.counts("q").await.unwrap().total.queued,
+        1,
+        "all or none"
+    );
+    // One batch naming the same id in two queues is refused too.
+    let fresh = JobId::new();
+    let err = broker
+        .enqueue(vec![
+            job("q", "a").with_id(fresh),
+            job("other", "a").with_id(fresh),
+        ])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("taken"), "{err}");
+    assert!(broker.job(fresh).await.unwrap().is_none());
+}
+
+/// Enqueue in bulk, claim and settle in batches; prints jobs per second.
+/// `cargo test --release -p rota-sqlite throughput -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn throughput() {
+    const JOBS: usize = 50_000;
+    const BATCH: usize = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(&dir, Duration::from_millis(50)).await;
+    let start = Instant::now();
+    for chunk in 0..JOBS / 1000 {
+        let batch = (0..1000)
+            .map(|n| {
+                let tenant = format!("t{}", (chunk * 1000 + n) % 100);
+                NewJob::new("bench", &tenant, "k", &serde_json::json!({"n": n})).unwrap()
+            })
+            .collect();
+        broker.enqueue(batch).await.unwrap();
+    }
+    let enqueued = start.elapsed();
+    let c = broker.job_consumer("bench", opts()).await.unwrap();
+    let mut done = 0;
+    while done < JOBS {
+        let got = c.claim(BATCH, Duration::ZERO).await.unwrap();
+        assert!(!got.is_empty());
+        done += got.len();
+        c.settle(got.iter().map(|j| succeeded(j, &*c)).collect())
+            .await
+            .unwrap();
+    }
+    let total = start.elapsed();
+    let processed = total - enqueued;
+    println!(
+        "{JOBS} jobs: enqueue {:.0}/s, claim+settle {:.0}/s, end to end {:.0}/s",
+        JOBS as f64 / enqueued.as_secs_f64(),
+        JOBS as f64 / processed.as_secs_f64(),
+        JOBS as f64 / total.as_secs_f64(),
+    );
+    assert_bookkeeping(&broker).await;
+}
