@@ -5,9 +5,13 @@
 //! ```text
 //! rota-bench rpc-latency    --redis URL --n 5000 [--floor]
 //! rota-bench rpc-throughput --redis URL --n 200000 --callers 100 --servers 2 [--floor]
+//! rota-bench jobs-throughput --backend redis|embedded --n 50000 --concurrency 100
+//! rota-bench jobs-latency   --backend redis|embedded --n 2000
+//! rota-bench fairness       --backend redis|embedded [--backlog 50000]
 //! ```
 
 mod floor;
+mod jobs;
 mod rpc;
 
 use anyhow::Result;
@@ -64,12 +68,70 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
+    /// Bulk enqueue, then processing with no-op handlers: jobs per second.
+    JobsThroughput {
+        /// The store.
+        #[arg(long, value_enum, default_value = "redis")]
+        backend: jobs::Backend,
+        /// Redis to run against (with `--backend redis`).
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        /// Jobs.
+        #[arg(long, default_value_t = 50_000)]
+        n: usize,
+        /// Handlers running at once.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Runtime worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// Enqueue until the enqueuer sees the completion, one job at a time.
+    JobsLatency {
+        /// The store.
+        #[arg(long, value_enum, default_value = "redis")]
+        backend: jobs::Backend,
+        /// Redis to run against (with `--backend redis`).
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        /// Jobs to time.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        /// Runtime worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// A quiet tenant's wait while another tenant's backlog drains.
+    Fairness {
+        /// The store.
+        #[arg(long, value_enum, default_value = "redis")]
+        backend: jobs::Backend,
+        /// Redis to run against (with `--backend redis`).
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        /// The noisy tenant's backlog.
+        #[arg(long, default_value_t = 50_000)]
+        backlog: usize,
+        /// Handlers running at once.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Each job's work, in milliseconds.
+        #[arg(long, default_value_t = 1)]
+        work_ms: u64,
+        /// Runtime worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let threads = match cli.command {
-        Command::RpcLatency { threads, .. } | Command::RpcThroughput { threads, .. } => threads,
+        Command::RpcLatency { threads, .. }
+        | Command::RpcThroughput { threads, .. }
+        | Command::JobsThroughput { threads, .. }
+        | Command::JobsLatency { threads, .. }
+        | Command::Fairness { threads, .. } => threads,
     };
     let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -104,6 +166,54 @@ fn main() -> Result<()> {
                     floor::throughput(&redis, n, callers, servers).await
                 } else {
                     rpc::throughput(&redis, n, callers, servers).await
+                }
+            }
+            Command::JobsThroughput {
+                backend,
+                redis,
+                n,
+                concurrency,
+                ..
+            } => match backend {
+                jobs::Backend::Redis => {
+                    let s = jobs::redis_store(&redis).await?;
+                    jobs::throughput(backend, s.store.clone(), n, concurrency).await
+                }
+                jobs::Backend::Embedded => {
+                    let s = jobs::embedded_store().await?;
+                    jobs::throughput(backend, s.store.clone(), n, concurrency).await
+                }
+            },
+            Command::JobsLatency {
+                backend, redis, n, ..
+            } => match backend {
+                jobs::Backend::Redis => {
+                    let s = jobs::redis_store(&redis).await?;
+                    jobs::latency(backend, s.store.clone(), n).await
+                }
+                jobs::Backend::Embedded => {
+                    let s = jobs::embedded_store().await?;
+                    jobs::latency(backend, s.store.clone(), n).await
+                }
+            },
+            Command::Fairness {
+                backend,
+                redis,
+                backlog,
+                concurrency,
+                work_ms,
+                ..
+            } => {
+                let work = std::time::Duration::from_millis(work_ms);
+                match backend {
+                    jobs::Backend::Redis => {
+                        let s = jobs::redis_store(&redis).await?;
+                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await
+                    }
+                    jobs::Backend::Embedded => {
+                        let s = jobs::embedded_store().await?;
+                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await
+                    }
                 }
             }
         }
