@@ -124,7 +124,7 @@ where
 /// Writes a batch for a [`Combiner`].
 pub(crate) trait BatchWrite<T>: Sync {
     /// Writes `batch`, retrying as it sees fit.
-    fn write(&self, batch: Vec<T>) -> impl Future<Output = ()> + Send;
+    fn write(&self, batch: Vec<T>) -> BoxFuture<'_, ()>;
 }
 
 /// Batches writes without a task of its own (flat combining): the first
@@ -172,6 +172,177 @@ impl<T> Combiner<T> {
             }
             if self.queue().is_empty() {
                 return;
+            }
+        }
+    }
+}
+
+/// What holds a lease and settles work under it: a server's consumer of
+/// calls, or a worker's consumer of jobs.
+pub(crate) trait Holder: Clone + Send + Sync + 'static {
+    /// A finished piece of work to write.
+    type Done: Clone + Send + Sync + 'static;
+    /// Names a piece of work to give back.
+    type Tag: Send + Sync + 'static;
+    /// Extends the lease.
+    fn renew(&self) -> BoxFuture<'static, Result<(), BrokerError>>;
+    /// Hands back the work of lapsed leases.
+    fn reap(&self) -> BoxFuture<'static, Result<ReapStats, BrokerError>>;
+    /// Gives work cut short back to the queue, as attempted.
+    fn release(&self, tags: Vec<Self::Tag>) -> BoxFuture<'static, Result<(), BrokerError>>;
+    /// Writes finished work, fenced.
+    fn write(&self, done: Vec<Self::Done>) -> BoxFuture<'static, Result<usize, BrokerError>>;
+}
+
+/// A server's consumer of calls, as a [`Holder`].
+#[derive(Clone)]
+pub(crate) struct CallHolder(pub(crate) std::sync::Arc<dyn rota_core::Consumer>);
+
+/// A worker's consumer of jobs, as a [`Holder`].
+#[derive(Clone)]
+pub(crate) struct JobHolder(pub(crate) std::sync::Arc<dyn rota_core::jobs::JobConsumer>);
+
+impl Holder for CallHolder {
+    type Done = rota_core::Completion;
+    type Tag = String;
+    fn renew(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { rota_core::Consumer::renew(&*c).await })
+    }
+    fn reap(&self) -> BoxFuture<'static, Result<ReapStats, BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { rota_core::Consumer::reap(&*c).await })
+    }
+    fn release(&self, tags: Vec<String>) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { rota_core::Consumer::release(&*c, tags, true).await })
+    }
+    fn write(&self, done: Vec<Self::Done>) -> BoxFuture<'static, Result<usize, BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { c.complete(done).await })
+    }
+}
+
+impl Holder for JobHolder {
+    type Done = rota_core::jobs::Settle;
+    type Tag = rota_core::jobs::JobId;
+    fn renew(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { rota_core::jobs::JobConsumer::renew(&*c).await })
+    }
+    fn reap(&self) -> BoxFuture<'static, Result<ReapStats, BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { rota_core::jobs::JobConsumer::reap(&*c).await })
+    }
+    fn release(&self, tags: Vec<Self::Tag>) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { rota_core::jobs::JobConsumer::release(&*c, tags, true).await })
+    }
+    fn write(&self, done: Vec<Self::Done>) -> BoxFuture<'static, Result<usize, BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { c.settle(done).await })
+    }
+}
+
+/// Starts the two tasks every lease holder needs: renewal (which fences on
+/// failure) and periodic reaping of others' lapsed leases. Both end when
+/// `over` is cancelled.
+pub(crate) fn spawn_keepers<H: Holder>(
+    holder: &H,
+    clock: &std::sync::Arc<LeaseClock>,
+    lease: Duration,
+    fence: &CancellationToken,
+    over: &CancellationToken,
+) -> [tokio::task::JoinHandle<()>; 2] {
+    let renewer = tokio::spawn({
+        let (holder, clock) = (holder.clone(), std::sync::Arc::clone(clock));
+        let (fence, over) = (fence.clone(), over.clone());
+        async move { keep_alive(|| holder.renew(), &clock, lease, fence, over).await }
+    });
+    let reaper = tokio::spawn({
+        let (holder, over) = (holder.clone(), over.clone());
+        async move { reap_periodically(|| holder.reap(), lease, over).await }
+    });
+    [renewer, reaper]
+}
+
+/// A finished piece of work, or one to give back.
+pub(crate) enum Finished<H: Holder> {
+    /// Write it.
+    Done(H::Done),
+    /// Give it back (shutdown cut it short).
+    Abandoned(H::Tag),
+}
+
+/// Writes finished work in flat-combined batches, only while the lease
+/// surely holds: past it, the work may already run elsewhere.
+pub(crate) struct Finisher<H: Holder> {
+    holder: H,
+    combiner: Combiner<Finished<H>>,
+    clock: std::sync::Arc<LeaseClock>,
+    fence: CancellationToken,
+}
+
+impl<H: Holder> Finisher<H> {
+    pub(crate) fn new(
+        holder: H,
+        clock: std::sync::Arc<LeaseClock>,
+        fence: CancellationToken,
+    ) -> Self {
+        Self {
+            holder,
+            combiner: Combiner::default(),
+            clock,
+            fence,
+        }
+    }
+
+    /// Queues `item` and writes, unless another task is writing.
+    pub(crate) async fn finish(&self, item: Finished<H>) {
+        self.combiner.push(item, self).await;
+    }
+
+    /// Writes whatever is queued.
+    pub(crate) async fn flush(&self) {
+        self.combiner.flush(self).await;
+    }
+}
+
+impl<H: Holder> BatchWrite<Finished<H>> for Finisher<H> {
+    fn write(&self, batch: Vec<Finished<H>>) -> BoxFuture<'_, ()> {
+        Box::pin(self.write_batch(batch))
+    }
+}
+
+impl<H: Holder> Finisher<H> {
+    async fn write_batch(&self, batch: Vec<Finished<H>>) {
+        let mut done = Vec::with_capacity(batch.len());
+        let mut abandoned = Vec::new();
+        for item in batch {
+            match item {
+                Finished::Done(d) => done.push(d),
+                Finished::Abandoned(tag) => abandoned.push(tag),
+            }
+        }
+        if !abandoned.is_empty()
+            && !self.fence.is_cancelled()
+            && let Err(e) = self.holder.release(abandoned).await
+        {
+            tracing::warn!(error = %e, "giving work back failed; it returns when the lease lapses");
+        }
+        let mut backoff = crate::backoff::Backoff::default();
+        while !done.is_empty() && !self.fence.is_cancelled() && self.clock.holds() {
+            match self.holder.write(done.clone()).await {
+                Ok(_) => break,
+                Err(BrokerError::LeaseLost) => {
+                    self.fence.cancel();
+                    break;
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, ?delay, "writing finished work failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
             }
         }
     }

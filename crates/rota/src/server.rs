@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::Backoff;
-use crate::lease::{BatchWrite, Combiner, LeaseClock, keep_alive, reap_periodically};
+use crate::lease::{CallHolder, Finished, Finisher, LeaseClock, spawn_keepers};
 
 /// A request, as a [`Dispatch`] sees it.
 #[derive(Debug, Clone)]
@@ -286,14 +286,6 @@ pub async fn serve<D: Dispatch>(
     Ok(())
 }
 
-/// What a handler task reports.
-enum Done {
-    /// Acknowledge, after sending the reply, if any.
-    Complete(Completion),
-    /// Give back to the queue: shutdown cut the handler short.
-    Abandon(String),
-}
-
 /// One consumer's life: from registration until shutdown or a lost lease.
 struct Session {
     service: String,
@@ -316,35 +308,19 @@ impl Session {
         let clock = Arc::new(LeaseClock::new(registered_at, opts.lease));
         let slots = Arc::new(Semaphore::new(opts.concurrency));
         let handlers = TaskTracker::new();
-        let completer = Arc::new(Completer {
-            consumer: Arc::clone(&self.consumer),
-            combiner: Combiner::default(),
-            clock: Arc::clone(&clock),
-            fence: fence.clone(),
-        });
+        let completer = Arc::new(Finisher::new(
+            CallHolder(Arc::clone(&self.consumer)),
+            Arc::clone(&clock),
+            fence.clone(),
+        ));
 
-        let renewer = tokio::spawn({
-            let (consumer, clock) = (Arc::clone(&self.consumer), Arc::clone(&clock));
-            let (lease, fence, over) = (opts.lease, fence.clone(), session_over.clone());
-            async move {
-                let renew = || {
-                    let c = Arc::clone(&consumer);
-                    Box::pin(async move { c.renew().await }) as BoxFuture<'static, _>
-                };
-                keep_alive(renew, &clock, lease, fence, over).await;
-            }
-        });
-        let reaper = tokio::spawn({
-            let consumer = Arc::clone(&self.consumer);
-            let (lease, over) = (opts.lease, session_over.clone());
-            async move {
-                let reap = || {
-                    let c = Arc::clone(&consumer);
-                    Box::pin(async move { c.reap().await }) as BoxFuture<'static, _>
-                };
-                reap_periodically(reap, lease, over).await;
-            }
-        });
+        let keepers = spawn_keepers(
+            &CallHolder(Arc::clone(&self.consumer)),
+            &clock,
+            opts.lease,
+            &fence,
+            &session_over,
+        );
 
         let mut backoff = Backoff::default();
         loop {
@@ -412,13 +388,13 @@ impl Session {
                         () = fence.cancelled() => None,
                         () = abandon.cancelled() => {
                             drop(permit);
-                            completer.finish(Done::Abandon(tag)).await;
+                            completer.finish(Finished::Abandoned(tag)).await;
                             return;
                         }
                     };
                     drop(permit);
                     if let Some(completion) = outcome {
-                        completer.finish(Done::Complete(completion)).await;
+                        completer.finish(Finished::Done(completion)).await;
                     }
                 });
             }
@@ -438,8 +414,9 @@ impl Session {
         handlers.wait().await;
         completer.flush().await;
         session_over.cancel();
-        let _ = renewer.await;
-        let _ = reaper.await;
+        for keeper in keepers {
+            let _ = keeper.await;
+        }
         if !fence.is_cancelled() {
             if let Err(e) = self.consumer.close().await {
                 tracing::warn!(service = %self.service, error = %e, "closing the consumer failed; its requests return when its lease lapses");
@@ -451,7 +428,7 @@ impl Session {
 
     /// Decodes a delivery and settles at once what needs no handler: returns
     /// the job to run, or `None` when the delivery was answered already.
-    async fn prepare(&self, delivery: Delivery, done: &Completer) -> Option<Job> {
+    async fn prepare(&self, delivery: Delivery, done: &Finisher<CallHolder>) -> Option<Job> {
         let request = match Request::decode(&delivery.payload) {
             Ok(r) => r,
             Err(e) => {
@@ -474,7 +451,7 @@ impl Session {
                     request.service, self.service
                 ),
             );
-            done.finish(Done::Complete(answer(Outcome::Fault(fault))))
+            done.finish(Finished::Done(answer(Outcome::Fault(fault))))
                 .await;
             return None;
         }
@@ -483,14 +460,14 @@ impl Session {
                 FaultKind::DeadlineExceeded,
                 "the deadline passed before the request was started",
             );
-            done.finish(Done::Complete(answer(Outcome::Fault(fault))))
+            done.finish(Finished::Done(answer(Outcome::Fault(fault))))
                 .await;
             return None;
         }
         let future = match self.dispatch.dispatch(Call::new(request.clone())) {
             Ok(f) => f,
             Err(fault) => {
-                done.finish(Done::Complete(answer(Outcome::Fault(fault))))
+                done.finish(Finished::Done(answer(Outcome::Fault(fault))))
                     .await;
                 return None;
             }
@@ -570,62 +547,5 @@ impl Job {
             ))
         });
         Some(Job::answer(&tag, &request, outcome))
-    }
-}
-
-/// Writes replies and acknowledgements in batches (see [`Combiner`]).
-struct Completer {
-    consumer: Arc<dyn Consumer>,
-    combiner: Combiner<Done>,
-    clock: Arc<LeaseClock>,
-    fence: CancellationToken,
-}
-
-impl Completer {
-    /// Queues a finished delivery and writes, unless another task is
-    /// writing: that one then writes it too.
-    async fn finish(&self, done: Done) {
-        self.combiner.push(done, self).await;
-    }
-
-    /// Writes whatever is queued.
-    async fn flush(&self) {
-        self.combiner.flush(self).await;
-    }
-}
-
-impl BatchWrite<Done> for Completer {
-    async fn write(&self, batch: Vec<Done>) {
-        let mut done = Vec::with_capacity(batch.len());
-        let mut abandoned = Vec::new();
-        for d in batch {
-            match d {
-                Done::Complete(c) => done.push(c),
-                Done::Abandon(tag) => abandoned.push(tag),
-            }
-        }
-        if !abandoned.is_empty()
-            && !self.fence.is_cancelled()
-            && let Err(e) = self.consumer.release(abandoned, true).await
-        {
-            tracing::warn!(error = %e, "giving requests back failed; they return when the lease lapses");
-        }
-        // Replies are written only while the lease surely holds: past it,
-        // the requests may already run elsewhere.
-        let mut backoff = Backoff::default();
-        while !done.is_empty() && !self.fence.is_cancelled() && self.clock.holds() {
-            match self.consumer.complete(done.clone()).await {
-                Ok(_) => break,
-                Err(BrokerError::LeaseLost) => {
-                    self.fence.cancel();
-                    break;
-                }
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, ?delay, "writing replies failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
     }
 }

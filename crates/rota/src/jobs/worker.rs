@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use rota_core::jobs::{
-    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobOutcome, JobState,
-    JobStore, Next, Retention, Settle,
+    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobOutcome, JobState, JobStore,
+    Next, Retention, Settle,
 };
 use rota_core::names::validate_service;
 use rota_core::time::now_ms;
@@ -28,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use super::handler::{ErasedHandler, JobContext, JobError, erase};
 use super::retry::RetryPolicy;
 use crate::backoff::Backoff;
-use crate::lease::{BatchWrite, Combiner, LeaseClock, keep_alive, reap_periodically};
+use crate::lease::{Finished, Finisher, JobHolder, LeaseClock, spawn_keepers};
 
 /// How a job kind runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -409,35 +408,19 @@ impl QueueRunner {
         let clock = Arc::new(LeaseClock::new(registered_at, opts.lease));
         let slots = Arc::new(Semaphore::new(opts.concurrency));
         let handlers = TaskTracker::new();
-        let settler = Arc::new(Settler {
-            consumer: Arc::clone(&consumer),
-            combiner: Combiner::default(),
-            clock: Arc::clone(&clock),
-            fence: fence.clone(),
-        });
+        let settler = Arc::new(Finisher::new(
+            JobHolder(Arc::clone(&consumer)),
+            Arc::clone(&clock),
+            fence.clone(),
+        ));
 
-        let renewer = tokio::spawn({
-            let (consumer, clock) = (Arc::clone(&consumer), Arc::clone(&clock));
-            let (lease, fence, over) = (opts.lease, fence.clone(), over.clone());
-            async move {
-                let renew = || {
-                    let c = Arc::clone(&consumer);
-                    Box::pin(async move { c.renew().await }) as BoxFuture<'static, _>
-                };
-                keep_alive(renew, &clock, lease, fence, over).await;
-            }
-        });
-        let reaper = tokio::spawn({
-            let consumer = Arc::clone(&consumer);
-            let (lease, over) = (opts.lease, over.clone());
-            async move {
-                let reap = || {
-                    let c = Arc::clone(&consumer);
-                    Box::pin(async move { c.reap().await }) as BoxFuture<'static, _>
-                };
-                reap_periodically(reap, lease, over).await;
-            }
-        });
+        let keepers = spawn_keepers(
+            &JobHolder(Arc::clone(&consumer)),
+            &clock,
+            opts.lease,
+            &fence,
+            &over,
+        );
 
         let mut backoff = Backoff::default();
         loop {
@@ -520,8 +503,9 @@ impl QueueRunner {
         handlers.wait().await;
         settler.flush().await;
         over.cancel();
-        let _ = renewer.await;
-        let _ = reaper.await;
+        for keeper in keepers {
+            let _ = keeper.await;
+        }
         if !fence.is_cancelled() {
             if let Err(e) = consumer.close().await {
                 tracing::warn!(queue = %self.queue, error = %e, "closing the consumer failed; its jobs return when its lease lapses");
@@ -553,10 +537,7 @@ impl QueueRunner {
 }
 
 /// What a finished handler task reports.
-enum Done {
-    Settle(Box<Settle>),
-    Abandon(JobId),
-}
+type Done = Finished<JobHolder>;
 
 /// One attempt of one job.
 struct Run {
@@ -572,11 +553,7 @@ impl Run {
         let job = &self.job;
         let started_at_ms = now_ms();
         let settle = |outcome: AttemptOutcome, next: Next| {
-            Some(Done::Settle(Box::new(self.settle(
-                started_at_ms,
-                outcome,
-                next,
-            ))))
+            Some(Finished::Done(self.settle(started_at_ms, outcome, next)))
         };
         if job.deadline.is_some_and(Deadline::has_passed) {
             let outcome = AttemptOutcome::Failed {
@@ -608,7 +585,7 @@ impl Run {
             }
             () = self.abandon.cancelled() => {
                 cancel.cancel();
-                return Some(Done::Abandon(job.id));
+                return Some(Finished::Abandoned(job.id));
             }
         };
         let policy = kind.options.retry;
@@ -647,7 +624,7 @@ impl Run {
                 );
                 done.result = value;
                 done.reply = self.reply(&done);
-                Some(Done::Settle(Box::new(done)))
+                Some(Finished::Done(done))
             }
             Ok(Ok(Err(e))) => {
                 let outcome = AttemptOutcome::Failed {
@@ -722,56 +699,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string panic payload".into())
-}
-
-/// Settles attempts in batches (see [`Combiner`]).
-struct Settler {
-    consumer: Arc<dyn JobConsumer>,
-    combiner: Combiner<Done>,
-    clock: Arc<LeaseClock>,
-    fence: CancellationToken,
-}
-
-impl Settler {
-    async fn finish(&self, done: Done) {
-        self.combiner.push(done, self).await;
-    }
-
-    async fn flush(&self) {
-        self.combiner.flush(self).await;
-    }
-}
-
-impl BatchWrite<Done> for Settler {
-    async fn write(&self, batch: Vec<Done>) {
-        let mut settles = Vec::with_capacity(batch.len());
-        let mut abandoned = Vec::new();
-        for d in batch {
-            match d {
-                Done::Settle(s) => settles.push(*s),
-                Done::Abandon(id) => abandoned.push(id),
-            }
-        }
-        if !abandoned.is_empty()
-            && !self.fence.is_cancelled()
-            && let Err(e) = self.consumer.release(abandoned, true).await
-        {
-            tracing::warn!(error = %e, "giving jobs back failed; they return when the lease lapses");
-        }
-        let mut backoff = Backoff::default();
-        while !settles.is_empty() && !self.fence.is_cancelled() && self.clock.holds() {
-            match self.consumer.settle(settles.clone()).await {
-                Ok(_) => break,
-                Err(BrokerError::LeaseLost) => {
-                    self.fence.cancel();
-                    break;
-                }
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, ?delay, "settling jobs failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
-    }
 }
