@@ -56,6 +56,10 @@ pub const MAX_KEY_LEN: usize = 128;
 /// Largest payload accepted by default: 1 MiB of JSON.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 
+/// The furthest in the past a job may be scheduled (it then runs at once):
+/// a day, for clocks that disagree; older times are mistakes.
+pub const MAX_PAST: Duration = Duration::from_secs(24 * 3600);
+
 /// The furthest in the future a job may be scheduled: 10 years.
 pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
@@ -293,6 +297,15 @@ pub fn validate_job(job: &NewJob, max_payload: usize) -> Result<(), BrokerError>
         if at > limit {
             return Err(BrokerError::Invalid(format!(
                 "scheduled for {at} ms since the epoch, more than 10 years ahead"
+            )));
+        }
+        // Far in the past is not "now": it is a time in seconds, or a
+        // negative delay gone through an unsigned type.
+        let floor = now_ms().saturating_sub(MAX_PAST.as_millis() as u64);
+        if at < floor {
+            return Err(BrokerError::Invalid(format!(
+                "scheduled for {at} ms since the epoch, more than a day in the past; \
+                 is it in seconds, or a negative delay?"
             )));
         }
     }
@@ -649,6 +662,8 @@ mod tests {
                 "over the 1000-byte limit",
             ),
             (job().at(u64::MAX), "more than 10 years"),
+            (job().at(1_767_225_600), "is it in seconds"),
+            (job().at(0), "more than a day in the past"),
         ];
         for (bad, expect) in cases {
             let err = validate_job(&bad, 1000).unwrap_err().to_string();
