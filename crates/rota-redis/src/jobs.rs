@@ -193,7 +193,8 @@ impl JobStore for RedisBroker {
             .map_err(map)?;
         for (queue, batch) in by_queue {
             let mut invocation = scripts::JOB_ENQUEUE.key(self.job_base(queue)?);
-            invocation.arg(now);
+            let chosen = batch.iter().any(|(_, _, _, new)| new.id.is_some());
+            invocation.arg(now).arg(if chosen { "1" } else { "0" });
             for (_, id, job, new) in &batch {
                 let json = serde_json::to_string(job).map_err(protocol)?;
                 invocation

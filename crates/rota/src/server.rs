@@ -281,7 +281,13 @@ pub async fn serve<D: Dispatch>(
             consumer: Arc::from(consumer),
             options: options.clone(),
         };
-        session.run(registered_at).await;
+        if session.run(registered_at).await {
+            // A claim failed: wait a little before registering again.
+            tokio::select! {
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
     }
     Ok(())
 }
@@ -295,7 +301,9 @@ struct Session {
 }
 
 impl Session {
-    async fn run(self, registered_at: Instant) {
+    /// Serves until shutdown, a lost lease or a failed claim; returns
+    /// whether a claim failed.
+    async fn run(self, registered_at: Instant) -> bool {
         let opts = &self.options;
         let consumer_id = self.consumer.id().to_owned();
         tracing::debug!(service = %self.service, consumer = %consumer_id, "serving");
@@ -322,7 +330,7 @@ impl Session {
             &session_over,
         );
 
-        let mut backoff = Backoff::default();
+        let mut tainted = false;
         loop {
             if opts.shutdown.is_cancelled() || fence.is_cancelled() {
                 break;
@@ -340,23 +348,19 @@ impl Session {
                 () = fence.cancelled() => break,
             };
             let deliveries = match claimed {
-                Ok(d) => {
-                    backoff.reset();
-                    d
-                }
+                Ok(d) => d,
                 Err(BrokerError::LeaseLost) => {
                     fence.cancel();
                     break;
                 }
                 Err(e) => {
-                    drop(slot);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(service = %self.service, error = %e, ?delay, "claim failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => continue,
-                        () = opts.shutdown.cancelled() => break,
-                        () = fence.cancelled() => break,
-                    }
+                    // The claim may have taken work whose answer never
+                    // arrived: held under this consumer, unknown here. End
+                    // the session: running work finishes and is written,
+                    // then closing the consumer gives the rest back.
+                    tracing::warn!(service = %self.service, error = %e, "claim failed; finishing running work and registering again");
+                    tainted = true;
+                    break;
                 }
             };
             if !deliveries.is_empty() && !clock.holds() {
@@ -424,6 +428,7 @@ impl Session {
         } else {
             tracing::warn!(service = %self.service, consumer = %consumer_id, "lease lost; handlers stopped, registering again");
         }
+        tainted
     }
 
     /// Decodes a delivery and settles at once what needs no handler: returns

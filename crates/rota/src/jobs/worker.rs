@@ -394,12 +394,24 @@ impl QueueRunner {
                 Err(e) => return Err(e.into()),
             };
             backoff.reset();
-            Arc::clone(&runner).session(consumer, registered_at).await;
+            if Arc::clone(&runner).session(consumer, registered_at).await {
+                // A claim failed: wait a little before registering again.
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                    () = shutdown.cancelled() => break,
+                }
+            }
         }
         Ok(())
     }
 
-    async fn session(self: Arc<Self>, consumer: Arc<dyn JobConsumer>, registered_at: Instant) {
+    /// Works until shutdown, a lost lease or a failed claim; returns whether
+    /// a claim failed.
+    async fn session(
+        self: Arc<Self>,
+        consumer: Arc<dyn JobConsumer>,
+        registered_at: Instant,
+    ) -> bool {
         let opts = &self.options;
         let shutdown = &self.worker.shutdown;
         let fence = CancellationToken::new();
@@ -422,7 +434,7 @@ impl QueueRunner {
             &over,
         );
 
-        let mut backoff = Backoff::default();
+        let mut tainted = false;
         loop {
             if shutdown.is_cancelled() || fence.is_cancelled() {
                 break;
@@ -440,23 +452,19 @@ impl QueueRunner {
                 () = fence.cancelled() => break,
             };
             let jobs = match claimed {
-                Ok(jobs) => {
-                    backoff.reset();
-                    jobs
-                }
+                Ok(jobs) => jobs,
                 Err(BrokerError::LeaseLost) => {
                     fence.cancel();
                     break;
                 }
                 Err(e) => {
-                    drop(first);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(queue = %self.queue, error = %e, ?delay, "claim failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => continue,
-                        () = shutdown.cancelled() => break,
-                        () = fence.cancelled() => break,
-                    }
+                    // The claim may have taken work whose answer never
+                    // arrived: held under this consumer, unknown here. End
+                    // the session: running work finishes and is written,
+                    // then closing the consumer gives the rest back.
+                    tracing::warn!(queue = %self.queue, error = %e, "claim failed; finishing running work and registering again");
+                    tainted = true;
+                    break;
                 }
             };
             if !jobs.is_empty() && !clock.holds() {
@@ -513,6 +521,7 @@ impl QueueRunner {
         } else {
             tracing::warn!(queue = %self.queue, "lease lost; handlers stopped, registering again");
         }
+        tainted
     }
 
     /// A permit of the queue and one of the worker, or `None` on shutdown
