@@ -5,7 +5,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `job:<id>` | hash | the job (`j`: JSON), attempt `a`, state `s`, partition `p`, tenant `t`, priority `pr`, due `due`, order `q`, history `h`, result `r`, reason `rs`, finished `f`, holder `c` |
+//! | `job:<id>` | hash | the job (`j`: JSON), attempt `a`, state `s`, partition `p`, tenant `t`, priority `pr`, due `due`, order `q`, result `r`, reason `rs`, finished `f`, claimed at `ca` |
+//! | `job:<id>:h` | list | the job's attempts, as JSON |
 //! | `ready:<partition>` | zset | queued job ids by priority, then order |
 //! | `ring` | list | partitions with queued jobs, rotated by each claim |
 //! | `sched` | zset | scheduled job ids by due time |
@@ -72,8 +73,9 @@ fn protocol(what: impl std::fmt::Display) -> BrokerError {
     BrokerError::Protocol(what.to_string())
 }
 
-/// Builds a record from a job hash (HGETALL), or `None` if it is gone.
-fn record(fields: HashMapBytes) -> Result<Option<JobRecord>, BrokerError> {
+/// Builds a record from a job hash (HGETALL) and its history (LRANGE), or
+/// `None` if it is gone.
+fn record(fields: HashMapBytes, history: Vec<String>) -> Result<Option<JobRecord>, BrokerError> {
     let get = |name: &str| fields.get(name).map(|v| v.as_slice());
     let Some(json) = get("j") else {
         return Ok(None);
@@ -85,8 +87,11 @@ fn record(fields: HashMapBytes) -> Result<Option<JobRecord>, BrokerError> {
         job.scheduled_for_ms = due;
     }
     let state = text("s").and_then(parse_state).unwrap_or(JobState::Queued);
-    let attempts: Vec<Attempt> =
-        serde_json::from_str(&format!("[{}]", text("h").unwrap_or(""))).map_err(protocol)?;
+    let attempts: Vec<Attempt> = history
+        .iter()
+        .map(|a| serde_json::from_str(a))
+        .collect::<Result<_, _>>()
+        .map_err(protocol)?;
     let mut record = JobRecord::new(job, 0);
     record.state = state;
     record.attempts = attempts;
@@ -135,12 +140,18 @@ impl RedisBroker {
     }
 
     async fn load(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
-        let fields: HashMapBytes = redis::cmd("HGETALL")
-            .arg(format!("{}job:{id}", self.job_base(queue)?))
+        let key = format!("{}job:{id}", self.job_base(queue)?);
+        let (fields, history): (HashMapBytes, Vec<String>) = redis::pipe()
+            .cmd("HGETALL")
+            .arg(&key)
+            .cmd("LRANGE")
+            .arg(format!("{key}:h"))
+            .arg(0)
+            .arg(-1)
             .query_async(&mut self.conn())
             .await
             .map_err(map)?;
-        record(fields)
+        record(fields, history)
     }
 
     /// Sends the outcome replies of jobs the store made final itself.

@@ -15,8 +15,8 @@ for _, id in ipairs(due) do
 end
 local out = {}
 local misses = 0
+local ring = redis.call('LLEN', k('ring'))
 while #out < max do
-  local ring = redis.call('LLEN', k('ring'))
   if ring == 0 or misses >= ring then break end
   local part = redis.call('LMOVE', k('ring'), k('ring'), 'LEFT', 'RIGHT')
   local ready = k('ready:' .. part)
@@ -26,15 +26,18 @@ while #out < max do
       local t = redis.call('HGET', jk(id), 't')
       if tonumber(redis.call('HGET', k('running'), t) or '0') < cap then pick = id break end
     end
+    if pick then redis.call('ZREM', ready, pick) end
   else
-    pick = redis.call('ZRANGE', ready, 0, 0)[1]
+    pick = redis.call('ZPOPMIN', ready)[1]
   end
   if pick then
     misses = 0
-    redis.call('ZREM', ready, pick)
-    if redis.call('ZCARD', ready) == 0 then redis.call('LREM', k('ring'), -1, part) end
+    if redis.call('ZCARD', ready) == 0 then
+      redis.call('LREM', k('ring'), -1, part)
+      ring = ring - 1
+    end
     local f = redis.call('HMGET', jk(pick), 't', 'a', 'due', 'j')
-    redis.call('HSET', jk(pick), 's', 'running', 'c', consumer, 'ca', now)
+    redis.call('HSET', jk(pick), 's', 'running', 'ca', now)
     redis.call('HINCRBY', k('running'), f[1], 1)
     redis.call('HINCRBY', k('prun'), part, 1)
     redis.call('SADD', k('held:' .. consumer), pick)

@@ -32,14 +32,9 @@ local function schedule(id, part, due)
   redis.call('HSET', jk(id), 's', 'scheduled', 'due', due)
 end
 
--- Appends an attempt (JSON text) to a job's history.
+-- Appends an attempt (JSON text) to a job's history, a list beside it.
 local function record_attempt(id, json)
-  local h = redis.call('HGET', jk(id), 'h')
-  if h and h ~= '' then
-    redis.call('HSET', jk(id), 'h', h .. ',' .. json)
-  else
-    redis.call('HSET', jk(id), 'h', json)
-  end
+  redis.call('RPUSH', jk(id) .. ':h', json)
 end
 
 local function attempt_json(attempt, worker, started, finished, outcome)
@@ -73,7 +68,7 @@ local function forget(id)
   if key and key ~= '' and redis.call('HGET', k('keys'), key) == id then
     redis.call('HDEL', k('keys'), key)
   end
-  redis.call('DEL', jk(id))
+  redis.call('DEL', jk(id), jk(id) .. ':h')
 end
 
 local function wake(n)

@@ -27,10 +27,10 @@ for i = 3, #ARGV, 8 do
     if due > now then state = 'scheduled' end
     if max ~= '' then
       redis.call('HSET', jk(id), 'j', json, 'a', 1, 'p', part, 't', tenant, 'pr', prio,
-        'due', due, 'q', seq, 'k', key, 'h', '', 's', state, 'm', max)
+        'due', due, 'q', seq, 'k', key, 's', state, 'm', max)
     else
       redis.call('HSET', jk(id), 'j', json, 'a', 1, 'p', part, 't', tenant, 'pr', prio,
-        'due', due, 'q', seq, 'k', key, 'h', '', 's', state)
+        'due', due, 'q', seq, 'k', key, 's', state)
     end
     if state == 'scheduled' then
       redis.call('ZADD', k('sched'), due, id)

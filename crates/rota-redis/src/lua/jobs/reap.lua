@@ -11,7 +11,6 @@ for _, c in ipairs(redis.call('SMEMBERS', k('consumers'))) do
       local f = redis.call('HMGET', jk(id), 'p', 'pr', 'q', 'a', 'ca', 'm')
       local a = tonumber(f[4])
       record_attempt(id, attempt_json(a, c, tonumber(f[5]) or now, now, 'lost'))
-      redis.call('HDEL', jk(id), 'c', 'ca')
       local max = tonumber(f[6]) or default_max
       if a >= max then
         bury(id, string.format(

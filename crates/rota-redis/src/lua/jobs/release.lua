@@ -20,7 +20,6 @@ for _, id in ipairs(ids) do
       record_attempt(id, attempt_json(tonumber(f[4]), consumer, tonumber(f[5]) or now, now, 'cancelled'))
       redis.call('HSET', jk(id), 'a', tonumber(f[4]) + 1)
     end
-    redis.call('HDEL', jk(id), 'c', 'ca')
     push_ready(id, f[1], f[2], f[3])
   end
 end

@@ -12,7 +12,6 @@ for i = 5, #ARGV, 5 do
     n = n + 1
     stop_running(id)
     record_attempt(id, att)
-    redis.call('HDEL', jk(id), 'c', 'ca')
     if kind == 'finish' then
       if result ~= '' then redis.call('HSET', jk(id), 'r', result) end
       local reason = ''
