@@ -30,7 +30,7 @@ elseif op == 'requeue' then
   return 1
 elseif op == 'purge' then
   local ids = redis.call('ZRANGE', k('dead'), 0, -1)
-  for _, id in ipairs(ids) do forget(id) end
+  for _, id in ipairs(ids) do forget(id, false) end
   redis.call('DEL', k('dead'))
   return #ids
 elseif op == 'counts' then

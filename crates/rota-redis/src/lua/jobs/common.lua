@@ -62,9 +62,12 @@ local function bury(id, reason, now)
   redis.call('ZADD', k('dead'), redis.call('INCR', k('seq')), id)
 end
 
--- Deletes a job and frees its idempotency key.
-local function forget(id)
-  local key = redis.call('HGET', jk(id), 'k')
+-- Deletes a job and frees its idempotency key; with `counted`, also takes
+-- it off the finished counts.
+local function forget(id, counted)
+  local f = redis.call('HMGET', jk(id), 'k', 's')
+  local key, state = f[1], f[2]
+  if counted and state then hincr(k('fin'), state, -1) end
   if key and key ~= '' and redis.call('HGET', k('keys'), key) == id then
     redis.call('HDEL', k('keys'), key)
   end

@@ -38,17 +38,13 @@ end
 local over = redis.call('ZCARD', k('finished')) - keep
 if over > 0 then
   for _, id in ipairs(redis.call('ZRANGE', k('finished'), 0, over - 1)) do
-    local s = redis.call('HGET', jk(id), 's')
-    if s then hincr(k('fin'), s, -1) end
-    forget(id)
+    forget(id, true)
   end
   redis.call('ZREMRANGEBYRANK', k('finished'), 0, over - 1)
 end
 local old = redis.call('ZRANGEBYSCORE', k('finished'), '-inf', now - age, 'LIMIT', 0, 1000)
 for _, id in ipairs(old) do
-  local s = redis.call('HGET', jk(id), 's')
-  if s then hincr(k('fin'), s, -1) end
-  forget(id)
+  forget(id, true)
   redis.call('ZREM', k('finished'), id)
 end
 wake(woken)
