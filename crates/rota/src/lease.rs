@@ -192,6 +192,8 @@ pub(crate) trait Holder: Clone + Send + Sync + 'static {
     fn release(&self, tags: Vec<Self::Tag>) -> BoxFuture<'static, Result<(), BrokerError>>;
     /// Writes finished work, fenced.
     fn write(&self, done: Vec<Self::Done>) -> BoxFuture<'static, Result<usize, BrokerError>>;
+    /// Gives everything still held back and the lease up.
+    fn close(&self) -> BoxFuture<'static, Result<(), BrokerError>>;
 }
 
 /// A server's consumer of calls, as a [`Holder`].
@@ -221,6 +223,10 @@ impl Holder for CallHolder {
         let c = std::sync::Arc::clone(&self.0);
         Box::pin(async move { c.complete(done).await })
     }
+    fn close(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { rota_core::Consumer::close(&*c).await })
+    }
 }
 
 impl Holder for JobHolder {
@@ -242,12 +248,16 @@ impl Holder for JobHolder {
         let c = std::sync::Arc::clone(&self.0);
         Box::pin(async move { c.settle(done).await })
     }
+    fn close(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let c = std::sync::Arc::clone(&self.0);
+        Box::pin(async move { rota_core::jobs::JobConsumer::close(&*c).await })
+    }
 }
 
 /// Starts the two tasks every lease holder needs: renewal (which fences on
 /// failure) and periodic reaping of others' lapsed leases. Both end when
 /// `over` is cancelled.
-pub(crate) fn spawn_keepers<H: Holder>(
+fn spawn_keepers<H: Holder>(
     holder: &H,
     clock: &std::sync::Arc<LeaseClock>,
     lease: Duration,
@@ -344,6 +354,107 @@ impl<H: Holder> Finisher<H> {
                     tokio::time::sleep(delay).await;
                 }
             }
+        }
+    }
+}
+
+/// One consumer's time holding its lease: the tokens that stop its work, the
+/// keeper tasks, the batch writer and the tracked handlers, and how it all
+/// ends. Servers and workers run their claim loops inside one.
+pub(crate) struct Tenure<H: Holder> {
+    holder: H,
+    /// Says whether the lease surely holds.
+    pub(crate) clock: std::sync::Arc<LeaseClock>,
+    /// Cancelled when the lease is (about to be) lost: every handler stops.
+    pub(crate) fence: CancellationToken,
+    /// Cancelled when the drain times out: running work is given back.
+    pub(crate) abandon: CancellationToken,
+    /// Writes finished work.
+    pub(crate) finisher: std::sync::Arc<Finisher<H>>,
+    /// The running handlers.
+    pub(crate) handlers: tokio_util::task::TaskTracker,
+    over: CancellationToken,
+    keepers: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl<H: Holder> Tenure<H> {
+    /// Starts renewing `holder`'s lease (registered at `registered_at`) and
+    /// reaping others' lapsed ones.
+    pub(crate) fn begin(holder: H, registered_at: Instant, lease: Duration) -> Self {
+        let clock = std::sync::Arc::new(LeaseClock::new(registered_at, lease));
+        let fence = CancellationToken::new();
+        let over = CancellationToken::new();
+        let keepers = spawn_keepers(&holder, &clock, lease, &fence, &over);
+        let finisher = std::sync::Arc::new(Finisher::new(
+            holder.clone(),
+            std::sync::Arc::clone(&clock),
+            fence.clone(),
+        ));
+        Self {
+            holder,
+            clock,
+            fence,
+            abandon: CancellationToken::new(),
+            finisher,
+            handlers: tokio_util::task::TaskTracker::new(),
+            over,
+            keepers,
+        }
+    }
+
+    /// Judges what a claim returned: the work to start, or `Err(tainted)`
+    /// when the claim loop must end — the lease is lost (`false`), or the
+    /// claim failed (`true`): it may have taken work whose answer never
+    /// arrived, held under this consumer but unknown here, which closing
+    /// the consumer gives back.
+    pub(crate) fn accept<T>(
+        &self,
+        claimed: Result<Vec<T>, BrokerError>,
+        unit: &str,
+    ) -> Result<Vec<T>, bool> {
+        match claimed {
+            Ok(work) if !work.is_empty() && !self.clock.holds() => {
+                // Back too late to be sure of the lease: the work may already
+                // be another's. Start nothing; it returns when the lease lapses.
+                self.fence.cancel();
+                Err(false)
+            }
+            Ok(work) => Ok(work),
+            Err(BrokerError::LeaseLost) => {
+                self.fence.cancel();
+                Err(false)
+            }
+            Err(e) => {
+                tracing::warn!(%unit, error = %e, "claim failed; finishing running work and registering again");
+                Err(true)
+            }
+        }
+    }
+
+    /// Ends the tenure once the claim loop stopped: lets running handlers
+    /// finish within `drain`, gives the rest back, writes what finished,
+    /// stops the keepers, and closes the consumer — unless the lease was
+    /// lost, when its work returns to the queue as the lease lapses.
+    pub(crate) async fn end(self, drain: Duration, unit: &str) {
+        self.handlers.close();
+        if !self.fence.is_cancelled()
+            && tokio::time::timeout(drain, self.handlers.wait())
+                .await
+                .is_err()
+        {
+            tracing::warn!(%unit, "drain timed out; giving running work back");
+            self.abandon.cancel();
+        }
+        self.handlers.wait().await;
+        self.finisher.flush().await;
+        self.over.cancel();
+        for keeper in self.keepers {
+            let _ = keeper.await;
+        }
+        if self.fence.is_cancelled() {
+            tracing::warn!(%unit, "lease lost; handlers stopped, registering again");
+        } else if let Err(e) = self.holder.close().await {
+            tracing::warn!(%unit, error = %e, "closing the consumer failed; its work returns when its lease lapses");
         }
     }
 }

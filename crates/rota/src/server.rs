@@ -32,10 +32,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::backoff::Backoff;
-use crate::lease::{CallHolder, Finished, Finisher, LeaseClock, spawn_keepers};
+use crate::lease::{CallHolder, Finished, Finisher, Tenure};
 
 /// A request, as a [`Dispatch`] sees it.
 #[derive(Debug, Clone)]
@@ -305,71 +304,37 @@ impl Session {
     /// whether a claim failed.
     async fn run(self, registered_at: Instant) -> bool {
         let opts = &self.options;
-        let consumer_id = self.consumer.id().to_owned();
-        tracing::debug!(service = %self.service, consumer = %consumer_id, "serving");
-        // `fence` cancels every handler: the lease is (about to be) lost.
-        let fence = CancellationToken::new();
-        // `abandon` cancels handlers still running when the drain times out.
-        let abandon = CancellationToken::new();
-        // Ends the helper tasks of this session.
-        let session_over = CancellationToken::new();
-        let clock = Arc::new(LeaseClock::new(registered_at, opts.lease));
-        let slots = Arc::new(Semaphore::new(opts.concurrency));
-        let handlers = TaskTracker::new();
-        let completer = Arc::new(Finisher::new(
+        tracing::debug!(service = %self.service, consumer = %self.consumer.id(), "serving");
+        let tenure = Tenure::begin(
             CallHolder(Arc::clone(&self.consumer)),
-            Arc::clone(&clock),
-            fence.clone(),
-        ));
-
-        let keepers = spawn_keepers(
-            &CallHolder(Arc::clone(&self.consumer)),
-            &clock,
+            registered_at,
             opts.lease,
-            &fence,
-            &session_over,
         );
-
+        let slots = Arc::new(Semaphore::new(opts.concurrency));
         let mut tainted = false;
         loop {
-            if opts.shutdown.is_cancelled() || fence.is_cancelled() {
+            if opts.shutdown.is_cancelled() || tenure.fence.is_cancelled() {
                 break;
             }
             // Wait for a free slot, then claim as many as are free.
             let slot = tokio::select! {
                 s = Arc::clone(&slots).acquire_owned() => s.expect("never closed"),
                 () = opts.shutdown.cancelled() => break,
-                () = fence.cancelled() => break,
+                () = tenure.fence.cancelled() => break,
             };
             let want = (slots.available_permits() + 1).min(opts.claim_batch);
             let claimed = tokio::select! {
                 r = self.consumer.claim(want, opts.claim_wait) => r,
                 // The lease is lost: whatever this claim took is void anyway.
-                () = fence.cancelled() => break,
+                () = tenure.fence.cancelled() => break,
             };
-            let deliveries = match claimed {
-                Ok(d) => d,
-                Err(BrokerError::LeaseLost) => {
-                    fence.cancel();
-                    break;
-                }
-                Err(e) => {
-                    // The claim may have taken work whose answer never
-                    // arrived: held under this consumer, unknown here. End
-                    // the session: running work finishes and is written,
-                    // then closing the consumer gives the rest back.
-                    tracing::warn!(service = %self.service, error = %e, "claim failed; finishing running work and registering again");
-                    tainted = true;
+            let deliveries = match tenure.accept(claimed, &self.service) {
+                Ok(deliveries) => deliveries,
+                Err(claim_failed) => {
+                    tainted = claim_failed;
                     break;
                 }
             };
-            if !deliveries.is_empty() && !clock.holds() {
-                // The claim came back too late to be sure of the lease: the
-                // requests may already be another server's. Start nothing;
-                // they are redelivered when the lease lapses.
-                fence.cancel();
-                break;
-            }
             let mut slot = Some(slot);
             for delivery in deliveries {
                 let permit = match slot.take() {
@@ -379,13 +344,13 @@ impl Session {
                         .await
                         .expect("never closed"),
                 };
-                let Some(job) = self.prepare(delivery, &completer).await else {
+                let Some(job) = self.prepare(delivery, &tenure.finisher).await else {
                     continue;
                 };
-                let completer = Arc::clone(&completer);
-                let fence = fence.clone();
-                let abandon = abandon.clone();
-                handlers.spawn(async move {
+                let completer = Arc::clone(&tenure.finisher);
+                let fence = tenure.fence.clone();
+                let abandon = tenure.abandon.clone();
+                tenure.handlers.spawn(async move {
                     let tag = job.tag.clone();
                     let outcome = tokio::select! {
                         outcome = job.run() => outcome,
@@ -403,31 +368,7 @@ impl Session {
                 });
             }
         }
-
-        // Drain: no more claims; let running handlers finish in time.
-        handlers.close();
-        if !fence.is_cancelled()
-            && tokio::time::timeout(opts.drain_timeout, handlers.wait())
-                .await
-                .is_err()
-        {
-            tracing::warn!(service = %self.service, "drain timed out; giving requests back");
-            abandon.cancel();
-            handlers.wait().await;
-        }
-        handlers.wait().await;
-        completer.flush().await;
-        session_over.cancel();
-        for keeper in keepers {
-            let _ = keeper.await;
-        }
-        if !fence.is_cancelled() {
-            if let Err(e) = self.consumer.close().await {
-                tracing::warn!(service = %self.service, error = %e, "closing the consumer failed; its requests return when its lease lapses");
-            }
-        } else {
-            tracing::warn!(service = %self.service, consumer = %consumer_id, "lease lost; handlers stopped, registering again");
-        }
+        tenure.end(opts.drain_timeout, &self.service).await;
         tainted
     }
 

@@ -22,12 +22,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::handler::{ErasedHandler, JobContext, JobError, erase};
 use super::retry::RetryPolicy;
 use crate::backoff::Backoff;
-use crate::lease::{Finished, Finisher, JobHolder, LeaseClock, spawn_keepers};
+use crate::lease::{Finished, JobHolder, Tenure};
 
 /// How a job kind runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -414,34 +413,16 @@ impl QueueRunner {
     ) -> bool {
         let opts = &self.options;
         let shutdown = &self.worker.shutdown;
-        let fence = CancellationToken::new();
-        let abandon = CancellationToken::new();
-        let over = CancellationToken::new();
-        let clock = Arc::new(LeaseClock::new(registered_at, opts.lease));
+        let tenure = Tenure::begin(JobHolder(Arc::clone(&consumer)), registered_at, opts.lease);
         let slots = Arc::new(Semaphore::new(opts.concurrency));
-        let handlers = TaskTracker::new();
-        let settler = Arc::new(Finisher::new(
-            JobHolder(Arc::clone(&consumer)),
-            Arc::clone(&clock),
-            fence.clone(),
-        ));
-
-        let keepers = spawn_keepers(
-            &JobHolder(Arc::clone(&consumer)),
-            &clock,
-            opts.lease,
-            &fence,
-            &over,
-        );
-
         let mut tainted = false;
         loop {
-            if shutdown.is_cancelled() || fence.is_cancelled() {
+            if shutdown.is_cancelled() || tenure.fence.is_cancelled() {
                 break;
             }
             // A slot of this queue and one of the worker, then claim as many
             // as both have free.
-            let Some(first) = self.slot(&slots, shutdown, &fence).await else {
+            let Some(first) = self.slot(&slots, shutdown, &tenure.fence).await else {
                 break;
             };
             let want = (slots.available_permits() + 1)
@@ -449,34 +430,23 @@ impl QueueRunner {
                 .min(opts.claim_batch);
             let claimed = tokio::select! {
                 r = consumer.claim(want, opts.claim_wait) => r,
-                () = fence.cancelled() => break,
+                () = tenure.fence.cancelled() => break,
             };
-            let jobs = match claimed {
+            let jobs = match tenure.accept(claimed, &self.queue) {
                 Ok(jobs) => jobs,
-                Err(BrokerError::LeaseLost) => {
-                    fence.cancel();
-                    break;
-                }
-                Err(e) => {
-                    // The claim may have taken work whose answer never
-                    // arrived: held under this consumer, unknown here. End
-                    // the session: running work finishes and is written,
-                    // then closing the consumer gives the rest back.
-                    tracing::warn!(queue = %self.queue, error = %e, "claim failed; finishing running work and registering again");
-                    tainted = true;
+                Err(claim_failed) => {
+                    tainted = claim_failed;
                     break;
                 }
             };
-            if !jobs.is_empty() && !clock.holds() {
-                // Too late to be sure of the lease: start nothing.
-                fence.cancel();
-                break;
-            }
             let mut first = Some(first);
             for job in jobs {
                 let permits = match first.take() {
                     Some(p) => p,
-                    None => match self.slot(&slots, &CancellationToken::new(), &fence).await {
+                    None => match self
+                        .slot(&slots, &CancellationToken::new(), &tenure.fence)
+                        .await
+                    {
                         Some(p) => p,
                         None => break,
                     },
@@ -485,11 +455,11 @@ impl QueueRunner {
                     job: Arc::new(job),
                     kinds: Arc::clone(&self.kinds),
                     worker_id: consumer.id().to_owned(),
-                    fence: fence.clone(),
-                    abandon: abandon.clone(),
+                    fence: tenure.fence.clone(),
+                    abandon: tenure.abandon.clone(),
                 };
-                let settler = Arc::clone(&settler);
-                handlers.spawn(async move {
+                let settler = Arc::clone(&tenure.finisher);
+                tenure.handlers.spawn(async move {
                     let done = run.execute().await;
                     drop(permits);
                     if let Some(done) = done {
@@ -498,29 +468,7 @@ impl QueueRunner {
                 });
             }
         }
-
-        handlers.close();
-        if !fence.is_cancelled()
-            && tokio::time::timeout(self.worker.drain_timeout, handlers.wait())
-                .await
-                .is_err()
-        {
-            tracing::warn!(queue = %self.queue, "drain timed out; giving jobs back");
-            abandon.cancel();
-        }
-        handlers.wait().await;
-        settler.flush().await;
-        over.cancel();
-        for keeper in keepers {
-            let _ = keeper.await;
-        }
-        if !fence.is_cancelled() {
-            if let Err(e) = consumer.close().await {
-                tracing::warn!(queue = %self.queue, error = %e, "closing the consumer failed; its jobs return when its lease lapses");
-            }
-        } else {
-            tracing::warn!(queue = %self.queue, "lease lost; handlers stopped, registering again");
-        }
+        tenure.end(self.worker.drain_timeout, &self.queue).await;
         tainted
     }
 
