@@ -121,11 +121,7 @@ impl Broker for RedisBroker {
             .arg(&lease_key)
             .arg(1)
             .arg("PX")
-            .arg(
-                u64::try_from(options.lease.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .max(1),
-            )
+            .arg(crate::lease::ms(options.lease))
             .query_async(&mut conn)
             .await
             .map_err(map)?;

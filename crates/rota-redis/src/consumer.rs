@@ -14,7 +14,9 @@ use tokio::sync::Mutex;
 
 use crate::conn::Blocking;
 use crate::error::{is_nogroup, is_noscript, map};
+use crate::inbox::push_replies;
 use crate::keys::{GROUP, ServiceKeys};
+use crate::lease::{fenced, ms, renew};
 use crate::scripts;
 
 pub(crate) struct RedisConsumer {
@@ -46,19 +48,6 @@ pub(crate) async fn ensure_group(
     }
 }
 
-fn lease_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-/// Script results below zero mean the lease lapsed.
-fn fenced(n: i64) -> Result<i64, BrokerError> {
-    if n < 0 {
-        Err(BrokerError::LeaseLost)
-    } else {
-        Ok(n)
-    }
-}
-
 impl RedisConsumer {
     fn read_cmd(&self, max: usize, wait: Duration) -> redis::Cmd {
         let mut cmd = redis::cmd("XREADGROUP");
@@ -68,7 +57,7 @@ impl RedisConsumer {
             .arg("COUNT")
             .arg(max.max(1));
         if !wait.is_zero() {
-            cmd.arg("BLOCK").arg(lease_ms(wait));
+            cmd.arg("BLOCK").arg(ms(wait));
         }
         cmd.arg("STREAMS").arg(&self.keys.queue).arg(">");
         cmd
@@ -163,16 +152,7 @@ impl Consumer for RedisConsumer {
     }
 
     async fn renew(&self) -> Result<(), BrokerError> {
-        let renewed: Option<String> = redis::cmd("SET")
-            .arg(&self.lease_key)
-            .arg(1)
-            .arg("XX")
-            .arg("PX")
-            .arg(lease_ms(self.options.lease))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(map)?;
-        renewed.map(|_| ()).ok_or(BrokerError::LeaseLost)
+        renew(&mut self.conn.clone(), &self.lease_key, self.options.lease).await
     }
 
     async fn complete(&self, done: Vec<Completion>) -> Result<usize, BrokerError> {
@@ -182,23 +162,11 @@ impl Consumer for RedisConsumer {
         // Replies first, then the fenced acknowledgement, in one round trip:
         // a crash in between redelivers the request rather than lose a reply.
         let mut pipe = redis::pipe();
-        let ttl = lease_ms(self.reply_ttl);
-        let mut tags = Vec::with_capacity(done.len());
-        // One RPUSH and one PEXPIRE per inbox, however many replies it gets.
-        let mut inboxes: Vec<(&str, Vec<&[u8]>)> = Vec::new();
-        for c in &done {
-            if let Some((to, reply)) = &c.reply {
-                match inboxes.iter_mut().find(|(k, _)| k == to) {
-                    Some((_, replies)) => replies.push(reply),
-                    None => inboxes.push((to, vec![reply])),
-                }
-            }
-            tags.push(c.tag.as_str());
-        }
-        for (to, replies) in &inboxes {
-            pipe.cmd("RPUSH").arg(*to).arg(replies).ignore();
-            pipe.cmd("PEXPIRE").arg(*to).arg(ttl).ignore();
-        }
+        let replies = done
+            .iter()
+            .filter_map(|c| c.reply.as_ref().map(|(to, r)| (to.as_str(), r.as_ref())));
+        push_replies(&mut pipe, replies, self.reply_ttl);
+        let tags: Vec<&str> = done.iter().map(|c| c.tag.as_str()).collect();
         pipe.cmd("EVALSHA")
             .arg(scripts::ACK.get_hash())
             .arg(2)

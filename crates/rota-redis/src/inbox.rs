@@ -53,3 +53,27 @@ impl Inbox for RedisInbox {
         }
     }
 }
+
+/// Adds the replies to `pipe`: one RPUSH and one PEXPIRE per inbox, however
+/// many replies it gets. Returns whether there was any.
+pub(crate) fn push_replies<'a>(
+    pipe: &mut redis::Pipeline,
+    replies: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ttl: Duration,
+) -> bool {
+    let mut inboxes: Vec<(&str, Vec<&[u8]>)> = Vec::new();
+    for (to, reply) in replies {
+        match inboxes.iter_mut().find(|(k, _)| *k == to) {
+            Some((_, batch)) => batch.push(reply),
+            None => inboxes.push((to, vec![reply])),
+        }
+    }
+    for (to, batch) in &inboxes {
+        pipe.cmd("RPUSH").arg(*to).arg(batch).ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(*to)
+            .arg(crate::lease::ms(ttl))
+            .ignore();
+    }
+    !inboxes.is_empty()
+}

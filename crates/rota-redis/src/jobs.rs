@@ -39,6 +39,8 @@ use uuid::Uuid;
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
+use crate::inbox::push_replies;
+use crate::lease::{fenced, ms, renew};
 use crate::scripts;
 
 fn base(prefix: &str, queue: &str) -> String {
@@ -47,10 +49,6 @@ fn base(prefix: &str, queue: &str) -> String {
 
 fn queues_key(prefix: &str) -> String {
     format!("{prefix}:queues")
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn state_name(state: JobState) -> &'static str {
@@ -156,20 +154,15 @@ impl RedisBroker {
 
     /// Sends the outcome replies of jobs the store made final itself.
     async fn reply_outcomes(&self, queue: &str, ids: &[JobId]) -> Result<(), BrokerError> {
-        let mut pipe = redis::pipe();
-        let mut any = false;
+        let mut owed = Vec::new();
         for id in ids {
-            if let Some((to, reply)) = self.load(queue, *id).await?.and_then(|r| r.outcome_reply())
-            {
-                pipe.cmd("RPUSH").arg(&to).arg(reply.as_ref()).ignore();
-                pipe.cmd("PEXPIRE")
-                    .arg(&to)
-                    .arg(ms(self.options().reply_ttl))
-                    .ignore();
-                any = true;
+            if let Some(reply) = self.load(queue, *id).await?.and_then(|r| r.outcome_reply()) {
+                owed.push(reply);
             }
         }
-        if any {
+        let mut pipe = redis::pipe();
+        let replies = owed.iter().map(|(to, r)| (to.as_str(), r.as_ref()));
+        if push_replies(&mut pipe, replies, self.options().reply_ttl) {
             let _: () = pipe.query_async(&mut self.conn()).await.map_err(map)?;
         }
         Ok(())
@@ -378,14 +371,6 @@ struct RedisJobConsumer {
     blocking: Mutex<Blocking>,
 }
 
-fn fenced(n: i64) -> Result<i64, BrokerError> {
-    if n < 0 {
-        Err(BrokerError::LeaseLost)
-    } else {
-        Ok(n)
-    }
-}
-
 impl RedisJobConsumer {
     /// One claim attempt: the jobs, and when the next scheduled one is due.
     async fn try_claim(&self, max: usize) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
@@ -448,16 +433,7 @@ impl JobConsumer for RedisJobConsumer {
     }
 
     async fn renew(&self) -> Result<(), BrokerError> {
-        let renewed: Option<String> = redis::cmd("SET")
-            .arg(&self.lease_key)
-            .arg(1)
-            .arg("XX")
-            .arg("PX")
-            .arg(ms(self.options.lease))
-            .query_async(&mut self.broker.conn())
-            .await
-            .map_err(map)?;
-        renewed.map(|_| ()).ok_or(BrokerError::LeaseLost)
+        renew(&mut self.broker.conn(), &self.lease_key, self.options.lease).await
     }
 
     async fn settle(&self, done: Vec<Settle>) -> Result<usize, BrokerError> {
@@ -466,21 +442,12 @@ impl JobConsumer for RedisJobConsumer {
         }
         let mut conn = self.broker.conn();
         // Outcome replies first (they live in the clients' hash tags).
-        let mut replies = redis::pipe();
-        let mut any = false;
-        for s in &done {
-            if let Some((to, reply)) = &s.reply {
-                replies.cmd("RPUSH").arg(to).arg(reply.as_ref()).ignore();
-                replies
-                    .cmd("PEXPIRE")
-                    .arg(to)
-                    .arg(ms(self.broker.options().reply_ttl))
-                    .ignore();
-                any = true;
-            }
-        }
-        if any {
-            let _: () = replies.query_async(&mut conn).await.map_err(map)?;
+        let mut pipe = redis::pipe();
+        let replies = done
+            .iter()
+            .filter_map(|s| s.reply.as_ref().map(|(to, r)| (to.as_str(), r.as_ref())));
+        if push_replies(&mut pipe, replies, self.broker.options().reply_ttl) {
+            let _: () = pipe.query_async(&mut conn).await.map_err(map)?;
         }
         let retention = self.options.retention;
         let mut invocation = scripts::JOB_SETTLE.key(&self.base);

@@ -36,6 +36,7 @@ mod error;
 mod inbox;
 mod jobs;
 mod keys;
+mod lease;
 pub mod options;
 mod scripts;
 
