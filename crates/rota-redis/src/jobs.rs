@@ -29,7 +29,7 @@ use rota_core::broker::ReapStats;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     Attempt, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore,
-    NewJob, Next, QueueCounts, Settle, StateCounts, validate_job,
+    NewJob, Next, QueueCounts, Settle, StateCounts, validate_batch,
 };
 use rota_core::names::validate_service;
 use rota_core::time::now_ms;
@@ -172,9 +172,7 @@ impl RedisBroker {
 #[async_trait]
 impl JobStore for RedisBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
-        for job in &jobs {
-            validate_job(job, DEFAULT_MAX_PAYLOAD)?;
-        }
+        validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
         let now = now_ms();
         // One script per queue; results come back in the batch's order.
         let mut by_queue: BTreeMap<&str, Vec<(usize, JobId, Job, &NewJob)>> = BTreeMap::new();

@@ -34,7 +34,7 @@ use rota_core::broker::ReapStats;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     Attempt, AttemptOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord,
-    JobState, JobStore, NewJob, Next, QueueCounts, Retention, Settle, validate_job,
+    JobState, JobStore, NewJob, Next, QueueCounts, Retention, Settle, validate_batch,
 };
 use rota_core::names::validate_service;
 use rota_core::time::now_ms;
@@ -415,16 +415,7 @@ impl MemoryBroker {
 #[async_trait]
 impl JobStore for MemoryBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
-        let several = jobs.len() > 1;
-        for (i, job) in jobs.iter().enumerate() {
-            validate_job(job, DEFAULT_MAX_PAYLOAD).map_err(|e| match e {
-                BrokerError::Invalid(m) if several => BrokerError::Invalid(format!(
-                    "job {} of the batch: {m}; nothing was enqueued",
-                    i + 1
-                )),
-                other => other,
-            })?;
-        }
+        validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
         let now = now_ms();
         let mut state = self.lock();
         let jobs_state = &mut state.jobs;

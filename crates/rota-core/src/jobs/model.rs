@@ -312,6 +312,22 @@ pub fn validate_job(job: &NewJob, max_payload: usize) -> Result<(), BrokerError>
     Ok(())
 }
 
+/// Checks every job of a batch before any is accepted; an error names the
+/// job's place in the batch and says that nothing was enqueued.
+pub fn validate_batch(jobs: &[NewJob], max_payload: usize) -> Result<(), BrokerError> {
+    let several = jobs.len() > 1;
+    for (i, job) in jobs.iter().enumerate() {
+        validate_job(job, max_payload).map_err(|e| match e {
+            BrokerError::Invalid(m) if several => BrokerError::Invalid(format!(
+                "job {} of the batch: {m}; nothing was enqueued",
+                i + 1
+            )),
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
 /// A job as a worker gets it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -32,7 +32,7 @@ use rota_core::broker::ReapStats;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob, Next,
-    QueueCounts, Settle, validate_job,
+    QueueCounts, Settle, validate_batch,
 };
 use rota_core::names::validate_service;
 use rota_core::time::now_ms;
@@ -67,16 +67,7 @@ impl SqliteBroker {
 #[async_trait]
 impl JobStore for SqliteBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
-        let several = jobs.len() > 1;
-        for (i, job) in jobs.iter().enumerate() {
-            validate_job(job, DEFAULT_MAX_PAYLOAD).map_err(|e| match e {
-                BrokerError::Invalid(m) if several => BrokerError::Invalid(format!(
-                    "job {} of the batch: {m}; nothing was enqueued",
-                    i + 1
-                )),
-                other => other,
-            })?;
-        }
+        validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
