@@ -458,3 +458,51 @@ impl<H: Holder> Tenure<H> {
         }
     }
 }
+
+/// The life of a server or of one queue of a worker: register a consumer
+/// (retrying with backoff while the broker is away — at start only if
+/// `wait_at_start`), hold it for a `session`, and register again after a
+/// lost lease or a failed claim (which `session` reports with `true`),
+/// until `shutdown`. Fails only on errors retrying won't fix.
+pub(crate) async fn hold_leases<C, O, OF, S, SF>(
+    unit: &str,
+    shutdown: &CancellationToken,
+    wait_at_start: bool,
+    mut open: O,
+    mut session: S,
+) -> Result<(), BrokerError>
+where
+    O: FnMut() -> OF,
+    OF: Future<Output = Result<C, BrokerError>>,
+    S: FnMut(C, Instant) -> SF,
+    SF: Future<Output = bool>,
+{
+    let mut backoff = crate::backoff::Backoff::default();
+    let mut first = true;
+    while !shutdown.is_cancelled() {
+        // The lease runs from before the registration was sent.
+        let registered_at = Instant::now();
+        let consumer = match open().await {
+            Ok(c) => c,
+            Err(e) if e.is_retryable() && (wait_at_start || !first) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%unit, error = %e, ?delay, "cannot register with the broker; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => continue,
+                    () = shutdown.cancelled() => break,
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        first = false;
+        backoff.reset();
+        if session(consumer, registered_at).await {
+            // A claim failed: wait a little before registering again.
+            tokio::select! {
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+    }
+    Ok(())
+}

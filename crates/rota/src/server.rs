@@ -33,8 +33,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
-use crate::lease::{CallHolder, Finished, Finisher, Tenure};
+use crate::lease::{CallHolder, Finished, Finisher, Tenure, hold_leases};
 
 /// A request, as a [`Dispatch`] sees it.
 #[derive(Debug, Clone)]
@@ -255,39 +254,17 @@ pub async fn serve<D: Dispatch>(
         .lease(options.lease)
         .max_deliveries(options.max_deliveries);
     let shutdown = options.shutdown.clone();
-    let mut backoff = Backoff::default();
-    let mut first = true;
-    while !shutdown.is_cancelled() {
-        // The lease runs from before the registration was sent.
-        let registered_at = Instant::now();
-        let consumer = match broker.consumer(service, consumer_options.clone()).await {
-            Ok(c) => c,
-            Err(e) if e.is_retryable() && (options.wait_for_broker || !first) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(service, error = %e, ?delay, "cannot register with the broker; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => continue,
-                    () = shutdown.cancelled() => break,
-                }
-            }
-            Err(e) => return Err(e.into()),
-        };
-        first = false;
-        backoff.reset();
+    let open = || broker.consumer(service, consumer_options.clone());
+    let session = |consumer: Box<dyn Consumer>, registered_at| {
         let session = Session {
             service: service.to_owned(),
             dispatch: Arc::clone(&dispatch),
             consumer: Arc::from(consumer),
             options: options.clone(),
         };
-        if session.run(registered_at).await {
-            // A claim failed: wait a little before registering again.
-            tokio::select! {
-                () = tokio::time::sleep(backoff.next_delay()) => {}
-                () = shutdown.cancelled() => break,
-            }
-        }
-    }
+        session.run(registered_at)
+    };
+    hold_leases(service, &shutdown, options.wait_for_broker, open, session).await?;
     Ok(())
 }
 

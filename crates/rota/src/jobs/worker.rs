@@ -25,8 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handler::{ErasedHandler, JobContext, JobError, erase};
 use super::retry::RetryPolicy;
-use crate::backoff::Backoff;
-use crate::lease::{Finished, JobHolder, Tenure};
+use crate::lease::{Finished, JobHolder, Tenure, hold_leases};
 
 /// How a job kind runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -372,35 +371,17 @@ impl QueueRunner {
             consumer_options = consumer_options.tenant_cap(cap);
         }
         let shutdown = self.worker.shutdown.clone();
-        let mut backoff = Backoff::default();
         let runner = Arc::new(self);
-        while !shutdown.is_cancelled() {
-            let registered_at = Instant::now();
-            let consumer = match runner
+        let open = || async {
+            let consumer = runner
                 .store
                 .job_consumer(&runner.queue, consumer_options.clone())
-                .await
-            {
-                Ok(c) => Arc::<dyn JobConsumer>::from(c),
-                Err(e) if e.is_retryable() => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(queue = %runner.queue, error = %e, ?delay, "cannot register with the store; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => continue,
-                        () = shutdown.cancelled() => break,
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            };
-            backoff.reset();
-            if Arc::clone(&runner).session(consumer, registered_at).await {
-                // A claim failed: wait a little before registering again.
-                tokio::select! {
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
-                    () = shutdown.cancelled() => break,
-                }
-            }
-        }
+                .await?;
+            Ok(Arc::<dyn JobConsumer>::from(consumer))
+        };
+        let session =
+            |consumer, registered_at| Arc::clone(&runner).session(consumer, registered_at);
+        hold_leases(&runner.queue, &shutdown, true, open, session).await?;
         Ok(())
     }
 
