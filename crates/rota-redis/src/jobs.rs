@@ -29,9 +29,8 @@ use rota_core::broker::ReapStats;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     Attempt, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore,
-    NewJob, Next, QueueCounts, Settle, StateCounts, validate_batch,
+    NewJob, Next, QueueCounts, Settle, StateCounts, validate_batch, validate_queue,
 };
-use rota_core::names::validate_service;
 use rota_core::time::now_ms;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -110,7 +109,7 @@ type CountsReply = (Vec<(String, u64, u64, u64)>, Vec<(String, u64)>, u64);
 
 impl RedisBroker {
     fn job_base(&self, queue: &str) -> Result<String, BrokerError> {
-        validate_service(queue)?;
+        validate_queue(queue)?;
         Ok(base(&self.options().prefix, queue))
     }
 

@@ -32,11 +32,11 @@ use bytes::Bytes;
 use rota_core::BrokerError;
 use rota_core::broker::ReapStats;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Attempt, AttemptOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord,
     JobState, JobStore, NewJob, Next, QueueCounts, Retention, Settle, validate_batch,
 };
-use rota_core::names::validate_service;
 use rota_core::time::now_ms;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -116,33 +116,6 @@ struct Holder {
     lease_until: Instant,
     /// Held jobs, with when each was claimed (Unix ms).
     held: HashMap<JobId, u64>,
-}
-
-fn validate_queue(queue: &str) -> Result<(), BrokerError> {
-    validate_service(queue).map_err(|e| match e {
-        BrokerError::InvalidName(m) => {
-            BrokerError::Invalid(m.replace("service name", "queue name"))
-        }
-        other => other,
-    })
-}
-
-/// Why a final attempt ended, in words.
-fn describe(attempt: &Attempt) -> Option<String> {
-    match &attempt.outcome {
-        AttemptOutcome::Succeeded => None,
-        AttemptOutcome::Failed { error, .. } => Some(error.clone()),
-        AttemptOutcome::TimedOut => Some(format!("attempt {} timed out", attempt.attempt)),
-        AttemptOutcome::Cancelled => Some(format!("attempt {} was cancelled", attempt.attempt)),
-        AttemptOutcome::Lost => Some(format!(
-            "attempt {} was lost: its worker's lease lapsed",
-            attempt.attempt
-        )),
-        _ => Some(format!(
-            "attempt {} ended: {:?}",
-            attempt.attempt, attempt.outcome
-        )),
-    }
 }
 
 impl JobQueue {
@@ -747,7 +720,7 @@ impl JobConsumer for MemoryJobConsumer {
             if let Some(holder) = q.holders.get_mut(&self.id) {
                 holder.held.remove(&s.id);
             }
-            let reason = describe(&s.attempt);
+            let reason = s.attempt.describe();
             let Some(entry) = q.records.get_mut(&s.id) else {
                 continue;
             };

@@ -262,15 +262,20 @@ fn check_key(what: &str, value: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// Checks a job before it is accepted: names that fit the key layout, a
-/// JSON payload within `max_payload` bytes, and a sane schedule.
-pub fn validate_job(job: &NewJob, max_payload: usize) -> Result<(), BrokerError> {
-    validate_service(&job.queue).map_err(|e| match e {
+/// Checks a queue name: the rules of a service name, said of a queue.
+pub fn validate_queue(queue: &str) -> Result<(), BrokerError> {
+    validate_service(queue).map_err(|e| match e {
         BrokerError::InvalidName(m) => {
             BrokerError::Invalid(m.replace("service name", "queue name"))
         }
         other => other,
-    })?;
+    })
+}
+
+/// Checks a job before it is accepted: names that fit the key layout, a
+/// JSON payload within `max_payload` bytes, and a sane schedule.
+pub fn validate_job(job: &NewJob, max_payload: usize) -> Result<(), BrokerError> {
+    validate_queue(&job.queue)?;
     check_key("tenant", &job.tenant)?;
     check_key("job kind", &job.kind)?;
     if let Some(p) = &job.partition {
@@ -459,6 +464,22 @@ pub struct Attempt {
     pub finished_at_ms: u64,
     /// How it ended.
     pub outcome: AttemptOutcome,
+}
+
+impl Attempt {
+    /// Why the attempt ended, in words; `None` when it succeeded.
+    pub fn describe(&self) -> Option<String> {
+        match &self.outcome {
+            AttemptOutcome::Succeeded => None,
+            AttemptOutcome::Failed { error, .. } => Some(error.clone()),
+            AttemptOutcome::TimedOut => Some(format!("attempt {} timed out", self.attempt)),
+            AttemptOutcome::Cancelled => Some(format!("attempt {} was cancelled", self.attempt)),
+            AttemptOutcome::Lost => Some(format!(
+                "attempt {} was lost: its worker's lease lapsed",
+                self.attempt
+            )),
+        }
+    }
 }
 
 /// Everything known about a job.

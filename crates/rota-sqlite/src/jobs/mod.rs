@@ -30,25 +30,16 @@ use async_trait::async_trait;
 use rota_core::BrokerError;
 use rota_core::broker::ReapStats;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob, Next,
     QueueCounts, Settle, validate_batch,
 };
-use rota_core::names::validate_service;
 use rota_core::time::now_ms;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::SqliteBroker;
-
-fn validate_queue(queue: &str) -> Result<(), BrokerError> {
-    validate_service(queue).map_err(|e| match e {
-        BrokerError::InvalidName(m) => {
-            BrokerError::Invalid(m.replace("service name", "queue name"))
-        }
-        other => other,
-    })
-}
 
 /// The key that wakes the claims waiting on `queue`.
 fn queue_key(queue: &str) -> String {

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use rota_core::BrokerError;
-use rota_core::jobs::{Attempt, AttemptOutcome, Job, JobId, JobRecord, JobState, NewJob};
+use rota_core::jobs::{Attempt, Job, JobId, JobRecord, JobState, NewJob};
 use rota_core::time::Deadline;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use uuid::Uuid;
@@ -160,24 +160,6 @@ pub(crate) const APPEND_ATTEMPT: &str = "attempts = CASE attempts WHEN '[]' THEN
 pub(crate) fn attempt_json(attempt: &Attempt) -> Result<String> {
     serde_json::to_string(attempt)
         .map_err(|e| Error::Broker(BrokerError::Protocol(format!("cannot encode: {e}"))))
-}
-
-/// Why a final attempt ended, in words (as the in-memory store says it).
-pub(crate) fn describe(attempt: &Attempt) -> Option<String> {
-    match &attempt.outcome {
-        AttemptOutcome::Succeeded => None,
-        AttemptOutcome::Failed { error, .. } => Some(error.clone()),
-        AttemptOutcome::TimedOut => Some(format!("attempt {} timed out", attempt.attempt)),
-        AttemptOutcome::Cancelled => Some(format!("attempt {} was cancelled", attempt.attempt)),
-        AttemptOutcome::Lost => Some(format!(
-            "attempt {} was lost: its worker's lease lapsed",
-            attempt.attempt
-        )),
-        _ => Some(format!(
-            "attempt {} ended: {:?}",
-            attempt.attempt, attempt.outcome
-        )),
-    }
 }
 
 /// Fails with `LeaseLost` unless job consumer `consumer`'s lease holds.

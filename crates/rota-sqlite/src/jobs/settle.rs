@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::books::{Partitions, QueueRow, Tenants};
 use super::rows::{
-    APPEND_ATTEMPT, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, check_lease, describe, id_bytes,
-    int, state_code, uint,
+    APPEND_ATTEMPT, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, check_lease, id_bytes, int,
+    state_code, uint,
 };
 use crate::store::{Result, now, write};
 
@@ -112,7 +112,7 @@ pub(crate) fn settle(
             }
             tenants.add(&job.tenant, -1);
             let attempt = attempt_json(&s.attempt)?;
-            let reason = describe(&s.attempt);
+            let reason = s.attempt.describe();
             match s.next {
                 Next::Finish(JobState::Dead) => {
                     let reason = reason.unwrap_or_else(|| "dead-lettered by the worker".into());
