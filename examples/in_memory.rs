@@ -5,9 +5,9 @@
 //! cargo run -p rota-examples --bin in-memory
 //! ```
 
-use rota::memory::MemoryBroker;
 use rota::{CallError, ServeOptions};
 use rota_examples::{AuditEvent, BillingClient, BillingError, BillingServer, Ledger};
+use rota_memory::MemoryBroker;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -4,8 +4,8 @@
 //! * [`envelope`] — [`Request`] and [`Reply`], the two messages of a call, and
 //!   their wire format (documented in `docs/PROTOCOL.md`).
 //! * [`codec`] — [`Codec`]: JSON by default, MessagePack as an option.
-//! * [`broker`] — the [`Broker`] / [`Consumer`] / [`Inbox`] trait family that
-//!   the in-memory, Redis and embedded backends implement, and that one
+//! * [`rpc`] — calls: the [`Broker`] / [`Consumer`] / [`Inbox`] trait family
+//!   that the in-memory, Redis and embedded backends implement, and that one
 //!   conformance suite checks.
 //! * [`error`] — [`RpcError`] (framework failures of a call), [`CallError`]
 //!   (a call's own typed error or a framework failure) and [`BrokerError`].
@@ -14,18 +14,18 @@
 //! * [`names`] — validation of service names and key prefixes.
 //! * [`time`] — absolute deadlines as Unix milliseconds.
 
-pub mod broker;
 pub mod codec;
 pub mod envelope;
 pub mod error;
 pub mod jobs;
 pub mod names;
+pub mod rpc;
 pub mod time;
 
-pub use broker::{
-    Broker, Completion, Consumer, ConsumerOptions, DeadLetter, Delivery, Inbox, ReapStats,
-};
 pub use codec::Codec;
 pub use envelope::{CorrelationId, Fault, FaultKind, Headers, Outcome, Reply, Request};
 pub use error::{BrokerError, CallError, RpcError};
+pub use rpc::{
+    Broker, Completion, Consumer, ConsumerOptions, DeadLetter, Delivery, Inbox, ReapStats,
+};
 pub use time::Deadline;

@@ -1,29 +1,22 @@
-//! [`RedisBroker`]: the [`Broker`] on Redis.
+//! [`RedisBroker`]: one handle on Redis that every feature's store trait
+//! is implemented for (calls in `rpc`, jobs in `jobs`).
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use rota_core::BrokerError;
-use rota_core::broker::{Broker, Consumer, ConsumerOptions, DeadLetter, Inbox};
 use rota_core::names::validate_service;
-use tokio::sync::Mutex;
-use uuid::Uuid;
 
-use crate::conn::{self, Blocking};
-use crate::consumer::{RedisConsumer, ensure_group, field, parse_entry};
+use crate::conn;
 use crate::error::map;
-use crate::inbox::RedisInbox;
-use crate::keys::{self, GROUP, ServiceKeys};
+use crate::keys::ServiceKeys;
 use crate::options::RedisOptions;
-use crate::scripts;
 
 /// A handle on Redis as a rota broker. Cheap to clone; clones share one
 /// multiplexed connection (and open their own for blocking reads).
 #[derive(Clone)]
 pub struct RedisBroker {
-    client: redis::Client,
-    conn: ConnectionManager,
-    options: RedisOptions,
+    pub(crate) client: redis::Client,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) options: RedisOptions,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -73,149 +66,8 @@ impl RedisBroker {
         &self.client
     }
 
-    fn keys(&self, service: &str) -> Result<ServiceKeys, BrokerError> {
+    pub(crate) fn keys(&self, service: &str) -> Result<ServiceKeys, BrokerError> {
         validate_service(service)?;
         Ok(ServiceKeys::new(&self.options.prefix, service))
-    }
-}
-
-#[async_trait]
-impl Broker for RedisBroker {
-    async fn publish(&self, service: &str, message: Bytes) -> Result<(), BrokerError> {
-        let keys = self.keys(service)?;
-        let _: Option<String> = redis::cmd("XADD")
-            .arg(&keys.queue)
-            .arg("*")
-            .arg("m")
-            .arg(message.as_ref())
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(map)?;
-        Ok(())
-    }
-
-    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
-        let key = keys::inbox(&self.options.prefix, &Uuid::now_v7().simple().to_string());
-        Ok(Box::new(RedisInbox {
-            key,
-            conn: Blocking::new(self.client.clone(), &self.options),
-        }))
-    }
-
-    async fn consumer(
-        &self,
-        service: &str,
-        options: ConsumerOptions,
-    ) -> Result<Box<dyn Consumer>, BrokerError> {
-        let keys = self.keys(service)?;
-        let id = Uuid::now_v7().simple().to_string();
-        let lease_key = keys.lease(&id);
-        let mut conn = self.conn.clone();
-        ensure_group(&mut conn, &keys).await?;
-        scripts::ACK
-            .prepare_invoke()
-            .load_async(&mut conn)
-            .await
-            .map_err(map)?;
-        let _: () = redis::cmd("SET")
-            .arg(&lease_key)
-            .arg(1)
-            .arg("PX")
-            .arg(crate::lease::ms(options.lease))
-            .query_async(&mut conn)
-            .await
-            .map_err(map)?;
-        Ok(Box::new(RedisConsumer {
-            id,
-            keys,
-            lease_key,
-            options,
-            conn,
-            blocking: Mutex::new(Blocking::new(self.client.clone(), &self.options)),
-            reply_ttl: self.options.reply_ttl,
-        }))
-    }
-
-    async fn queued(&self, service: &str) -> Result<usize, BrokerError> {
-        let keys = self.keys(service)?;
-        let mut conn = self.conn.clone();
-        let len: usize = redis::cmd("XLEN")
-            .arg(&keys.queue)
-            .query_async(&mut conn)
-            .await
-            .map_err(map)?;
-        let pending: Result<(usize, redis::Value, redis::Value, redis::Value), _> =
-            redis::cmd("XPENDING")
-                .arg(&keys.queue)
-                .arg(GROUP)
-                .query_async(&mut conn)
-                .await;
-        let pending = match pending {
-            Ok((n, ..)) => n,
-            Err(e) if crate::error::is_nogroup(&e) => 0,
-            Err(e) => return Err(map(e)),
-        };
-        Ok(len.saturating_sub(pending))
-    }
-
-    async fn dead_letters(
-        &self,
-        service: &str,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, BrokerError> {
-        let keys = self.keys(service)?;
-        let value: redis::Value = redis::cmd("XRANGE")
-            .arg(&keys.dead)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit.max(1))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(map)?;
-        let redis::Value::Array(entries) = value else {
-            return Ok(Vec::new());
-        };
-        let text = |fields: &[(Vec<u8>, Vec<u8>)], name| {
-            field(fields, name)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default()
-        };
-        Ok(entries
-            .into_iter()
-            .filter_map(parse_entry)
-            .map(|(id, fields)| DeadLetter {
-                reason: text(&fields, "reason"),
-                attempts: text(&fields, "attempts").parse().unwrap_or(0),
-                at_ms: text(&fields, "at_ms").parse().unwrap_or(0),
-                payload: field(&fields, "m").map(<[u8]>::to_vec).unwrap_or_default(),
-                id,
-            })
-            .collect())
-    }
-
-    async fn requeue_dead(&self, service: &str, id: Option<&str>) -> Result<usize, BrokerError> {
-        let keys = self.keys(service)?;
-        scripts::REQUEUE_DEAD
-            .key(&keys.queue)
-            .key(&keys.dead)
-            .arg(id.unwrap_or(""))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(map)
-    }
-
-    async fn purge_dead(&self, service: &str) -> Result<usize, BrokerError> {
-        let keys = self.keys(service)?;
-        let (n, _): (usize, usize) = redis::pipe()
-            .atomic()
-            .cmd("XLEN")
-            .arg(&keys.dead)
-            .cmd("DEL")
-            .arg(&keys.dead)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(map)?;
-        Ok(n)
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redis::Value;
 use rota_core::BrokerError;
-use rota_core::broker::Inbox;
+use rota_core::rpc::Inbox;
 
 use crate::conn::Blocking;
 use crate::error::map;

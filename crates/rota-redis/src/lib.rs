@@ -25,19 +25,25 @@
 //!
 //! * [`options`] — [`RedisOptions`]: URL (with ACL user/password; `rediss://`
 //!   with the `tls` feature), prefix, timeouts.
-//! * [`broker`] — [`RedisBroker`], the [`rota::Broker`](rota_core::Broker).
-//! * `consumer`, `inbox` — the server and client halves.
-//! * `lua/` — the scripts that make claims, acks and reaping atomic.
+//! * [`broker`] — [`RedisBroker`], one handle that implements each feature's
+//!   store trait side by side.
+//! * `rpc/` — calls: the [`Broker`](rota_core::Broker) and its consumers.
+//! * `jobs/` — jobs: the [`JobStore`](rota_core::jobs::JobStore) and its
+//!   consumers.
+//! * `inbox`, `lease`, `keys`, `conn` — what the features share: reply
+//!   inboxes, fenced lease renewal, the key layout, connections.
+//! * `lua/rpc/`, `lua/jobs/` — the scripts that make each state change
+//!   atomic, next to the feature they serve.
 
 pub mod broker;
 mod conn;
-mod consumer;
 mod error;
 mod inbox;
 mod jobs;
 mod keys;
 mod lease;
 pub mod options;
+mod rpc;
 mod scripts;
 
 pub use broker::RedisBroker;

@@ -4,22 +4,22 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-const COMMON: &str = include_str!("lua/common.lua");
+const COMMON: &str = include_str!("lua/rpc/common.lua");
 
 fn with_common(body: &str) -> Script {
     Script::new(&format!("{COMMON}\n{body}"))
 }
 
 pub(crate) static ACK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/ack.lua")));
+    LazyLock::new(|| Script::new(include_str!("lua/rpc/ack.lua")));
 pub(crate) static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| with_common(include_str!("lua/release.lua")));
+    LazyLock::new(|| with_common(include_str!("lua/rpc/release.lua")));
 pub(crate) static BURY: LazyLock<Script> =
-    LazyLock::new(|| with_common(include_str!("lua/bury.lua")));
+    LazyLock::new(|| with_common(include_str!("lua/rpc/bury.lua")));
 pub(crate) static REAP: LazyLock<Script> =
-    LazyLock::new(|| with_common(include_str!("lua/reap.lua")));
+    LazyLock::new(|| with_common(include_str!("lua/rpc/reap.lua")));
 pub(crate) static REQUEUE_DEAD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/requeue_dead.lua")));
+    LazyLock::new(|| Script::new(include_str!("lua/rpc/requeue_dead.lua")));
 
 const JOBS_COMMON: &str = include_str!("lua/jobs/common.lua");
 

@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -20,7 +18,6 @@ use rota_core::time::now_ms;
 use rota_redis::{RedisBroker, RedisOptions};
 
 const N: u64 = 2000;
-const URL_ENV: &str = "ROTA_TEST_CHILD_REDIS";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Item {
@@ -129,7 +126,7 @@ async fn assert_each_succeeded_once(store: &RedisBroker, ids: &[rota_core::jobs:
 #[test]
 #[ignore = "the child process of another test"]
 fn child_worker() {
-    let Ok(url) = std::env::var(URL_ENV) else {
+    let Some(url) = support::child_env("REDIS") else {
         return;
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -144,29 +141,12 @@ async fn a_worker_killed_mid_run_loses_nothing_and_runs_nothing_twice_at_once() 
     let (store, mut marks) = connect(&redis.url()).await;
     let ids = enqueue_all(&store).await;
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_worker", "--ignored", "--nocapture"])
-        .env(URL_ENV, redis.url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let progressed = tokio::task::spawn_blocking(move || {
-        BufReader::new(out)
-            .lines()
-            .map_while(Result::ok)
-            .filter(|l| l.starts_with("done "))
-            .take(300)
-            .count()
-    });
-    let done = tokio::time::timeout(Duration::from_secs(60), progressed)
-        .await
-        .expect("the child made no progress")
-        .unwrap();
-    assert_eq!(done, 300);
-    child.kill().unwrap(); // SIGKILL, with jobs in flight
-    child.wait().unwrap();
+    let mut child = support::Child::spawn("child_worker", &[("REDIS", &redis.url())]);
+    let done = child
+        .collect(Duration::from_secs(60), 300, |l| l.starts_with("done "))
+        .await;
+    assert_eq!(done.len(), 300, "the child made too little progress");
+    child.kill(); // SIGKILL, with jobs in flight
 
     let survivor = worker(store.clone(), marks.clone()).spawn();
     assert_each_succeeded_once(&store, &ids).await;

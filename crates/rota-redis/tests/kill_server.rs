@@ -9,8 +9,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -44,13 +42,11 @@ impl Work for Counting {
     }
 }
 
-const CHILD_ENV: &str = "ROTA_TEST_CHILD_REDIS";
-
 /// Runs only as the child of `server_killed_mid_call_is_redelivered_once`.
 #[test]
 #[ignore = "the child process of another test"]
 fn child_server() {
-    let Ok(url) = std::env::var(CHILD_ENV) else {
+    let Some(url) = support::child_env("REDIS") else {
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -71,36 +67,20 @@ fn child_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_killed_mid_call_is_redelivered_once() {
     let redis = support::RedisServer::start();
-    let broker = redis.broker().await;
+    let broker = support::broker(&redis).await;
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_server", "--ignored", "--nocapture"])
-        .env(CHILD_ENV, redis.url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = support::Child::spawn("child_server", &[("REDIS", &redis.url())]);
 
     let client = Client::new(broker.clone());
     let work = WorkClient::new(&client, "work").with_timeout(Duration::from_secs(60));
     let call = tokio::spawn(async move { work.run(7).await });
 
     // Wait (bounded) until the child is inside the handler.
-    let started = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line == "started 7")
-    });
-    let started = tokio::time::timeout(Duration::from_secs(30), started)
+    child
+        .wait_for(Duration::from_secs(30), |line| line == "started 7")
         .await
-        .expect("the child never started the call")
-        .unwrap();
-    assert!(started, "the child exited before starting the call");
-
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+        .expect("the child never started the call");
+    child.kill(); // SIGKILL
 
     let executions = Arc::new(AtomicU32::new(0));
     let survivor = WorkServer::new(Counting(Arc::clone(&executions))).spawn(

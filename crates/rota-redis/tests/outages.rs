@@ -42,7 +42,7 @@ fn napper() -> (Napper, Arc<AtomicU32>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_under_load_every_call_ends_by_its_deadline() {
     let mut redis = support::RedisServer::start();
-    let broker = redis.broker().await;
+    let broker = support::broker(&redis).await;
     let (imp, _) = napper();
     let server = SleepyServer::new(imp).spawn(
         broker.clone(),
@@ -118,7 +118,7 @@ async fn redis_restarted_under_load_every_call_ends_by_its_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_in_flight_calls_and_gives_the_rest_back_at_once() {
     let redis = support::RedisServer::start();
-    let broker = redis.broker().await;
+    let broker = support::broker(&redis).await;
     let (imp, started) = napper();
     // A long lease: if the long calls were not given back, they would wait
     // 60 s for it to lapse, far past their deadline.

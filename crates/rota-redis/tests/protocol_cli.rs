@@ -57,7 +57,7 @@ const GARBAGE_XADD: &str = "redis-cli XADD 'rota:{greeter}:q' '*' m 'hello'";
 const DEAD_XLEN: &str = "redis-cli XLEN 'rota:{greeter}:dead'";
 const DEAD_XRANGE: &str = "redis-cli XRANGE 'rota:{greeter}:dead' - +";
 const GARBAGE_REASON: &str = "undecodable request: not a rota envelope: the first byte is neither '{' (JSON) nor a MessagePack map";
-const REQUEUE_EVAL: &str = r#"redis-cli EVAL "$(cat crates/rota-redis/src/lua/requeue_dead.lua)" 2 'rota:{greeter}:q' 'rota:{greeter}:dead' ''"#;
+const REQUEUE_EVAL: &str = r#"redis-cli EVAL "$(cat crates/rota-redis/src/lua/rpc/requeue_dead.lua)" 2 'rota:{greeter}:q' 'rota:{greeter}:dead' ''"#;
 const DEAD_DEL: &str = "redis-cli DEL 'rota:{greeter}:dead'";
 
 const MSGPACK_XADD: &str =

@@ -64,7 +64,7 @@ fn opts() -> ServeOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_results_and_errors_travel_in_both_codecs() {
     let redis = support::RedisServer::start();
-    let broker = redis.broker().await;
+    let broker = support::broker(&redis).await;
     let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
     for codec in [Codec::Json, Codec::MessagePack] {
         let client = Client::with_options(broker.clone(), ClientOptions::default().codec(codec));
@@ -112,7 +112,7 @@ mod older {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_methods_and_mismatched_arguments_get_faults_and_serving_goes_on() {
     let redis = support::RedisServer::start();
-    let broker = redis.broker().await;
+    let broker = support::broker(&redis).await;
     let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
     let old = older::BillingClient::new(broker.clone(), "billing");
 
@@ -142,7 +142,7 @@ async fn unknown_methods_and_mismatched_arguments_get_faults_and_serving_goes_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_in_the_queue_is_dead_lettered_with_the_reason() {
     let redis = support::RedisServer::start();
-    let broker = redis.broker().await;
+    let broker = support::broker(&redis).await;
     let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
     broker
         .publish("billing", Bytes::from_static(b"\x00\x13 garbage"))
@@ -193,7 +193,7 @@ async fn garbage_in_the_queue_is_dead_lettered_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_payloads_are_refused_at_the_caller() {
     let redis = support::RedisServer::start();
-    let broker = redis.broker().await;
+    let broker = support::broker(&redis).await;
     let client = Client::with_options(broker.clone(), ClientOptions::default().max_payload(1024));
     let billing = BillingClient::new(&client, "billing");
     let err = billing.echo("x".repeat(2000)).await.unwrap_err();
@@ -253,7 +253,7 @@ async fn acl_users_authenticate_and_wrong_passwords_are_config_errors() {
 async fn a_server_told_to_wait_for_redis_serves_once_it_appears() {
     // The broker handle exists, then Redis goes away before the server starts.
     let mut redis = support::RedisServer::start();
-    let broker = redis.broker().await;
+    let broker = support::broker(&redis).await;
     redis.kill();
     let err = BillingServer::new(Impl)
         .serve(broker.clone(), "billing", opts())
@@ -282,7 +282,7 @@ async fn a_server_told_to_wait_for_redis_serves_once_it_appears() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_past_its_deadline_is_not_executed() {
     let redis = support::RedisServer::start();
-    let broker = redis.broker().await;
+    let broker = support::broker(&redis).await;
     let billing =
         BillingClient::new(broker.clone(), "billing").with_timeout(Duration::from_millis(50));
     // Nobody serves yet: the call times out, its request stays queued.

@@ -5,20 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use rota_core::BrokerError;
-use rota_core::broker::{
-    Broker, Completion, Consumer, ConsumerOptions, DeadLetter, Delivery, Inbox, ReapStats,
-};
-use rota_core::names::validate_service;
 use rusqlite::Connection;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::schema::{JOBS_SCHEMA, SCHEMA};
-use crate::store::{self, Error};
+use crate::tx::{self, Error};
 
 /// How hard a commit holds on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,7 +139,7 @@ impl SqliteBroker {
     pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, BrokerError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> store::Result<T> + Send + 'static,
+        F: FnOnce(&mut Connection) -> tx::Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
@@ -158,7 +151,7 @@ impl SqliteBroker {
         .map_err(map)
     }
 
-    fn wakers(&self) -> MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+    pub(crate) fn wakers(&self) -> MutexGuard<'_, HashMap<String, Arc<Notify>>> {
         self.inner.wakers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -175,7 +168,7 @@ impl SqliteBroker {
 
     /// Runs `attempt` until it yields something or `wait` passes, waking on
     /// this process's writes and polling for other processes'.
-    async fn wait_for<T, F, Fut>(
+    pub(crate) async fn wait_for<T, F, Fut>(
         &self,
         key: &str,
         wait: Duration,
@@ -230,213 +223,4 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
     // none is prepared again on the hot paths.
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
-}
-
-fn service_key(service: &str) -> String {
-    format!("s:{service}")
-}
-
-#[async_trait]
-impl Broker for SqliteBroker {
-    async fn publish(&self, service: &str, message: Bytes) -> Result<(), BrokerError> {
-        validate_service(service)?;
-        let s = service.to_owned();
-        self.with(move |c| store::publish(c, &s, &message)).await?;
-        self.wake(&service_key(service));
-        Ok(())
-    }
-
-    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
-        // Opening an inbox is a good moment to sweep expired replies.
-        self.with(store::expire_replies).await?;
-        let address = format!("sqlite:inbox:{}", Uuid::now_v7().simple());
-        Ok(Box::new(SqliteInbox {
-            broker: self.clone(),
-            address,
-        }))
-    }
-
-    async fn consumer(
-        &self,
-        service: &str,
-        options: ConsumerOptions,
-    ) -> Result<Box<dyn Consumer>, BrokerError> {
-        validate_service(service)?;
-        let id = Uuid::now_v7().simple().to_string();
-        let (s, c, lease) = (service.to_owned(), id.clone(), options.lease);
-        self.with(move |conn| store::register(conn, &s, &c, lease))
-            .await?;
-        Ok(Box::new(SqliteConsumer {
-            broker: self.clone(),
-            service: service.to_owned(),
-            id,
-            options,
-        }))
-    }
-
-    async fn queued(&self, service: &str) -> Result<usize, BrokerError> {
-        validate_service(service)?;
-        let s = service.to_owned();
-        self.with(move |c| store::queued(c, &s)).await
-    }
-
-    async fn dead_letters(
-        &self,
-        service: &str,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, BrokerError> {
-        validate_service(service)?;
-        let s = service.to_owned();
-        self.with(move |c| store::dead_letters(c, &s, limit)).await
-    }
-
-    async fn requeue_dead(&self, service: &str, id: Option<&str>) -> Result<usize, BrokerError> {
-        validate_service(service)?;
-        let (s, id) = (service.to_owned(), id.map(str::to_owned));
-        let n = self
-            .with(move |c| store::requeue_dead(c, &s, id.as_deref()))
-            .await?;
-        self.wake(&service_key(service));
-        Ok(n)
-    }
-
-    async fn purge_dead(&self, service: &str) -> Result<usize, BrokerError> {
-        validate_service(service)?;
-        let s = service.to_owned();
-        self.with(move |c| store::purge_dead(c, &s)).await
-    }
-}
-
-struct SqliteInbox {
-    broker: SqliteBroker,
-    address: String,
-}
-
-#[async_trait]
-impl Inbox for SqliteInbox {
-    fn address(&self) -> &str {
-        &self.address
-    }
-
-    async fn recv(&mut self, max: usize, wait: Duration) -> Result<Vec<Bytes>, BrokerError> {
-        let key = format!("i:{}", self.address);
-        let broker = self.broker.clone();
-        let address = self.address.clone();
-        let got = self
-            .broker
-            .wait_for(&key, wait, || {
-                let (broker, address) = (broker.clone(), address.clone());
-                async move {
-                    broker
-                        .with(move |c| store::take_replies(c, &address, max.max(1)))
-                        .await
-                }
-            })
-            .await?;
-        Ok(got.into_iter().map(Bytes::from).collect())
-    }
-}
-
-impl Drop for SqliteInbox {
-    fn drop(&mut self) {
-        self.broker.wakers().remove(&format!("i:{}", self.address));
-    }
-}
-
-struct SqliteConsumer {
-    broker: SqliteBroker,
-    service: String,
-    id: String,
-    options: ConsumerOptions,
-}
-
-#[async_trait]
-impl Consumer for SqliteConsumer {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError> {
-        let key = service_key(&self.service);
-        let got = self
-            .broker
-            .wait_for(&key, wait, || {
-                let (broker, s, c) = (self.broker.clone(), self.service.clone(), self.id.clone());
-                async move {
-                    broker
-                        .with(move |conn| store::claim(conn, &s, &c, max.max(1)))
-                        .await
-                }
-            })
-            .await?;
-        Ok(got)
-    }
-
-    async fn renew(&self) -> Result<(), BrokerError> {
-        let (c, lease) = (self.id.clone(), self.options.lease);
-        self.broker
-            .with(move |conn| store::renew(conn, &c, lease))
-            .await
-    }
-
-    async fn complete(&self, done: Vec<Completion>) -> Result<usize, BrokerError> {
-        let inboxes: Vec<String> = done
-            .iter()
-            .filter_map(|c| c.reply.as_ref().map(|(to, _)| format!("i:{to}")))
-            .collect();
-        let done: Vec<_> = done
-            .into_iter()
-            .map(|c| (c.tag, c.reply.map(|(to, r)| (to, r.to_vec()))))
-            .collect();
-        let (c, ttl) = (self.id.clone(), self.broker.inner.options.reply_ttl);
-        let acked = self
-            .broker
-            .with(move |conn| store::complete(conn, &c, &done, ttl))
-            .await?;
-        for key in inboxes {
-            self.broker.wake(&key);
-        }
-        Ok(acked)
-    }
-
-    async fn release(&self, tags: Vec<String>, attempted: bool) -> Result<(), BrokerError> {
-        let c = self.id.clone();
-        self.broker
-            .with(move |conn| store::release(conn, &c, &tags, attempted))
-            .await?;
-        self.broker.wake(&service_key(&self.service));
-        Ok(())
-    }
-
-    async fn dead_letter(&self, tag: &str, reason: &str) -> Result<(), BrokerError> {
-        let (c, t, r) = (self.id.clone(), tag.to_owned(), reason.to_owned());
-        self.broker
-            .with(move |conn| store::bury(conn, &c, &t, &r))
-            .await
-    }
-
-    async fn reap(&self) -> Result<ReapStats, BrokerError> {
-        let (s, max) = (self.service.clone(), self.options.max_deliveries);
-        let stats = self
-            .broker
-            .with(move |conn| store::reap(conn, &s, max, None))
-            .await?;
-        if stats.requeued > 0 {
-            self.broker.wake(&service_key(&self.service));
-        }
-        Ok(stats)
-    }
-
-    async fn close(&self) -> Result<(), BrokerError> {
-        let (s, c, max) = (
-            self.service.clone(),
-            self.id.clone(),
-            self.options.max_deliveries,
-        );
-        self.broker
-            .with(move |conn| store::reap(conn, &s, max, Some(&c)))
-            .await?;
-        self.broker.wake(&service_key(&self.service));
-        Ok(())
-    }
 }

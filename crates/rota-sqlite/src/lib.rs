@@ -27,13 +27,19 @@
 //! across partitions with a tenant cap, fenced settlements, reaping and
 //! retention, each one transaction.
 //!
-//! * [`SqliteBroker`] — the broker; [`SqliteOptions`] — path and durability.
-//! * `schema` — the tables; `store` — the broker's transactions; `jobs` —
-//!   the job store (its transactions in `jobs::*`).
+//! * [`SqliteBroker`] — one handle that implements each feature's store
+//!   trait side by side; [`SqliteOptions`] — path and durability.
+//! * `rpc/` — calls: the broker and its consumers (transactions in
+//!   `rpc::store`).
+//! * `jobs/` — the job store (its transactions in `jobs::*`).
+//! * `inbox`, `tx`, `schema` — what the features share: reply inboxes, the
+//!   transaction helper and error type, the tables.
 
 mod broker;
+mod inbox;
 mod jobs;
+mod rpc;
 mod schema;
-mod store;
+mod tx;
 
 pub use broker::{Durability, SqliteBroker, SqliteOptions};

@@ -7,31 +7,17 @@
 //! the ignored `child_*` tests selected.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rota::jobs::{
     AttemptOutcome, JobContext, JobError, JobId, JobState, NewJob, QueueOptions, Worker,
 };
+use rota_conformance::support::{Child, child_env};
 use rota_core::jobs::{JobConsumerOptions, JobStore};
 use rota_sqlite::SqliteBroker;
 
-const DB_ENV: &str = "ROTA_TEST_CHILD_DB";
 const LEASE: Duration = Duration::from_secs(1);
-
-fn child(test: &str, db: &std::path::Path) -> (Child, ChildStdout) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--ignored", "--nocapture"])
-        .env(DB_ENV, db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    (child, out)
-}
 
 fn job(n: u64) -> NewJob {
     NewJob::new(
@@ -48,7 +34,7 @@ fn job(n: u64) -> NewJob {
 #[test]
 #[ignore = "the child process of another test"]
 fn child_enqueuer() {
-    let Ok(db) = std::env::var(DB_ENV) else {
+    let Some(db) = child_env("DB") else {
         return;
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -70,7 +56,7 @@ fn child_enqueuer() {
 #[test]
 #[ignore = "the child process of another test"]
 fn child_worker() {
-    let Ok(db) = std::env::var(DB_ENV) else {
+    let Some(db) = child_env("DB") else {
         return;
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -92,25 +78,16 @@ fn child_worker() {
 async fn an_enqueuer_killed_mid_stream_loses_no_job_it_was_told_was_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("rota.db");
-    let (mut enqueuer, out) = child("child_enqueuer", &db);
-    let accepted = tokio::task::spawn_blocking(move || {
-        let mut ids = Vec::new();
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(id) = line.strip_prefix("accepted ") {
-                ids.push(JobId::parse(id).unwrap());
-                if ids.len() >= 1000 {
-                    break;
-                }
-            }
-        }
-        ids
-    });
-    let accepted = tokio::time::timeout(Duration::from_secs(60), accepted)
+    let mut enqueuer = Child::spawn("child_enqueuer", &[("DB", db.to_str().unwrap())]);
+    let accepted: Vec<JobId> = enqueuer
+        .collect(Duration::from_secs(60), 1000, |l| {
+            l.starts_with("accepted ")
+        })
         .await
-        .expect("the enqueuer stalled")
-        .unwrap();
-    enqueuer.kill().unwrap(); // SIGKILL, while it goes on enqueueing
-    enqueuer.wait().unwrap();
+        .iter()
+        .map(|l| JobId::parse(&l["accepted ".len()..]).unwrap())
+        .collect();
+    enqueuer.kill(); // SIGKILL, while it goes on enqueueing
     assert!(accepted.len() >= 1000, "the enqueuer accepted too little");
 
     let store = SqliteBroker::open(&db).await.unwrap();
@@ -155,27 +132,13 @@ async fn a_worker_killed_holding_jobs_gets_them_reaped_and_settled_once() {
         .map(|e| e.id)
         .collect();
 
-    let (mut worker, out) = child("child_worker", &db);
-    let started = tokio::task::spawn_blocking(move || {
-        let mut started = Vec::new();
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("started ") {
-                started.push(rest.to_owned());
-                if started.len() == JOBS {
-                    break;
-                }
-            }
-        }
-        started
-    });
-    let started = tokio::time::timeout(Duration::from_secs(30), started)
-        .await
-        .expect("the child never started the jobs")
-        .unwrap();
-    assert_eq!(started.len(), JOBS);
+    let mut worker = Child::spawn("child_worker", &[("DB", db.to_str().unwrap())]);
+    let started = worker
+        .collect(Duration::from_secs(30), JOBS, |l| l.starts_with("started "))
+        .await;
+    assert_eq!(started.len(), JOBS, "the child never started the jobs");
     assert!(started.iter().all(|l| l.ends_with(" 1")), "{started:?}");
-    worker.kill().unwrap(); // SIGKILL, with every job held
-    worker.wait().unwrap();
+    worker.kill(); // SIGKILL, with every job held
     for id in &ids {
         let record = store.job(*id).await.unwrap().unwrap();
         assert_eq!(record.state, JobState::Running, "held by the dead worker");

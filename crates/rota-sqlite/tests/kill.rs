@@ -6,16 +6,13 @@
 
 #![allow(missing_docs)] // test contracts
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rota::{Broker, ServeOptions};
+use rota_conformance::support::{Child, child_env};
 use rota_sqlite::SqliteBroker;
-
-const DB_ENV: &str = "ROTA_TEST_CHILD_DB";
 
 #[rota::contract]
 pub trait Work {
@@ -42,24 +39,12 @@ impl Work for Counting {
     }
 }
 
-fn child(test: &str, db: &std::path::Path) -> (Child, ChildStdout) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--ignored", "--nocapture"])
-        .env(DB_ENV, db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    (child, out)
-}
-
 /// Child: publishes numbered messages as fast as it can, printing each one
 /// the broker accepted.
 #[test]
 #[ignore = "the child process of another test"]
 fn child_publisher() {
-    let Ok(db) = std::env::var(DB_ENV) else {
+    let Some(db) = child_env("DB") else {
         return;
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -75,7 +60,7 @@ fn child_publisher() {
 #[test]
 #[ignore = "the child process of another test"]
 fn child_server() {
-    let Ok(db) = std::env::var(DB_ENV) else {
+    let Some(db) = child_env("DB") else {
         return;
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -92,26 +77,13 @@ fn child_server() {
 async fn a_publisher_killed_mid_stream_loses_nothing_it_was_told_was_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("rota.db");
-    let (mut publisher, out) = child("child_publisher", &db);
-    let accepted = tokio::task::spawn_blocking(move || {
-        let mut last = None;
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(n) = line.strip_prefix("accepted ") {
-                last = Some(n.parse::<u64>().unwrap());
-                if last >= Some(300) {
-                    break;
-                }
-            }
-        }
-        last
-    });
-    let last = tokio::time::timeout(Duration::from_secs(60), accepted)
+    let mut publisher = Child::spawn("child_publisher", &[("DB", db.to_str().unwrap())]);
+    let last = publisher
+        .wait_for(Duration::from_secs(60), |l| l == "accepted 300")
         .await
-        .expect("the publisher stalled")
-        .unwrap()
-        .expect("the publisher accepted nothing");
-    publisher.kill().unwrap(); // SIGKILL, while it goes on publishing
-    publisher.wait().unwrap();
+        .expect("the publisher stalled");
+    publisher.kill(); // SIGKILL, while it goes on publishing
+    let last: u64 = last["accepted ".len()..].parse().unwrap();
 
     let broker = SqliteBroker::open(&db).await.unwrap();
     let consumer = broker
@@ -148,25 +120,16 @@ async fn a_server_killed_mid_call_is_redelivered_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("rota.db");
     let broker = SqliteBroker::open(&db).await.unwrap();
-    let (mut server, out) = child("child_server", &db);
+    let mut server = Child::spawn("child_server", &[("DB", db.to_str().unwrap())]);
 
     let client = rota::Client::new(broker.clone());
     let work = WorkClient::new(&client, "work").with_timeout(Duration::from_secs(60));
     let call = tokio::spawn(async move { work.run(7).await });
-    let started = tokio::task::spawn_blocking(move || {
-        BufReader::new(out)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l == "started 7")
-    });
-    assert!(
-        tokio::time::timeout(Duration::from_secs(30), started)
-            .await
-            .expect("the child never started the call")
-            .unwrap()
-    );
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    server
+        .wait_for(Duration::from_secs(30), |l| l == "started 7")
+        .await
+        .expect("the child never started the call");
+    server.kill(); // SIGKILL
 
     let executions = Arc::new(AtomicU32::new(0));
     let survivor = WorkServer::new(Counting(Arc::clone(&executions))).spawn(

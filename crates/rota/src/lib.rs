@@ -7,7 +7,7 @@
 //! redelivery when a server dies mid-call.
 //!
 //! ```
-//! use rota::memory::MemoryBroker;
+//! use rota_memory::MemoryBroker;
 //!
 //! #[rota::contract]
 //! pub trait Greeter {
@@ -36,41 +36,29 @@
 //!
 //! ## Layout
 //!
-//! * [`client`] — [`Client`] (one reply inbox, shared by every service client
-//!   made from it) and the options of a call.
-//! * [`server`] — [`serve`] runs a [`Dispatch`] (what the macro generates)
-//!   against a broker: bounded concurrency, lease renewal, deadlines, panics
-//!   caught, graceful drain.
-//! * [`context`] — what a handler may know of the call it serves (attempt,
-//!   deadline, headers).
+//! One folder per feature, the same in every rota crate:
+//!
+//! * [`rpc`] — calls: [`Client`] (one reply inbox, shared by every service
+//!   client made from it), [`serve`] (runs a [`Dispatch`], what the macro
+//!   generates: bounded concurrency, lease renewal, deadlines, panics caught,
+//!   graceful drain) and [`rpc::context`], what a handler may know of the
+//!   call it serves.
 //! * [`jobs`] — background jobs: enqueue per tenant, workers with retries,
 //!   timeouts, dead-letters and fairness.
-//! * [`memory`] — [`MemoryBroker`](memory::MemoryBroker), the in-process
-//!   backend.
-//! * `conformance` (feature `conformance`) — the suite every backend passes.
-//! * The envelope, codec, errors and broker traits come from `rota-core` and
-//!   are re-exported here.
+//! * [`runtime`] — what servers and workers share: holding a lease, writing
+//!   finished work in batches, [`Backoff`].
+//! * The envelope, codec, errors and store traits come from `rota-core` and
+//!   are re-exported here. Backends live in crates of their own:
+//!   `rota-memory` (in process), `rota-redis`, `rota-sqlite` (embedded).
 
-pub mod client;
-#[cfg(feature = "conformance")]
-pub mod conformance;
-pub mod context;
 pub mod jobs;
-pub mod memory;
-pub mod server;
-
-mod backoff;
-mod lease;
-mod memory_jobs;
+pub mod rpc;
+pub mod runtime;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use backoff::Backoff;
-pub use client::{
-    CallOptions, Client, ClientOptions, ClientStats, IntoClient, ReplyWaiter, WhenFull,
-};
-pub use rota_core::broker::{
+pub use rota_core::rpc::{
     Broker, Completion, Consumer, ConsumerOptions, DeadLetter, Delivery, Inbox, ReapStats,
 };
 pub use rota_core::{
@@ -78,4 +66,7 @@ pub use rota_core::{
     Reply, Request, RpcError, codec, envelope, names,
 };
 pub use rota_macros::contract;
-pub use server::{Call, Dispatch, ServeError, ServeOptions, ServerHandle, serve, spawn_server};
+pub use rpc::context;
+pub use rpc::{Call, Dispatch, ServeError, ServeOptions, ServerHandle, serve, spawn_server};
+pub use rpc::{CallOptions, Client, ClientOptions, ClientStats, IntoClient, ReplyWaiter, WhenFull};
+pub use runtime::Backoff;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use rota::memory::MemoryBroker;
 use rota::{CallError, Fault, FaultKind, RpcError, ServeOptions};
+use rota_memory::MemoryBroker;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 

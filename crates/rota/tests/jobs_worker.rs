@@ -9,8 +9,8 @@ use rota::jobs::{
     AttemptOutcome, JobContext, JobError, JobState, Jobs, KindOptions, NewJob, QueueOptions,
     RetryPolicy, Worker, WorkerOptions,
 };
-use rota::memory::MemoryBroker;
 use rota_core::jobs::JobStore;
+use rota_memory::MemoryBroker;
 use serde::{Deserialize, Serialize};
 
 const WAIT: Duration = Duration::from_secs(10);

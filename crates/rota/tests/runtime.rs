@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rota::memory::MemoryBroker;
 use rota::{
     Broker, Client, ClientOptions, Codec, CorrelationId, FaultKind, Outcome, Reply, Request,
     RpcError, ServeOptions, WhenFull,
 };
+use rota_memory::MemoryBroker;
 
 #[rota::contract]
 pub trait Clock {

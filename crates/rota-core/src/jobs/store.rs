@@ -3,7 +3,7 @@
 //! A backend that stores jobs is also a [`Broker`]: job outcomes travel to
 //! the same reply inboxes as call replies.
 //!
-//! # Semantics every backend keeps (checked by `rota::conformance::jobs`)
+//! # Semantics every backend keeps (checked by `rota_conformance::jobs`)
 //!
 //! * **Enqueue** validates every job ([`validate_job`](super::validate_job))
 //!   and accepts a batch all or nothing, in one round trip. A job whose
@@ -41,8 +41,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::model::{Attempt, Enqueued, Job, JobId, JobRecord, JobState, NewJob, QueueCounts};
-use crate::broker::{Broker, ReapStats};
 use crate::error::BrokerError;
+use crate::rpc::{Broker, ReapStats};
 
 /// What happens to a job after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]

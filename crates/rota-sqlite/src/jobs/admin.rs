@@ -9,7 +9,7 @@ use super::rows::{
     CANCELLED, DEAD, Outbox, QUEUED, RECORD_COLS, RUNNING, SCHEDULED, id_bytes, record_from_row,
     state_of, uint,
 };
-use crate::store::{Result, now, write};
+use crate::tx::{Result, now, write};
 
 /// The record of job `id`, while retained.
 pub(crate) fn job(conn: &mut Connection, id: JobId) -> Result<Option<JobRecord>> {

@@ -9,7 +9,7 @@ use rota_core::jobs::Retention;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::rows::int;
-use crate::store::Result;
+use crate::tx::Result;
 
 /// A queue's row, read in a transaction and written back at its end.
 pub(crate) struct QueueRow {

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::books::{Partitions, QueueRow, Tenants};
 use super::rows::{JOB_COLS, RUNNING, check_lease, job_from_row, uint};
-use crate::store::{Error, Result, ms, now, write};
+use crate::tx::{Error, Result, ms, now, write};
 
 /// Registers consumer `consumer` of `queue` under a lease of `lease`, and
 /// keeps its retention as the queue's.

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::books::{Partitions, QueueRow};
 use super::rows::{QUEUED, SCHEDULED, id_bytes, int, job_id};
-use crate::store::{Error, Result, now, write};
+use crate::tx::{Error, Result, now, write};
 
 /// Inserts `jobs` (already validated) in one transaction. Returns what
 /// became of each, and the queues that got jobs (to wake their claims).

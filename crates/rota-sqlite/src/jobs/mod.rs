@@ -28,13 +28,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rota_core::BrokerError;
-use rota_core::broker::ReapStats;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob, Next,
     QueueCounts, Settle, validate_batch,
 };
+use rota_core::rpc::ReapStats;
 use rota_core::time::now_ms;
 use tokio::time::Instant;
 use uuid::Uuid;

@@ -9,7 +9,7 @@ use rota_core::time::Deadline;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use uuid::Uuid;
 
-use crate::store::{Error, Result, now};
+use crate::tx::{Error, Result, now};
 
 // The state codes. Queries that should use a partial index (`WHERE state =
 // 0` for scheduled, `= 1` for queued) write the code as a literal, so the
@@ -185,7 +185,7 @@ impl Outbox {
     /// Replies kept until `reply_ttl` from now.
     pub(crate) fn new(reply_ttl: std::time::Duration) -> Self {
         Self {
-            expires_at: now().saturating_add(crate::store::ms(reply_ttl)),
+            expires_at: now().saturating_add(crate::tx::ms(reply_ttl)),
             woken: Vec::new(),
         }
     }

@@ -1,8 +1,8 @@
 //! The transactions that let go of held jobs: settle (fenced), release
 //! (fenced), reap (the jobs of lapsed consumers) and close.
 
-use rota_core::broker::ReapStats;
 use rota_core::jobs::{Attempt, AttemptOutcome, JobState, Next, Retention, Settle};
+use rota_core::rpc::ReapStats;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::books::{Partitions, QueueRow, Tenants};
@@ -10,7 +10,7 @@ use super::rows::{
     APPEND_ATTEMPT, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, check_lease, id_bytes, int,
     state_code, uint,
 };
-use crate::store::{Result, now, write};
+use crate::tx::{Result, now, write};
 
 /// A held job, as the transactions here read it.
 struct Held {
@@ -121,7 +121,7 @@ pub(crate) fn settle(
                 Next::Finish(state) => {
                     let result = match &s.result {
                         Some(v) => Some(serde_json::to_string(v).map_err(|e| {
-                            crate::store::Error::Broker(rota_core::BrokerError::Invalid(format!(
+                            crate::tx::Error::Broker(rota_core::BrokerError::Invalid(format!(
                                 "cannot encode the result of job {}: {e}",
                                 s.id
                             )))

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rota_core::jobs::{Enqueued, JobId, JobOutcome, JobRecord, JobStore, NewJob};
 use rota_core::{BrokerError, Codec, CorrelationId, Outcome, RpcError};
 
-use crate::client::Client;
+use crate::rpc::client::Client;
 
 /// A handle for enqueuing jobs and following them. Cheap to clone.
 #[derive(Clone)]

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handler::{ErasedHandler, JobContext, JobError, erase};
 use super::retry::RetryPolicy;
-use crate::lease::{Finished, JobHolder, Tenure, hold_leases};
+use crate::runtime::tenure::{Finished, JobHolder, Tenure, hold_leases};
 
 /// How a job kind runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -192,7 +192,7 @@ struct Kind {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use rota::jobs::{JobContext, JobError, Jobs, QueueOptions, Worker};
-/// use rota::memory::MemoryBroker;
+/// use rota_memory::MemoryBroker;
 /// use rota_core::jobs::{JobState, NewJob};
 ///
 /// #[derive(serde::Serialize, serde::Deserialize)]

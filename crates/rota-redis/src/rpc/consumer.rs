@@ -8,7 +8,7 @@ use bytes::Bytes;
 use redis::Value;
 use redis::aio::ConnectionManager;
 use rota_core::BrokerError;
-use rota_core::broker::{Completion, Consumer, ConsumerOptions, Delivery, ReapStats};
+use rota_core::rpc::{Completion, Consumer, ConsumerOptions, Delivery, ReapStats};
 use rota_core::time::now_ms;
 use tokio::sync::Mutex;
 

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rota_core::broker::{Broker, Inbox};
+use rota_core::rpc::{Broker, Inbox};
 use rota_core::{
     BrokerError, CallError, Codec, CorrelationId, Deadline, Headers, Outcome, Reply, Request,
     RpcError,
@@ -31,7 +31,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{OnceCell, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
+use crate::runtime::backoff::Backoff;
 
 /// What a call does when [`ClientOptions::max_pending`] calls are already
 /// waiting.

@@ -1,11 +1,11 @@
-//! The conformance suite every broker backend passes.
+//! The conformance suite of calls: what every [`Broker`] backend does.
 //!
 //! Each check takes a broker and uses service names of its own, so checks can
 //! share one broker. A backend's tests run them all with
-//! [`conformance_tests!`](crate::conformance_tests):
+//! [`rpc_tests!`](crate::rpc_tests):
 //!
 //! ```ignore
-//! rota::conformance_tests!(async { ((), my_backend::connect().await) });
+//! rota_conformance::rpc_tests!(async { ((), my_backend::connect().await) });
 //! ```
 //!
 //! Lease checks use short real-time leases (a few hundred milliseconds): the
@@ -14,11 +14,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rota_core::broker::{Broker, Completion, ConsumerOptions};
+use rota_core::rpc::{Broker, Completion, ConsumerOptions};
 use rota_core::{BrokerError, CorrelationId, Request};
-
-#[path = "conformance_jobs.rs"]
-pub mod jobs;
 
 /// A lease short enough to let lapse in a test.
 pub const SHORT_LEASE: Duration = Duration::from_millis(300);
@@ -373,9 +370,9 @@ pub async fn bad_names_are_refused(broker: &dyn Broker) {
 /// expression evaluating to a future of `(guard, broker)`: the guard (say, a
 /// Redis server process) lives as long as the check runs.
 #[macro_export]
-macro_rules! conformance_tests {
+macro_rules! rpc_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@each $make;
+        $crate::rpc_tests!(@each $make;
             publish_claim_reply_ack, claim_wakes_on_publish, claims_are_bounded_and_ordered,
             lapsed_lease_redelivers_with_next_attempt, stale_ack_is_refused,
             renewal_keeps_the_lease, exhausted_messages_are_dead_lettered,
@@ -384,14 +381,14 @@ macro_rules! conformance_tests {
             bad_names_are_refused);
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
-        mod conformance {
+        mod rpc_conformance {
             #[allow(unused_imports)]
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
                     let (_guard, broker) = $make.await;
-                    $crate::conformance::$check(&broker).await;
+                    $crate::rpc::$check(&broker).await;
                 }
             )*
         }

@@ -24,8 +24,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use rota_core::broker::{Broker, Completion, Consumer, ConsumerOptions, Delivery};
 use rota_core::names::validate_service;
+use rota_core::rpc::{Broker, Completion, Consumer, ConsumerOptions, Delivery};
 use rota_core::{BrokerError, Codec, Deadline, Fault, FaultKind, Headers, Outcome, Reply, Request};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::lease::{CallHolder, Finished, Finisher, Tenure, hold_leases};
+use crate::runtime::tenure::{CallHolder, Finished, Finisher, Tenure, hold_leases};
 
 /// A request, as a [`Dispatch`] sees it.
 #[derive(Debug, Clone)]
@@ -351,7 +351,7 @@ impl Session {
 
     /// Decodes a delivery and settles at once what needs no handler: returns
     /// the job to run, or `None` when the delivery was answered already.
-    async fn prepare(&self, delivery: Delivery, done: &Finisher<CallHolder>) -> Option<Job> {
+    async fn prepare(&self, delivery: Delivery, done: &Finisher<CallHolder>) -> Option<Accepted> {
         let request = match Request::decode(&delivery.payload) {
             Ok(r) => r,
             Err(e) => {
@@ -365,7 +365,7 @@ impl Session {
         };
         let mut request = request;
         request.attempt = delivery.attempt;
-        let answer = |outcome: Outcome| Job::answer(&delivery.tag, &request, outcome);
+        let answer = |outcome: Outcome| Accepted::answer(&delivery.tag, &request, outcome);
         if request.service != self.service {
             let fault = Fault::new(
                 FaultKind::UnknownService,
@@ -395,7 +395,7 @@ impl Session {
                 return None;
             }
         };
-        Some(Job {
+        Some(Accepted {
             tag: delivery.tag,
             request,
             future,
@@ -404,13 +404,13 @@ impl Session {
 }
 
 /// A request ready to run.
-struct Job {
+struct Accepted {
     tag: String,
     request: Request,
     future: BoxFuture<'static, Outcome>,
 }
 
-impl Job {
+impl Accepted {
     fn answer(tag: &str, request: &Request, outcome: Outcome) -> Completion {
         let reply = request.reply_to.as_ref().and_then(|to| {
             let reply = Reply {
@@ -434,13 +434,13 @@ impl Job {
 
     /// Runs the handler under the deadline, catching panics.
     async fn run(self) -> Option<Completion> {
-        let Job {
+        let Accepted {
             tag,
             request,
             future,
         } = self;
-        let caught = crate::context::scope(
-            crate::context::CallContext::of(&request),
+        let caught = crate::rpc::context::scope(
+            crate::rpc::context::CallContext::of(&request),
             AssertUnwindSafe(future).catch_unwind(),
         );
         let outcome = match request.deadline.and_then(Deadline::remaining) {
@@ -469,6 +469,6 @@ impl Job {
                 format!("the handler of {} panicked: {message}", request.method),
             ))
         });
-        Some(Job::answer(&tag, &request, outcome))
+        Some(Accepted::answer(&tag, &request, outcome))
     }
 }

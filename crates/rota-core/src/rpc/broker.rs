@@ -11,7 +11,7 @@
 //!   once they reached the maximum number of deliveries. Acknowledgements under
 //!   a lapsed lease are refused with [`BrokerError::LeaseLost`].
 //!
-//! Every backend passes the same conformance suite (`rota::conformance`).
+//! Every backend passes the same conformance suite (`rota_conformance::rpc`).
 //!
 //! # Cancel safety
 //!

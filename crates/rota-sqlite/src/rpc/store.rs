@@ -1,35 +1,10 @@
-//! The transactions behind the broker, one function each. They run on a
-//! blocking thread with the connection locked; every function is one
-//! `IMMEDIATE` transaction, so concurrent processes serialize on the file.
+//! The transactions behind calls, one function each, each one `IMMEDIATE`
+//! transaction (see [`write`]).
 
-use rota_core::broker::{DeadLetter, Delivery, ReapStats};
-use rota_core::time::now_ms;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rota_core::rpc::{DeadLetter, Delivery, ReapStats};
+use rusqlite::{Connection, OptionalExtension, params};
 
-/// A failed transaction: SQLite's error, a lapsed lease, or a refusal.
-#[derive(Debug)]
-pub(crate) enum Error {
-    Sql(rusqlite::Error),
-    LeaseLost,
-    /// Refused as it stands (bad input, a record that does not decode).
-    Broker(rota_core::BrokerError),
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Sql(e)
-    }
-}
-
-pub(crate) type Result<T> = std::result::Result<T, Error>;
-
-pub(crate) fn now() -> i64 {
-    i64::try_from(now_ms()).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
+use crate::tx::{Error, Result, ms, now, write};
 
 fn tag(id: i64) -> String {
     id.to_string()
@@ -37,17 +12,6 @@ fn tag(id: i64) -> String {
 
 fn parse_tag(tag: &str) -> Option<i64> {
     tag.parse().ok()
-}
-
-/// Runs `f` in an IMMEDIATE transaction and commits.
-pub(crate) fn write<T>(
-    conn: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-) -> Result<T> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let out = f(&tx)?;
-    tx.commit()?;
-    Ok(out)
 }
 
 /// Fails with `LeaseLost` unless `consumer`'s lease holds.
@@ -273,31 +237,6 @@ pub(crate) fn queued(conn: &mut Connection, service: &str) -> Result<usize> {
         |r| r.get(0),
     )?;
     Ok(usize::try_from(n).unwrap_or(0))
-}
-
-pub(crate) fn take_replies(conn: &mut Connection, inbox: &str, max: usize) -> Result<Vec<Vec<u8>>> {
-    write(conn, |tx| {
-        let rows: Vec<(i64, Vec<u8>)> = tx
-            .prepare_cached(
-                "SELECT id, payload FROM rota_replies WHERE inbox = ?1 ORDER BY id LIMIT ?2",
-            )?
-            .query_map(params![inbox, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        if let Some((last, _)) = rows.last() {
-            tx.execute(
-                "DELETE FROM rota_replies WHERE inbox = ?1 AND id <= ?2",
-                params![inbox, last],
-            )?;
-        }
-        Ok(rows.into_iter().map(|(_, p)| p).collect())
-    })
-}
-
-/// Drops replies nobody read in time (their clients are gone).
-pub(crate) fn expire_replies(conn: &mut Connection) -> Result<usize> {
-    write(conn, |tx| {
-        Ok(tx.execute("DELETE FROM rota_replies WHERE expires_at < ?1", [now()])?)
-    })
 }
 
 pub(crate) fn dead_letters(

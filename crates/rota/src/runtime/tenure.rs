@@ -1,8 +1,8 @@
-//! What servers and workers share about holding a lease: the local clock
-//! that says how long it surely holds, the loops that renew it and reap the
-//! lapsed leases of others, and flat-combined batch writes.
+//! One consumer's time holding its lease, shared by servers and workers:
+//! the [`Holder`] shape both adapt to, the [`Finisher`] that writes finished
+//! work only while the lease surely holds, the [`Tenure`] that ends it all
+//! in order, and [`hold_leases`], the register / hold / register-again loop.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -10,172 +10,8 @@ use rota_core::{BrokerError, ReapStats};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// When the lease is known to hold until, by the local clock, measured from
-/// before each renewal was sent.
-pub(crate) struct LeaseClock {
-    valid_until: Mutex<Instant>,
-    margin: Duration,
-}
-
-impl LeaseClock {
-    /// A clock for a lease of `lease` registered at `from`; work stops
-    /// `lease / 6` before it would lapse.
-    pub(crate) fn new(from: Instant, lease: Duration) -> Self {
-        Self {
-            valid_until: Mutex::new(from + lease),
-            margin: lease / 6,
-        }
-    }
-
-    fn extend(&self, from: Instant, lease: Duration) {
-        let mut v = self.valid_until.lock().unwrap_or_else(|e| e.into_inner());
-        *v = (*v).max(from + lease);
-    }
-
-    /// The instant by which work must stop.
-    pub(crate) fn fence_at(&self) -> Instant {
-        *self.valid_until.lock().unwrap_or_else(|e| e.into_inner()) - self.margin
-    }
-
-    /// Whether the lease surely holds now.
-    pub(crate) fn holds(&self) -> bool {
-        Instant::now() < self.fence_at()
-    }
-}
-
-/// Keeps the lease alive every third of it; cancels `fence` (stopping all
-/// work) when it is lost or about to lapse without a renewal.
-pub(crate) async fn keep_alive<R>(
-    renew: R,
-    clock: &LeaseClock,
-    lease: Duration,
-    fence: CancellationToken,
-    over: CancellationToken,
-) where
-    R: Fn() -> BoxFuture<'static, Result<(), BrokerError>>,
-{
-    let every = lease / 3;
-    let mut next = every;
-    loop {
-        let fence_at = clock.fence_at();
-        tokio::select! {
-            () = tokio::time::sleep(next) => {}
-            () = tokio::time::sleep_until(fence_at) => {
-                tracing::warn!("lease about to lapse without renewal; stopping work");
-                fence.cancel();
-                return;
-            }
-            () = over.cancelled() => return,
-            () = fence.cancelled() => return,
-        }
-        let sent = Instant::now();
-        match tokio::time::timeout_at(clock.fence_at(), renew()).await {
-            Ok(Ok(())) => {
-                clock.extend(sent, lease);
-                next = every;
-            }
-            Ok(Err(BrokerError::LeaseLost)) => {
-                tracing::warn!("lease lost; stopping work");
-                fence.cancel();
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "lease renewal failed; retrying");
-                next = (every / 4).max(Duration::from_millis(10));
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "lease renewal did not answer before the lease lapses; stopping work"
-                );
-                fence.cancel();
-                return;
-            }
-        }
-    }
-}
-
-/// Hands back the work of lapsed leases every half lease (with jitter, so
-/// many processes spread their reaps).
-pub(crate) async fn reap_periodically<R>(reap: R, lease: Duration, over: CancellationToken)
-where
-    R: Fn() -> BoxFuture<'static, Result<ReapStats, BrokerError>>,
-{
-    let every = (lease / 2).max(Duration::from_millis(10));
-    loop {
-        match reap().await {
-            Ok(stats) if stats.requeued + stats.dead_lettered > 0 => {
-                tracing::info!(
-                    requeued = stats.requeued,
-                    dead_lettered = stats.dead_lettered,
-                    "reaped the work of lapsed leases"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "reap failed"),
-        }
-        let jitter = rand::random_range(0..=every.as_millis() as u64 / 4);
-        tokio::select! {
-            () = tokio::time::sleep(every + Duration::from_millis(jitter)) => {}
-            () = over.cancelled() => return,
-        }
-    }
-}
-
-/// Writes a batch for a [`Combiner`].
-pub(crate) trait BatchWrite<T>: Sync {
-    /// Writes `batch`, retrying as it sees fit.
-    fn write(&self, batch: Vec<T>) -> BoxFuture<'_, ()>;
-}
-
-/// Batches writes without a task of its own (flat combining): the first
-/// task to finish writes, and whatever finishes while it writes joins the
-/// next batch. An idle process answers without a hop between tasks; a busy
-/// one writes in large batches.
-pub(crate) struct Combiner<T> {
-    queue: Mutex<Vec<T>>,
-    writing: tokio::sync::Mutex<()>,
-}
-
-impl<T> Default for Combiner<T> {
-    fn default() -> Self {
-        Self {
-            queue: Mutex::new(Vec::new()),
-            writing: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-impl<T> Combiner<T> {
-    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queues `item`, then writes unless another task is writing.
-    pub(crate) async fn push(&self, item: T, writer: &impl BatchWrite<T>) {
-        self.queue().push(item);
-        self.flush(writer).await;
-    }
-
-    /// Writes everything queued. A task that finds the writer busy returns:
-    /// the writer looks at the queue again after it lets go, so nothing is
-    /// stranded.
-    pub(crate) async fn flush(&self, writer: &impl BatchWrite<T>) {
-        loop {
-            {
-                let Ok(_writing) = self.writing.try_lock() else {
-                    return;
-                };
-                let batch = std::mem::take(&mut *self.queue());
-                if !batch.is_empty() {
-                    writer.write(batch).await;
-                }
-            }
-            if self.queue().is_empty() {
-                return;
-            }
-        }
-    }
-}
+use super::combine::{BatchWrite, Combiner};
+use super::lease::{LeaseClock, keep_alive, reap_periodically};
 
 /// What holds a lease and settles work under it: a server's consumer of
 /// calls, or a worker's consumer of jobs.
@@ -340,7 +176,7 @@ impl<H: Holder> Finisher<H> {
         {
             tracing::warn!(error = %e, "giving work back failed; it returns when the lease lapses");
         }
-        let mut backoff = crate::backoff::Backoff::default();
+        let mut backoff = super::backoff::Backoff::default();
         while !done.is_empty() && !self.fence.is_cancelled() && self.clock.holds() {
             match self.holder.write(done.clone()).await {
                 Ok(_) => break,
@@ -477,7 +313,7 @@ where
     S: FnMut(C, Instant) -> SF,
     SF: Future<Output = bool>,
 {
-    let mut backoff = crate::backoff::Backoff::default();
+    let mut backoff = super::backoff::Backoff::default();
     let mut first = true;
     while !shutdown.is_cancelled() {
         // The lease runs from before the registration was sent.

@@ -1,0 +1,176 @@
+//! Looking after a queue: cancel, retention, counts, dead jobs.
+
+use super::*;
+
+/// Scheduled and queued jobs can be cancelled (they become final, never
+/// run); running and finished ones cannot.
+pub async fn cancel_only_before_start(store: &dyn JobStore) {
+    let q = queue("cancel");
+    let later = now_ms() + 60_000;
+    let enq = store
+        .enqueue(vec![job(&q, "a"), job(&q, "a").at(later), job(&q, "a")])
+        .await
+        .unwrap();
+    let (queued, scheduled, other) = (enq[0].id, enq[1].id, enq[2].id);
+    assert!(store.cancel(queued).await.unwrap());
+    assert!(store.cancel(scheduled).await.unwrap());
+    assert!(!store.cancel(queued).await.unwrap(), "cancelled twice");
+    assert!(!store.cancel(JobId::new()).await.unwrap());
+    let record = store.job(scheduled).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Cancelled);
+    assert!(record.finished_at_ms.is_some());
+    assert!(record.attempts.is_empty());
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    let got = c.claim(10, FOUND).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, other);
+    assert!(
+        !store.cancel(other).await.unwrap(),
+        "cancelled a running job"
+    );
+    c.settle(vec![succeeded(&got[0], &*c)]).await.unwrap();
+    assert!(
+        !store.cancel(other).await.unwrap(),
+        "cancelled a finished job"
+    );
+    let counts = store.counts(&q).await.unwrap();
+    assert_eq!((counts.total.cancelled, counts.total.succeeded), (2, 1));
+}
+
+/// Only `max_finished` finished records are kept per queue, the oldest
+/// deleted first, and a deleted job's idempotency key is free again.
+pub async fn retention_by_count(store: &dyn JobStore) {
+    let q = queue("retain");
+    let mut retention = Retention::default();
+    retention.max_finished = 3;
+    let c = store
+        .job_consumer(&q, opts().retention(retention))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let e = store
+            .enqueue(vec![job(&q, "a").idempotency_key(format!("key-{n}"))])
+            .await
+            .unwrap();
+        ids.push(e[0].id);
+        let got = claim_one(&*c).await;
+        assert_eq!(c.settle(vec![succeeded(&got, &*c)]).await.unwrap(), 1);
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let kept = store.job(*id).await.unwrap().is_some();
+        assert_eq!(kept, n >= 2, "job {n}: kept {kept}");
+    }
+    assert_eq!(store.counts(&q).await.unwrap().total.succeeded, 3);
+    let again = store
+        .enqueue(vec![
+            job(&q, "a").idempotency_key("key-0"),
+            job(&q, "a").idempotency_key("key-4"),
+        ])
+        .await
+        .unwrap();
+    assert!(!again[0].duplicate, "the key of a deleted job was kept");
+    assert_ne!(again[0].id, ids[0]);
+    assert!(again[1].duplicate);
+    assert_eq!(again[1].id, ids[4]);
+}
+
+/// Counts per state in all (with retained final jobs), and per partition
+/// of the jobs still to run.
+pub async fn counts_per_state_and_partition(store: &dyn JobStore) {
+    let q = queue("counts");
+    let later = now_ms() + 60_000;
+    store
+        .enqueue(vec![
+            job(&q, "a"),
+            job(&q, "a"),
+            job(&q, "a").at(later),
+            job(&q, "b"),
+            job(&q, "b"),
+            job(&q, "c"),
+        ])
+        .await
+        .unwrap();
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    // One job of each partition runs; then c's finishes, b's dies.
+    let got = c.claim(3, FOUND).await.unwrap();
+    assert_eq!(got.len(), 3);
+    let by = |t: &str| got.iter().find(|j| j.tenant == t).expect("claimed");
+    let done = vec![
+        succeeded(by("c"), &*c),
+        failed(by("b"), &*c, "bad", Next::Dead("bad".into())),
+    ];
+    assert_eq!(c.settle(done).await.unwrap(), 2);
+    let counts = store.counts(&q).await.unwrap();
+    let t = counts.total;
+    assert_eq!(
+        (
+            t.scheduled,
+            t.queued,
+            t.running,
+            t.succeeded,
+            t.failed,
+            t.cancelled,
+            t.dead
+        ),
+        (1, 2, 1, 1, 0, 0, 1)
+    );
+    let a = counts.partitions.get("a").expect("partition a");
+    assert_eq!((a.scheduled, a.queued, a.running), (1, 1, 1));
+    let b = counts.partitions.get("b").expect("partition b");
+    assert_eq!((b.scheduled, b.queued, b.running), (0, 1, 0));
+    assert!(
+        counts
+            .partitions
+            .get("c")
+            .is_none_or(|c| c.scheduled + c.queued + c.running == 0),
+        "{counts:?}"
+    );
+    assert_eq!(
+        store.counts(&queue("counts-empty")).await.unwrap(),
+        Default::default()
+    );
+}
+
+/// Dead jobs are listed oldest first, re-queued with their attempts
+/// starting over (the history kept), and purged.
+pub async fn requeue_and_purge_dead(store: &dyn JobStore) {
+    let q = queue("requeue");
+    let enq = store
+        .enqueue(vec![job(&q, "a"), job(&q, "a"), job(&q, "a")])
+        .await
+        .unwrap();
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    for (n, e) in enq.iter().enumerate() {
+        let got = claim_one(&*c).await;
+        assert_eq!(got.id, e.id);
+        let s = failed(&got, &*c, "x", Next::Dead(format!("dead {n}")));
+        c.settle(vec![s]).await.unwrap();
+    }
+    let dead = store.dead_jobs(&q, 2).await.unwrap();
+    let ids: Vec<_> = dead.iter().map(|r| r.job.id).collect();
+    assert_eq!(
+        ids,
+        [enq[0].id, enq[1].id],
+        "oldest first, at most the limit"
+    );
+
+    assert!(store.requeue_dead_job(enq[0].id).await.unwrap());
+    assert!(
+        !store.requeue_dead_job(enq[0].id).await.unwrap(),
+        "not dead now"
+    );
+    let record = store.job(enq[0].id).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Queued);
+    assert_eq!(record.job.attempt, 1);
+    assert_eq!(record.attempts.len(), 1, "the history is kept");
+    let again = claim_one(&*c).await;
+    assert_eq!(again.id, enq[0].id);
+    assert_eq!(again.attempt, 1, "a re-queued dead job starts over");
+
+    assert_eq!(store.purge_dead_jobs(&q).await.unwrap(), 2);
+    assert!(store.dead_jobs(&q, 10).await.unwrap().is_empty());
+    assert!(store.job(enq[1].id).await.unwrap().is_none());
+    assert_eq!(store.counts(&q).await.unwrap().total.dead, 0);
+    assert_eq!(store.purge_dead_jobs(&q).await.unwrap(), 0);
+}

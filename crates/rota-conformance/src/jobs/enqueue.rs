@@ -1,0 +1,221 @@
+//! Enqueueing: all or nothing, idempotent, scheduled, validated.
+
+use super::*;
+
+/// A job is enqueued, claimed once with its fields intact, settled as
+/// succeeded; its record keeps the result and the attempt, and the outcome
+/// reply reaches the inbox.
+pub async fn enqueue_claim_settle_succeeded(store: &dyn JobStore) {
+    let q = queue("basic");
+    let mut inbox = store.open_inbox().await.expect("inbox");
+    let new = job_with(&q, "acme", &serde_json::json!({"to": "a@b"}))
+        .priority(2)
+        .header("trace", "t1")
+        .reply_to(inbox.address());
+    let before = now_ms();
+    let enq = store.enqueue(vec![new.clone()]).await.expect("enqueue");
+    assert_eq!(enq.len(), 1);
+    assert!(!enq[0].duplicate);
+    let id = enq[0].id;
+    assert_eq!(state_of(store, id).await, JobState::Queued);
+
+    let c = store.job_consumer(&q, opts()).await.expect("consumer");
+    let got = claim_one(&*c).await;
+    assert_eq!(got.id, id);
+    assert_eq!(got.queue, q);
+    assert_eq!(got.tenant, "acme");
+    assert_eq!(
+        got.partition, "acme",
+        "the partition defaults to the tenant"
+    );
+    assert_eq!(got.kind, "conf.kind");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&got.payload).unwrap(),
+        serde_json::json!({"to": "a@b"})
+    );
+    assert_eq!(got.attempt, 1);
+    assert_eq!(got.priority, 2);
+    assert_eq!(
+        got.run_id,
+        id.to_string(),
+        "the run id defaults to the job id"
+    );
+    assert_eq!(got.headers.get("trace").map(String::as_str), Some("t1"));
+    assert_eq!(got.reply_to.as_deref(), Some(inbox.address()));
+    assert!(got.enqueued_at_ms >= before && got.enqueued_at_ms <= now_ms());
+    assert_eq!(state_of(store, id).await, JobState::Running);
+    assert!(
+        c.claim(1, NOTHING).await.unwrap().is_empty(),
+        "claimed twice"
+    );
+
+    let mut done = succeeded(&got, &*c);
+    done.result = Some(serde_json::json!({"sent": true}));
+    done.reply = Some((inbox.address().to_owned(), Bytes::from_static(b"outcome")));
+    let att = done.attempt.clone();
+    assert_eq!(c.settle(vec![done]).await.expect("settle"), 1);
+
+    let replies = inbox.recv(10, FOUND).await.expect("recv");
+    assert_eq!(replies, vec![Bytes::from_static(b"outcome")]);
+    let record = store.job(id).await.unwrap().expect("retained");
+    assert_eq!(record.state, JobState::Succeeded);
+    assert_eq!(record.attempts, vec![att]);
+    assert_eq!(record.result, Some(serde_json::json!({"sent": true})));
+    assert_eq!(record.reason, None);
+    assert!(record.finished_at_ms.is_some_and(|t| t >= before));
+    assert_eq!(record.job.id, id);
+
+    // Settling again does nothing: the job is no longer held.
+    assert_eq!(c.settle(vec![succeeded(&got, &*c)]).await.unwrap(), 0);
+    assert!(c.claim(1, NOTHING).await.unwrap().is_empty());
+    c.close().await.unwrap();
+}
+
+/// A batch with one bad job is refused whole: nothing of it is enqueued.
+pub async fn bulk_enqueue_is_all_or_nothing(store: &dyn JobStore) {
+    let q = queue("bulk");
+    let mut bad = job(&q, "b");
+    bad.tenant = String::new();
+    let batch = vec![
+        job(&q, "a").idempotency_key("k1"),
+        bad,
+        job(&q, "c").idempotency_key("k3"),
+    ];
+    let err = store.enqueue(batch).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("tenant is empty"), "{err}");
+    assert_eq!(store.counts(&q).await.unwrap().total, Default::default());
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    assert!(c.claim(10, NOTHING).await.unwrap().is_empty());
+
+    // The keys of the refused batch were not taken.
+    let good = vec![
+        job(&q, "a").idempotency_key("k1"),
+        job(&q, "c").idempotency_key("k3"),
+    ];
+    let enq = store.enqueue(good).await.unwrap();
+    assert!(enq.iter().all(|e| !e.duplicate), "{enq:?}");
+    assert_eq!(store.counts(&q).await.unwrap().total.queued, 2);
+    assert_eq!(c.claim(10, FOUND).await.unwrap().len(), 2);
+}
+
+/// The same idempotency key within a queue returns the earlier job, marked
+/// duplicate, also within one batch; other queues have keys of their own.
+pub async fn idempotent_enqueue(store: &dyn JobStore) {
+    let q = queue("idem");
+    let other = queue("idem-other");
+    let first = store
+        .enqueue(vec![job(&q, "a").idempotency_key("order-1")])
+        .await
+        .unwrap();
+    assert!(!first[0].duplicate);
+    let again = store
+        .enqueue(vec![
+            job(&q, "a").idempotency_key("order-1"),
+            job(&q, "a").idempotency_key("order-2"),
+            job(&q, "a").idempotency_key("order-2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again[0].id, first[0].id);
+    assert!(again[0].duplicate);
+    assert!(!again[1].duplicate);
+    assert_eq!(again[2].id, again[1].id);
+    assert!(again[2].duplicate);
+    let elsewhere = store
+        .enqueue(vec![job(&other, "a").idempotency_key("order-1")])
+        .await
+        .unwrap();
+    assert!(!elsewhere[0].duplicate);
+    assert_ne!(elsewhere[0].id, first[0].id);
+    assert_eq!(store.counts(&q).await.unwrap().total.queued, 2);
+
+    // Still a duplicate once the first job ran, while its record is kept.
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    let got = c.claim(10, FOUND).await.unwrap();
+    assert_eq!(got.len(), 2);
+    c.settle(got.iter().map(|j| succeeded(j, &*c)).collect())
+        .await
+        .unwrap();
+    let later = store
+        .enqueue(vec![job(&q, "a").idempotency_key("order-1")])
+        .await
+        .unwrap();
+    assert_eq!(later[0].id, first[0].id);
+    assert!(later[0].duplicate);
+    assert!(c.claim(1, NOTHING).await.unwrap().is_empty());
+}
+
+/// A job scheduled ahead is not claimable before it is due; a claim that
+/// waits is woken when it comes due, without waiting out its whole wait.
+pub async fn scheduled_job_waits_until_due(store: &dyn JobStore) {
+    let q = queue("sched");
+    let due = now_ms() + ms(SHORT_DELAY) + 100;
+    let id = store.enqueue(vec![job(&q, "a").at(due)]).await.unwrap()[0].id;
+    assert_eq!(state_of(store, id).await, JobState::Scheduled);
+    let counts = store.counts(&q).await.unwrap();
+    assert_eq!(counts.total.scheduled, 1);
+    assert_eq!(counts.total.queued, 0);
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    assert!(
+        c.claim(1, NOTHING).await.unwrap().is_empty(),
+        "claimed early"
+    );
+
+    let waited = std::time::Instant::now();
+    let got = c.claim(1, Duration::from_secs(10)).await.unwrap();
+    let claimed_at = now_ms();
+    assert_eq!(got.len(), 1, "not delivered once due");
+    assert_eq!(got[0].id, id);
+    assert_eq!(got[0].scheduled_for_ms, due);
+    assert!(claimed_at >= due, "delivered {} ms early", due - claimed_at);
+    assert!(
+        waited.elapsed() < Duration::from_secs(3),
+        "the waiting claim was not woken when the job came due ({:?})",
+        waited.elapsed()
+    );
+
+    // A job scheduled in the past is queued at once.
+    let past = store
+        .enqueue(vec![job(&q, "a").at(now_ms().saturating_sub(60_000))])
+        .await
+        .unwrap()[0]
+        .id;
+    assert_eq!(state_of(store, past).await, JobState::Queued);
+}
+
+/// Bad input is refused with an error naming the problem, and nothing is
+/// enqueued.
+pub async fn bad_input_is_refused(store: &dyn JobStore) {
+    let q = queue("bad");
+    let mut empty_tenant = job(&q, "a");
+    empty_tenant.tenant = String::new();
+    let mut oversized = job(&q, "a");
+    oversized.payload = Bytes::from(format!("\"{}\"", "x".repeat(2 * 1024 * 1024)));
+    let mut not_json = job(&q, "a");
+    not_json.payload = Bytes::from_static(b"{nope");
+    let cases: Vec<(NewJob, &str)> = vec![
+        (empty_tenant, "tenant is empty"),
+        (job("bad queue!", "a"), "queue name"),
+        (job(&q, "a b"), "tenant"),
+        (oversized, "limit"),
+        (not_json, "not valid JSON"),
+        (job(&q, "a").at(u64::MAX), "10 years"),
+    ];
+    for (bad, expect) in cases {
+        let err = store.enqueue(vec![bad]).await.unwrap_err();
+        assert!(
+            matches!(err, BrokerError::Invalid(_)),
+            "{expect}: not an Invalid error: {err:?}"
+        );
+        assert!(
+            err.to_string().contains(expect),
+            "{err:?} does not say {expect:?}"
+        );
+    }
+    assert_eq!(store.counts(&q).await.unwrap().total, Default::default());
+    for bad in ["", "has space", "brace{", "colon:x"] {
+        assert!(store.job_consumer(bad, opts()).await.is_err(), "{bad:?}");
+        assert!(store.counts(bad).await.is_err(), "{bad:?}");
+    }
+}

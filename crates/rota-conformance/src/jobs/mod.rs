@@ -1,0 +1,151 @@
+//! The conformance suite every [`JobStore`] backend passes, one file per
+//! part of a job's life; the helpers the checks share are here.
+//!
+//! Each check takes a store and uses queue names of its own, so checks can
+//! share one store. A backend's tests run them all with
+//! [`jobs_tests!`](crate::jobs_tests):
+//!
+//! ```ignore
+//! rota_conformance::jobs_tests!(async { ((), my_backend::connect().await) });
+//! ```
+//!
+//! Time-dependent checks use real time — short leases and delays of a few
+//! hundred milliseconds — because the Redis and SQLite backends keep time on
+//! their own clocks; no check pauses tokio's clock.
+
+mod admin;
+mod claim;
+mod enqueue;
+mod leases;
+mod settle;
+
+pub use admin::*;
+pub use claim::*;
+pub use enqueue::*;
+pub use leases::*;
+pub use settle::*;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rota_core::jobs::{
+    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, JobStore,
+    NewJob, Next, Retention, Settle,
+};
+use rota_core::time::now_ms;
+use rota_core::{BrokerError, CorrelationId};
+
+/// A lease short enough to let lapse in a check.
+pub const SHORT_LEASE: Duration = Duration::from_millis(300);
+
+/// How far ahead the scheduling checks schedule jobs.
+pub const SHORT_DELAY: Duration = Duration::from_millis(200);
+
+/// How long a claim that should find a job waits for it.
+pub(crate) const FOUND: Duration = Duration::from_secs(2);
+
+/// How long a claim that should find nothing waits.
+pub(crate) const NOTHING: Duration = Duration::from_millis(50);
+
+pub(crate) fn queue(check: &str) -> String {
+    format!("jconf.{check}.{}", CorrelationId::new().as_uuid().simple())
+}
+
+/// Options with a lease that lapses within a check.
+pub(crate) fn short() -> JobConsumerOptions {
+    JobConsumerOptions::default().lease(SHORT_LEASE)
+}
+
+/// Options with a lease that outlives any check.
+pub(crate) fn opts() -> JobConsumerOptions {
+    JobConsumerOptions::default().lease(Duration::from_secs(60))
+}
+
+pub(crate) async fn lapse() {
+    tokio::time::sleep(SHORT_LEASE * 2).await;
+}
+
+pub(crate) fn job(queue: &str, tenant: &str) -> NewJob {
+    job_with(queue, tenant, &serde_json::json!({"n": 0}))
+}
+
+pub(crate) fn job_with(queue: &str, tenant: &str, payload: &serde_json::Value) -> NewJob {
+    NewJob::new(queue, tenant, "conf.kind", payload).expect("encodes")
+}
+
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn attempt(job: &Job, worker: &dyn JobConsumer, outcome: AttemptOutcome) -> Attempt {
+    let now = now_ms();
+    Attempt {
+        attempt: job.attempt,
+        worker: worker.id().to_owned(),
+        started_at_ms: now,
+        finished_at_ms: now,
+        outcome,
+    }
+}
+
+pub(crate) fn succeeded(job: &Job, worker: &dyn JobConsumer) -> Settle {
+    Settle::new(
+        job.id,
+        attempt(job, worker, AttemptOutcome::Succeeded),
+        Next::Finish(JobState::Succeeded),
+    )
+}
+
+pub(crate) fn failed(job: &Job, worker: &dyn JobConsumer, error: &str, next: Next) -> Settle {
+    let outcome = AttemptOutcome::Failed {
+        error: error.to_owned(),
+        retryable: matches!(next, Next::RetryAt(_)),
+    };
+    Settle::new(job.id, attempt(job, worker, outcome), next)
+}
+
+pub(crate) async fn claim_one(c: &dyn JobConsumer) -> Job {
+    let mut got = c.claim(1, FOUND).await.expect("claim");
+    assert_eq!(got.len(), 1, "expected one job to claim");
+    got.remove(0)
+}
+
+pub(crate) async fn state_of(store: &dyn JobStore, id: JobId) -> JobState {
+    store
+        .job(id)
+        .await
+        .expect("job")
+        .expect("record retained")
+        .state
+}
+/// Generates one `#[tokio::test]` per job conformance check. `$make` is an
+/// expression evaluating to a future of `(guard, store)`: the guard (say, a
+/// Redis server process) lives as long as the check runs.
+#[macro_export]
+macro_rules! jobs_tests {
+    ($make:expr) => {
+        $crate::jobs_tests!(@each $make;
+            enqueue_claim_settle_succeeded, bulk_enqueue_is_all_or_nothing, idempotent_enqueue,
+            scheduled_job_waits_until_due, priority_then_fifo_within_a_partition,
+            round_robin_across_partitions, tenant_cap_holds_across_consumers,
+            retry_at_schedules_the_next_attempt, failed_for_good_keeps_the_reason,
+            dead_by_the_worker, dead_after_exhausted_reaps, store_decided_outcomes_are_replied,
+            lost_lease_is_redelivered,
+            stale_settle_is_refused, renewal_keeps_the_lease,
+            release_and_close_give_back_at_once, cancel_only_before_start, retention_by_count,
+            counts_per_state_and_partition, requeue_and_purge_dead, bad_input_is_refused);
+    };
+    (@each $make:expr; $($check:ident),* $(,)?) => {
+        mod jobs_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let (_guard, store) = $make.await;
+                    $crate::jobs::$check(&store).await;
+                }
+            )*
+        }
+    };
+}

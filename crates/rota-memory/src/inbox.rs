@@ -1,0 +1,103 @@
+//! Reply inboxes: the one part every feature shares. Calls answer into
+//! them, and so do jobs whose outcome someone awaits.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rota_core::BrokerError;
+use rota_core::rpc::Inbox;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::{MemoryBroker, uuid_like};
+
+/// Every open inbox, by address.
+#[derive(Default)]
+pub(crate) struct Inboxes {
+    open: HashMap<String, InboxQueue>,
+}
+
+impl Inboxes {
+    /// Delivers `reply` to the inbox at `to`. An inbox that is gone belonged
+    /// to a client that is gone: the reply is dropped.
+    pub(crate) fn deliver(&mut self, to: &str, reply: Bytes) {
+        if let Some(inbox) = self.open.get_mut(to) {
+            inbox.push(reply);
+        }
+    }
+}
+
+struct InboxQueue {
+    replies: VecDeque<Bytes>,
+    wake: Arc<Notify>,
+}
+
+impl InboxQueue {
+    /// Delivers a reply and wakes the reader.
+    fn push(&mut self, reply: Bytes) {
+        self.replies.push_back(reply);
+        self.wake.notify_one();
+    }
+}
+
+/// Opens an inbox on `broker`.
+pub(crate) fn open(broker: &MemoryBroker) -> Box<dyn Inbox> {
+    let address = format!("memory:inbox:{}", uuid_like());
+    let wake = Arc::new(Notify::new());
+    broker.lock().inboxes.open.insert(
+        address.clone(),
+        InboxQueue {
+            replies: VecDeque::new(),
+            wake: Arc::clone(&wake),
+        },
+    );
+    Box::new(MemoryInbox {
+        broker: broker.clone(),
+        address,
+        wake,
+    })
+}
+
+struct MemoryInbox {
+    broker: MemoryBroker,
+    address: String,
+    wake: Arc<Notify>,
+}
+
+impl Drop for MemoryInbox {
+    fn drop(&mut self) {
+        self.broker.lock().inboxes.open.remove(&self.address);
+    }
+}
+
+#[async_trait]
+impl Inbox for MemoryInbox {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn recv(&mut self, max: usize, wait: Duration) -> Result<Vec<Bytes>, BrokerError> {
+        let until = Instant::now() + wait;
+        loop {
+            let notified = self.wake.notified();
+            {
+                let mut state = self.broker.lock();
+                let q = state
+                    .inboxes
+                    .open
+                    .get_mut(&self.address)
+                    .ok_or(BrokerError::Closed)?;
+                if !q.replies.is_empty() {
+                    let n = max.min(q.replies.len());
+                    return Ok(q.replies.drain(..n).collect());
+                }
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! A worker's leased claim on one queue's jobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rota_core::BrokerError;
+use rota_core::jobs::{
+    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, Next, Settle,
+};
+use rota_core::rpc::ReapStats;
+use rota_core::time::now_ms;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::deliver_outbox;
+use crate::{MemoryBroker, State};
+
+/// A worker's claim on one queue's jobs in a [`MemoryBroker`].
+pub(super) struct MemoryJobConsumer {
+    pub(super) broker: MemoryBroker,
+    pub(super) queue: String,
+    pub(super) id: String,
+    pub(super) options: JobConsumerOptions,
+    pub(super) wake: Arc<Notify>,
+}
+
+impl MemoryJobConsumer {
+    /// One claim attempt: the jobs taken, and when the next scheduled job
+    /// comes due.
+    fn try_claim(&self, max: usize) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
+        let now = now_ms();
+        let mut state = self.broker.lock();
+        let q = state.jobs.queue(&self.queue);
+        q.check_lease(&self.id)?;
+        q.promote(now);
+        let ids = q.take(max, self.options.tenant_cap);
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(entry) = q.records.get_mut(&id) {
+                entry.record.state = JobState::Running;
+                jobs.push(entry.record.job.clone());
+            }
+            if let Some(holder) = q.holders.get_mut(&self.id) {
+                holder.held.insert(id, now);
+            }
+        }
+        // Pass the wake-up on if work is left for other consumers.
+        if !jobs.is_empty() && !q.ring.is_empty() {
+            q.wake.notify_waiters();
+        }
+        Ok((jobs, q.next_due()))
+    }
+}
+
+#[async_trait]
+impl JobConsumer for MemoryJobConsumer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
+        let until = Instant::now() + wait;
+        loop {
+            // Registered before looking, so a wake-up in between is not missed.
+            let notified = self.wake.notified();
+            let (jobs, next_due) = self.try_claim(max)?;
+            let now = Instant::now();
+            if !jobs.is_empty() || max == 0 || now >= until {
+                return Ok(jobs);
+            }
+            // Sleep until woken, the wait ends, or the next scheduled job is
+            // due, whichever comes first.
+            let wake_at = next_due.map_or(until, |due| {
+                let ms = due.saturating_sub(now_ms()).max(1);
+                until.min(now + Duration::from_millis(ms))
+            });
+            let _ = tokio::time::timeout_at(wake_at, notified).await;
+        }
+    }
+
+    async fn renew(&self) -> Result<(), BrokerError> {
+        let mut state = self.broker.lock();
+        let q = state.jobs.queue(&self.queue);
+        q.check_lease(&self.id)?;
+        if let Some(holder) = q.holders.get_mut(&self.id) {
+            holder.lease_until = Instant::now() + self.options.lease;
+        }
+        Ok(())
+    }
+
+    async fn settle(&self, done: Vec<Settle>) -> Result<usize, BrokerError> {
+        for s in &done {
+            if let Next::Finish(state) = &s.next
+                && !state.is_final()
+            {
+                return Err(BrokerError::Invalid(format!(
+                    "job {}: Next::Finish needs a final state (succeeded, failed, cancelled \
+                     or dead), not {state:?}; nothing was settled",
+                    s.id
+                )));
+            }
+        }
+        let now = now_ms();
+        let mut guard = self.broker.lock();
+        let state: &mut State = &mut guard;
+        let q = state.jobs.queues.entry(self.queue.clone()).or_default();
+        q.check_lease(&self.id)?;
+        let mut settled = 0;
+        for s in done {
+            let held = q
+                .holders
+                .get(&self.id)
+                .is_some_and(|h| h.held.contains_key(&s.id));
+            if !held || !q.records.contains_key(&s.id) {
+                continue;
+            }
+            // The reply first, then the job stops being held.
+            if let Some((to, reply)) = s.reply {
+                // An inbox that is gone belonged to a client that is gone.
+                state.inboxes.deliver(&to, reply);
+            }
+            q.stop_running(s.id);
+            if let Some(holder) = q.holders.get_mut(&self.id) {
+                holder.held.remove(&s.id);
+            }
+            let reason = s.attempt.describe();
+            let Some(entry) = q.records.get_mut(&s.id) else {
+                continue;
+            };
+            entry.record.attempts.push(s.attempt);
+            match s.next {
+                Next::Finish(JobState::Dead) => {
+                    state.jobs.seq += 1;
+                    let reason = reason.unwrap_or_else(|| "dead-lettered by the worker".into());
+                    q.kill(s.id, reason, now, state.jobs.seq);
+                }
+                Next::Finish(final_state) => {
+                    entry.record.result = s.result;
+                    let reason = reason.filter(|_| final_state != JobState::Succeeded);
+                    q.finish(s.id, final_state, reason, now);
+                }
+                Next::RetryAt(at) => {
+                    entry.record.job.attempt += 1;
+                    entry.record.job.scheduled_for_ms = at;
+                    q.push_waiting(s.id, now);
+                }
+                Next::Dead(reason) => {
+                    state.jobs.seq += 1;
+                    q.kill(s.id, reason, now, state.jobs.seq);
+                }
+                // A `Next` this store does not know: keep the job, dead, so
+                // that nothing is silently dropped.
+                _ => {
+                    state.jobs.seq += 1;
+                    q.kill(
+                        s.id,
+                        "settled with an unknown Next".into(),
+                        now,
+                        state.jobs.seq,
+                    );
+                }
+            }
+            settled += 1;
+        }
+        q.retention = self.options.retention;
+        q.enforce(self.options.retention, now);
+        drop(guard);
+        // A tenant under its cap again, or a retry due now, may be claimed.
+        self.wake.notify_waiters();
+        Ok(settled)
+    }
+
+    async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
+        let now = now_ms();
+        let mut state = self.broker.lock();
+        let q = state.jobs.queue(&self.queue);
+        q.check_lease(&self.id)?;
+        for id in ids {
+            let Some(started) = q.holders.get_mut(&self.id).and_then(|h| h.held.remove(&id)) else {
+                continue;
+            };
+            q.stop_running(id);
+            let Some(entry) = q.records.get_mut(&id) else {
+                continue;
+            };
+            if attempted {
+                // The handler had started: the attempt counts, and the
+                // history says how it ended.
+                let n = entry.record.job.attempt;
+                entry.record.attempts.push(Attempt {
+                    attempt: n,
+                    worker: self.id.clone(),
+                    started_at_ms: started,
+                    finished_at_ms: now.max(started),
+                    outcome: AttemptOutcome::Cancelled,
+                });
+                entry.record.job.attempt = n + 1;
+            }
+            q.push_queued(id);
+        }
+        drop(state);
+        self.wake.notify_waiters();
+        Ok(())
+    }
+
+    async fn reap(&self) -> Result<ReapStats, BrokerError> {
+        let mut state = self.broker.lock();
+        let jobs = &mut state.jobs;
+        let mut seq = jobs.seq;
+        let q = jobs.queues.entry(self.queue.clone()).or_default();
+        let stats = q.reap(self.options.max_attempts, &mut seq);
+        jobs.seq = seq;
+        deliver_outbox(&mut state);
+        drop(state);
+        if stats.requeued > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(stats)
+    }
+
+    async fn close(&self) -> Result<(), BrokerError> {
+        let mut state = self.broker.lock();
+        let q = state.jobs.queue(&self.queue);
+        if let Some(holder) = q.holders.remove(&self.id) {
+            let mut held: Vec<JobId> = holder.held.into_keys().collect();
+            held.sort_unstable();
+            for id in held {
+                q.stop_running(id);
+                q.push_queued(id);
+            }
+        }
+        drop(state);
+        self.wake.notify_waiters();
+        Ok(())
+    }
+}

@@ -1,0 +1,314 @@
+//! [`MemoryBroker`] as a [`JobStore`]: the semantics documented in
+//! [`rota_core::jobs::store`], on in-process structures.
+//!
+//! Jobs live next to the request queues and the inboxes, behind the same
+//! lock, so a settlement writes its outcome reply and lets go of the job in
+//! one step; the jobs touch the inboxes only through
+//! [`Inboxes::deliver`](crate::inbox::Inboxes::deliver). Job times (enqueued, due, finished) are wall-clock Unix
+//! milliseconds, as in every backend; leases run on [`tokio::time::Instant`]
+//! as the broker's own do, so tests may pause time to let them lapse.
+//!
+//! Per queue:
+//!
+//! * `records` — every retained job, with the sequence number that orders
+//!   it among jobs of equal priority and due time;
+//! * `partitions` — the queued jobs, per partition and tenant, ordered by
+//!   priority (highest first), then due time, then sequence;
+//! * `ring` — the partitions that have queued jobs, the next one to serve
+//!   in front (the round-robin cursor);
+//! * `scheduled` — jobs waiting for their time, by due time;
+//! * `finished` and `dead` — final jobs, oldest first, for retention and
+//!   listing.
+//!
+//! Memory is bounded by the jobs still to run plus the retention of
+//! finished ones (and the dead jobs nobody purged).
+
+mod consumer;
+mod queue;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rota_core::BrokerError;
+use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::jobs::validate_queue;
+use rota_core::jobs::{
+    Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore, NewJob,
+    QueueCounts, validate_batch,
+};
+use rota_core::time::now_ms;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::{MemoryBroker, State, uuid_like};
+
+use consumer::MemoryJobConsumer;
+use queue::{Entry, Holder, JobQueue};
+
+/// The jobs of a [`MemoryBroker`], per queue.
+#[derive(Default)]
+pub(crate) struct JobsState {
+    queues: HashMap<String, JobQueue>,
+    /// Orders jobs enqueued in the same millisecond, and dead jobs.
+    seq: u64,
+}
+
+impl JobsState {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn queue(&mut self, name: &str) -> &mut JobQueue {
+        self.queues.entry(name.to_owned()).or_default()
+    }
+
+    /// The queue that holds job `id`. Queues are few; a scan beats keeping
+    /// an index of every job.
+    fn queue_of(&mut self, id: JobId) -> Option<&mut JobQueue> {
+        self.queues
+            .values_mut()
+            .find(|q| q.records.contains_key(&id))
+    }
+}
+
+impl MemoryBroker {
+    /// Lets every job lease on `queue` lapse now, as if its workers had lost
+    /// the store: they can no longer renew or settle, and a reap hands their
+    /// jobs to others. For tests of fencing.
+    pub fn expire_job_leases(&self, queue: &str) {
+        let mut state = self.lock();
+        if let Some(q) = state.jobs.queues.get_mut(queue) {
+            let now = Instant::now();
+            for holder in q.holders.values_mut() {
+                holder.lease_until = now;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryBroker {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
+        validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
+        let now = now_ms();
+        let mut state = self.lock();
+        let jobs_state = &mut state.jobs;
+        // A chosen id may repeat an earlier job's only within its queue.
+        for new in &jobs {
+            if let Some(id) = new.id
+                && let Some((name, _)) = jobs_state
+                    .queues
+                    .iter()
+                    .find(|(_, q)| q.records.contains_key(&id))
+                && *name != new.queue
+            {
+                return Err(BrokerError::Invalid(format!(
+                    "job id {id} is taken by a job of queue {name:?}; nothing was enqueued"
+                )));
+            }
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut woken: Vec<Arc<Notify>> = Vec::new();
+        for new in jobs {
+            let seq = jobs_state.next_seq();
+            let q = jobs_state.queue(&new.queue);
+            let earlier = new
+                .idempotency_key
+                .as_ref()
+                .and_then(|k| q.keys.get(k).copied())
+                .or_else(|| new.id.filter(|id| q.records.contains_key(id)));
+            if let Some(id) = earlier {
+                out.push(Enqueued {
+                    id,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let id = new.id.unwrap_or_default();
+            let record = JobRecord::new(Job::accept(id, &new, now), now);
+            if let Some(key) = &new.idempotency_key {
+                q.keys.insert(key.clone(), id);
+            }
+            q.records.insert(
+                id,
+                Entry {
+                    record,
+                    seq,
+                    dead_seq: 0,
+                    idempotency_key: new.idempotency_key,
+                },
+            );
+            q.push_waiting(id, now);
+            if !woken.iter().any(|w| Arc::ptr_eq(w, &q.wake)) {
+                woken.push(Arc::clone(&q.wake));
+            }
+            out.push(Enqueued {
+                id,
+                duplicate: false,
+            });
+        }
+        drop(state);
+        for wake in woken {
+            wake.notify_waiters();
+        }
+        Ok(out)
+    }
+
+    async fn job_consumer(
+        &self,
+        queue: &str,
+        options: JobConsumerOptions,
+    ) -> Result<Box<dyn JobConsumer>, BrokerError> {
+        validate_queue(queue)?;
+        let id = format!("jc-{}", uuid_like());
+        let wake = {
+            let mut state = self.lock();
+            let q = state.jobs.queue(queue);
+            q.retention = options.retention;
+            q.holders.insert(
+                id.clone(),
+                Holder {
+                    lease_until: Instant::now() + options.lease,
+                    held: HashMap::new(),
+                },
+            );
+            Arc::clone(&q.wake)
+        };
+        Ok(Box::new(MemoryJobConsumer {
+            broker: self.clone(),
+            queue: queue.to_owned(),
+            id,
+            options,
+            wake,
+        }))
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
+        let mut state = self.lock();
+        Ok(state
+            .jobs
+            .queue_of(id)
+            .and_then(|q| q.records.get(&id))
+            .map(|e| e.record.clone()))
+    }
+
+    async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError> {
+        validate_queue(queue)?;
+        let state = self.lock();
+        let mut counts = QueueCounts::default();
+        if let Some(q) = state.jobs.queues.get(queue) {
+            for entry in q.records.values() {
+                let state = entry.record.state;
+                counts.total.add(state, 1);
+                if !state.is_final() {
+                    counts
+                        .partitions
+                        .entry(entry.record.job.partition.clone())
+                        .or_default()
+                        .add(state, 1);
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
+        validate_queue(queue)?;
+        let state = self.lock();
+        Ok(state.jobs.queues.get(queue).map_or(Vec::new(), |q| {
+            q.dead
+                .values()
+                .filter_map(|id| q.records.get(id))
+                .take(limit)
+                .map(|e| e.record.clone())
+                .collect()
+        }))
+    }
+
+    async fn requeue_dead_job(&self, id: JobId) -> Result<bool, BrokerError> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let Some(q) = state.jobs.queue_of(id) else {
+            return Ok(false);
+        };
+        let Some(entry) = q.records.get_mut(&id) else {
+            return Ok(false);
+        };
+        if entry.record.state != JobState::Dead {
+            return Ok(false);
+        }
+        let dead_seq = entry.dead_seq;
+        entry.record.job.attempt = 1;
+        entry.record.job.scheduled_for_ms = now;
+        entry.record.reason = None;
+        entry.record.result = None;
+        entry.record.finished_at_ms = None;
+        q.dead.remove(&dead_seq);
+        q.push_queued(id);
+        let wake = Arc::clone(&q.wake);
+        drop(state);
+        wake.notify_waiters();
+        Ok(true)
+    }
+
+    async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError> {
+        validate_queue(queue)?;
+        let mut state = self.lock();
+        let Some(q) = state.jobs.queues.get_mut(queue) else {
+            return Ok(0);
+        };
+        let dead = std::mem::take(&mut q.dead);
+        for id in dead.values() {
+            q.delete(*id);
+        }
+        Ok(dead.len())
+    }
+
+    async fn cancel(&self, id: JobId) -> Result<bool, BrokerError> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let Some(q) = state.jobs.queue_of(id) else {
+            return Ok(false);
+        };
+        let Some(entry) = q.records.get(&id) else {
+            return Ok(false);
+        };
+        match entry.record.state {
+            JobState::Scheduled => {
+                let key = (entry.record.job.scheduled_for_ms, entry.seq);
+                q.scheduled.remove(&key);
+            }
+            JobState::Queued => q.remove_queued(id),
+            _ => return Ok(false),
+        }
+        q.finish(
+            id,
+            JobState::Cancelled,
+            Some("cancelled before it ran".into()),
+            now,
+        );
+        if let Some(reply) = q.records.get(&id).and_then(|e| e.record.outcome_reply()) {
+            q.outbox.push(reply);
+        }
+        let retention = q.retention;
+        q.enforce(retention, now);
+        deliver_outbox(&mut state);
+        Ok(true)
+    }
+}
+
+/// Pushes the replies the store owes into their inboxes (an inbox that is
+/// gone belonged to a client that is gone).
+pub(super) fn deliver_outbox(state: &mut State) {
+    let mut owed = Vec::new();
+    for q in state.jobs.queues.values_mut() {
+        owed.append(&mut q.outbox);
+    }
+    for (to, reply) in owed {
+        state.inboxes.deliver(&to, reply);
+    }
+}

@@ -1,0 +1,314 @@
+//! One queue's jobs: records, queued jobs per partition and tenant, the
+//! round-robin ring, scheduled jobs, holders, finished and dead jobs.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rota_core::BrokerError;
+use rota_core::jobs::{Attempt, AttemptOutcome, JobId, JobRecord, JobState, Retention};
+use rota_core::rpc::ReapStats;
+use rota_core::time::now_ms;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Order among the queued jobs of one tenant: priority (highest first), due
+/// time, then sequence.
+pub(super) type QueuedKey = (Reverse<i32>, u64, u64);
+
+/// Queued jobs of one partition, per tenant (so a capped tenant is skipped
+/// without scanning its jobs).
+pub(super) type Partition = HashMap<String, BTreeMap<QueuedKey, JobId>>;
+
+#[derive(Default)]
+pub(super) struct JobQueue {
+    pub(super) records: HashMap<JobId, Entry>,
+    pub(super) partitions: HashMap<String, Partition>,
+    /// Partitions with queued jobs; the front one is served next.
+    pub(super) ring: VecDeque<String>,
+    /// Scheduled jobs by (due ms, sequence).
+    pub(super) scheduled: BTreeMap<(u64, u64), JobId>,
+    /// Idempotency keys of retained jobs.
+    pub(super) keys: HashMap<String, JobId>,
+    /// Running jobs per tenant, across every consumer.
+    pub(super) running: HashMap<String, u32>,
+    pub(super) holders: HashMap<String, Holder>,
+    /// Finished (succeeded, failed, cancelled) jobs, oldest first.
+    pub(super) finished: VecDeque<JobId>,
+    /// Dead jobs by the sequence number they died with: oldest first.
+    pub(super) dead: BTreeMap<u64, JobId>,
+    /// The retention given by the latest consumer (for cancellations, which
+    /// have no consumer's options at hand).
+    pub(super) retention: Retention,
+    pub(super) wake: Arc<Notify>,
+    /// Outcome replies the store owes (jobs it made final itself), to be
+    /// pushed into inboxes once the queue's borrow ends.
+    pub(super) outbox: Vec<(String, Bytes)>,
+}
+
+pub(super) struct Entry {
+    pub(super) record: JobRecord,
+    pub(super) seq: u64,
+    /// The key in `dead`, while dead.
+    pub(super) dead_seq: u64,
+    pub(super) idempotency_key: Option<String>,
+}
+
+pub(super) struct Holder {
+    pub(super) lease_until: Instant,
+    /// Held jobs, with when each was claimed (Unix ms).
+    pub(super) held: HashMap<JobId, u64>,
+}
+
+impl JobQueue {
+    /// Puts a job among the queued ones of its partition.
+    pub(super) fn push_queued(&mut self, id: JobId) {
+        let Some(entry) = self.records.get_mut(&id) else {
+            return;
+        };
+        entry.record.state = JobState::Queued;
+        let job = &entry.record.job;
+        let key = (Reverse(job.priority), job.scheduled_for_ms, entry.seq);
+        let partition = match self.partitions.get_mut(&job.partition) {
+            Some(p) => p,
+            None => {
+                self.ring.push_back(job.partition.clone());
+                self.partitions.entry(job.partition.clone()).or_default()
+            }
+        };
+        partition
+            .entry(job.tenant.clone())
+            .or_default()
+            .insert(key, id);
+    }
+
+    /// Takes a queued job out of its partition (to cancel it).
+    pub(super) fn remove_queued(&mut self, id: JobId) {
+        let Some(entry) = self.records.get(&id) else {
+            return;
+        };
+        let job = &entry.record.job;
+        let key = (Reverse(job.priority), job.scheduled_for_ms, entry.seq);
+        let Some(partition) = self.partitions.get_mut(&job.partition) else {
+            return;
+        };
+        if let Some(jobs) = partition.get_mut(&job.tenant) {
+            jobs.remove(&key);
+            if jobs.is_empty() {
+                partition.remove(&job.tenant);
+            }
+        }
+        if partition.is_empty() {
+            self.partitions.remove(&job.partition);
+            self.ring.retain(|p| *p != job.partition);
+        }
+    }
+
+    /// Puts a job among the scheduled ones, or the queued ones when due.
+    pub(super) fn push_waiting(&mut self, id: JobId, now: u64) {
+        let Some(entry) = self.records.get_mut(&id) else {
+            return;
+        };
+        let due = entry.record.job.scheduled_for_ms;
+        if due > now {
+            entry.record.state = JobState::Scheduled;
+            self.scheduled.insert((due, entry.seq), id);
+        } else {
+            self.push_queued(id);
+        }
+    }
+
+    /// Queues the scheduled jobs that are due.
+    pub(super) fn promote(&mut self, now: u64) {
+        while let Some(entry) = self.scheduled.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            self.push_queued(id);
+        }
+    }
+
+    /// When the next scheduled job comes due (Unix ms).
+    pub(super) fn next_due(&self) -> Option<u64> {
+        self.scheduled.keys().next().map(|(due, _)| *due)
+    }
+
+    /// Takes up to `max` queued jobs: one per partition per turn, starting
+    /// at the cursor, skipping tenants at `cap`.
+    pub(super) fn take(&mut self, max: usize, cap: Option<u32>) -> Vec<JobId> {
+        let mut out = Vec::new();
+        // Partitions passed over in a row because all their tenants are at
+        // the cap; once every partition was, nothing more can be taken.
+        let mut misses = 0;
+        while out.len() < max && misses < self.ring.len() {
+            let Some(name) = self.ring.pop_front() else {
+                break;
+            };
+            match self.pick(&name, cap) {
+                Some(id) => {
+                    misses = 0;
+                    out.push(id);
+                    if self.partitions.contains_key(&name) {
+                        self.ring.push_back(name);
+                    }
+                }
+                None => {
+                    misses += 1;
+                    self.ring.push_back(name);
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes the first job of partition `name` whose tenant is under `cap`,
+    /// and counts it as running.
+    pub(super) fn pick(&mut self, name: &str, cap: Option<u32>) -> Option<JobId> {
+        let partition = self.partitions.get_mut(name)?;
+        let running = &self.running;
+        let (tenant, _) = partition
+            .iter()
+            .filter(|(tenant, _)| {
+                cap.is_none_or(|cap| running.get(tenant.as_str()).copied().unwrap_or(0) < cap)
+            })
+            .filter_map(|(tenant, jobs)| jobs.keys().next().map(|k| (tenant, *k)))
+            .min_by_key(|(_, key)| *key)?;
+        let tenant = tenant.clone();
+        let jobs = partition.get_mut(&tenant)?;
+        let (_, id) = jobs.pop_first()?;
+        if jobs.is_empty() {
+            partition.remove(&tenant);
+            if partition.is_empty() {
+                self.partitions.remove(name);
+            }
+        }
+        *self.running.entry(tenant).or_default() += 1;
+        Some(id)
+    }
+
+    /// A held job stops running: its tenant's count goes down.
+    pub(super) fn stop_running(&mut self, id: JobId) {
+        let Some(entry) = self.records.get(&id) else {
+            return;
+        };
+        let tenant = &entry.record.job.tenant;
+        if let Some(n) = self.running.get_mut(tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.running.remove(tenant);
+            }
+        }
+    }
+
+    /// Makes a job final in `state` (succeeded, failed or cancelled).
+    pub(super) fn finish(&mut self, id: JobId, state: JobState, reason: Option<String>, now: u64) {
+        if let Some(entry) = self.records.get_mut(&id) {
+            entry.record.state = state;
+            entry.record.reason = reason;
+            entry.record.finished_at_ms = Some(now);
+            self.finished.push_back(id);
+        }
+    }
+
+    /// Moves a job to the dead-letter set.
+    pub(super) fn kill(&mut self, id: JobId, reason: String, now: u64, seq: u64) {
+        if let Some(entry) = self.records.get_mut(&id) {
+            entry.record.state = JobState::Dead;
+            entry.record.reason = Some(reason);
+            entry.record.finished_at_ms = Some(now);
+            entry.dead_seq = seq;
+            self.dead.insert(seq, id);
+        }
+    }
+
+    /// Forgets a job and its idempotency key.
+    pub(super) fn delete(&mut self, id: JobId) {
+        if let Some(entry) = self.records.remove(&id)
+            && let Some(key) = entry.idempotency_key
+            && self.keys.get(&key) == Some(&id)
+        {
+            self.keys.remove(&key);
+        }
+    }
+
+    /// Deletes finished records beyond the retention, oldest first.
+    pub(super) fn enforce(&mut self, retention: Retention, now: u64) {
+        let max_age = u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX);
+        while let Some(&id) = self.finished.front() {
+            let expired = self
+                .records
+                .get(&id)
+                .and_then(|e| e.record.finished_at_ms)
+                .is_none_or(|at| now.saturating_sub(at) > max_age);
+            if self.finished.len() <= retention.max_finished && !expired {
+                break;
+            }
+            self.finished.pop_front();
+            self.delete(id);
+        }
+    }
+
+    /// Hands back the jobs of consumers whose lease lapsed.
+    pub(super) fn reap(&mut self, default_max: u32, seq: &mut u64) -> ReapStats {
+        let now_i = Instant::now();
+        let now = now_ms();
+        let lapsed: Vec<String> = self
+            .holders
+            .iter()
+            .filter(|(_, h)| h.lease_until <= now_i)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut stats = ReapStats::default();
+        for worker in lapsed {
+            let Some(holder) = self.holders.remove(&worker) else {
+                continue;
+            };
+            let mut held: Vec<(JobId, u64)> = holder.held.into_iter().collect();
+            held.sort_unstable();
+            for (id, started) in held {
+                self.stop_running(id);
+                let Some(entry) = self.records.get_mut(&id) else {
+                    continue;
+                };
+                let n = entry.record.job.attempt;
+                entry.record.attempts.push(Attempt {
+                    attempt: n,
+                    worker: worker.clone(),
+                    started_at_ms: started,
+                    finished_at_ms: now.max(started),
+                    outcome: AttemptOutcome::Lost,
+                });
+                let max = entry.record.job.max_attempts.unwrap_or(default_max);
+                if n >= max {
+                    *seq += 1;
+                    let reason = format!(
+                        "lost {n} of {max} attempts: the lease of worker {worker} lapsed \
+                         while it held the job during the last one"
+                    );
+                    self.kill(id, reason, now, *seq);
+                    if let Some(reply) =
+                        self.records.get(&id).and_then(|e| e.record.outcome_reply())
+                    {
+                        self.outbox.push(reply);
+                    }
+                    stats.dead_lettered += 1;
+                } else {
+                    entry.record.job.attempt = n + 1;
+                    self.push_queued(id);
+                    stats.requeued += 1;
+                }
+            }
+        }
+        stats
+    }
+
+    /// Fails unless consumer `id` holds a live lease.
+    pub(super) fn check_lease(&self, id: &str) -> Result<(), BrokerError> {
+        match self.holders.get(id) {
+            Some(h) if h.lease_until > Instant::now() => Ok(()),
+            _ => Err(BrokerError::LeaseLost),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Unit tests of the in-memory job store under paused time.
+
+use std::time::Duration;
+
+use rota_core::jobs::{Attempt, AttemptOutcome, Next, Retention, Settle};
+use rota_core::rpc::ReapStats;
+
+use super::*;
+
+const LEASE: Duration = Duration::from_secs(10);
+
+fn job(queue: &str, tenant: &str) -> NewJob {
+    NewJob::new(queue, tenant, "k", &serde_json::json!({})).expect("encodes")
+}
+
+fn opts() -> JobConsumerOptions {
+    JobConsumerOptions::default().lease(LEASE)
+}
+
+fn succeeded(job: &Job, worker: &str) -> Settle {
+    Settle::new(
+        job.id,
+        Attempt {
+            attempt: job.attempt,
+            worker: worker.into(),
+            started_at_ms: now_ms(),
+            finished_at_ms: now_ms(),
+            outcome: AttemptOutcome::Succeeded,
+        },
+        Next::Finish(JobState::Succeeded),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_claim_wakes_on_enqueue_not_at_the_end_of_its_wait() {
+    let broker = MemoryBroker::new();
+    let c = broker.job_consumer("q", opts()).await.unwrap();
+    let start = Instant::now();
+    let (got, ()) = tokio::join!(c.claim(1, Duration::from_secs(60)), async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        broker.enqueue(vec![job("q", "a")]).await.unwrap();
+    });
+    assert_eq!(got.unwrap().len(), 1);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_claim_returns_when_its_wait_ends() {
+    let broker = MemoryBroker::new();
+    let c = broker.job_consumer("q", opts()).await.unwrap();
+    let start = Instant::now();
+    assert!(c.claim(5, Duration::from_secs(3)).await.unwrap().is_empty());
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lapsed_lease_is_fenced_and_its_jobs_reaped() {
+    let broker = MemoryBroker::new();
+    broker.enqueue(vec![job("q", "a")]).await.unwrap();
+    let a = broker.job_consumer("q", opts()).await.unwrap();
+    let got = a.claim(1, Duration::ZERO).await.unwrap();
+    tokio::time::advance(LEASE / 2).await;
+    a.renew().await.unwrap();
+    tokio::time::advance(LEASE / 2).await;
+    let b = broker.job_consumer("q", opts()).await.unwrap();
+    assert_eq!(b.reap().await.unwrap(), ReapStats::default(), "renewed");
+    tokio::time::advance(LEASE).await;
+    assert_eq!(a.renew().await, Err(BrokerError::LeaseLost));
+    assert_eq!(
+        a.settle(vec![succeeded(&got[0], a.id())]).await,
+        Err(BrokerError::LeaseLost)
+    );
+    assert_eq!(
+        a.claim(1, Duration::ZERO).await,
+        Err(BrokerError::LeaseLost)
+    );
+    let b = broker.job_consumer("q", opts()).await.unwrap();
+    assert_eq!(b.reap().await.unwrap().requeued, 1);
+    let again = b.claim(1, Duration::ZERO).await.unwrap();
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(b.settle(vec![succeeded(&again[0], b.id())]).await, Ok(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn expiring_job_leases_fences_their_holders() {
+    let broker = MemoryBroker::new();
+    broker.enqueue(vec![job("q", "a")]).await.unwrap();
+    let a = broker.job_consumer("q", opts()).await.unwrap();
+    let got = a.claim(1, Duration::ZERO).await.unwrap();
+    broker.expire_job_leases("q");
+    assert_eq!(
+        a.settle(vec![succeeded(&got[0], a.id())]).await,
+        Err(BrokerError::LeaseLost)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_capped_claim_wakes_when_its_tenant_frees_a_slot() {
+    let broker = MemoryBroker::new();
+    broker
+        .enqueue(vec![job("q", "a"), job("q", "a")])
+        .await
+        .unwrap();
+    let a = broker
+        .job_consumer("q", opts().tenant_cap(1))
+        .await
+        .unwrap();
+    let b = broker
+        .job_consumer("q", opts().tenant_cap(1))
+        .await
+        .unwrap();
+    let first = a.claim(5, Duration::ZERO).await.unwrap();
+    assert_eq!(first.len(), 1, "the cap holds within one claim");
+    let start = Instant::now();
+    let (got, settled) = tokio::join!(b.claim(5, Duration::from_secs(60)), async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        a.settle(vec![succeeded(&first[0], a.id())]).await
+    });
+    assert_eq!(settled, Ok(1));
+    assert_eq!(got.unwrap().len(), 1);
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_by_retention() {
+    let broker = MemoryBroker::new();
+    let mut retention = Retention::default();
+    retention.max_finished = 10;
+    let c = broker
+        .job_consumer("q", opts().retention(retention))
+        .await
+        .unwrap();
+    for i in 0..500 {
+        let tenant = format!("t{}", i % 7);
+        broker
+            .enqueue(vec![job("q", &tenant).idempotency_key(format!("k{i}"))])
+            .await
+            .unwrap();
+        let got = c.claim(1, Duration::ZERO).await.unwrap();
+        c.settle(vec![succeeded(&got[0], c.id())]).await.unwrap();
+    }
+    let state = broker.lock();
+    let q = &state.jobs.queues["q"];
+    assert_eq!(q.records.len(), 10);
+    assert_eq!(q.keys.len(), 10);
+    assert_eq!(q.finished.len(), 10);
+    assert!(q.partitions.is_empty() && q.ring.is_empty() && q.running.is_empty());
+    assert!(q.holders[c.id()].held.is_empty());
+}
+
+#[tokio::test]
+async fn finished_records_older_than_max_age_are_deleted_on_settle() {
+    let broker = MemoryBroker::new();
+    let mut retention = Retention::default();
+    retention.max_age = Duration::from_millis(20);
+    let c = broker
+        .job_consumer("q", opts().retention(retention))
+        .await
+        .unwrap();
+    let old = broker.enqueue(vec![job("q", "a")]).await.unwrap()[0].id;
+    let got = c.claim(1, Duration::ZERO).await.unwrap();
+    c.settle(vec![succeeded(&got[0], c.id())]).await.unwrap();
+    assert!(broker.job(old).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    broker.enqueue(vec![job("q", "a")]).await.unwrap();
+    let got = c.claim(1, Duration::ZERO).await.unwrap();
+    c.settle(vec![succeeded(&got[0], c.id())]).await.unwrap();
+    assert!(broker.job(old).await.unwrap().is_none(), "expired");
+    assert!(broker.job(got[0].id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_partition_of_several_tenants_skips_only_the_capped_one() {
+    let broker = MemoryBroker::new();
+    let jobs = vec![
+        job("q", "a").partition("g").priority(5),
+        job("q", "a").partition("g").priority(5),
+        job("q", "b").partition("g"),
+    ];
+    broker.enqueue(jobs).await.unwrap();
+    let c = broker
+        .job_consumer("q", opts().tenant_cap(1))
+        .await
+        .unwrap();
+    let got = c.claim(5, Duration::ZERO).await.unwrap();
+    let tenants: Vec<_> = got.iter().map(|j| j.tenant.as_str()).collect();
+    assert_eq!(tenants, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn finishing_in_a_state_that_is_not_final_is_refused() {
+    let broker = MemoryBroker::new();
+    broker.enqueue(vec![job("q", "a")]).await.unwrap();
+    let c = broker.job_consumer("q", opts()).await.unwrap();
+    let got = c.claim(1, Duration::ZERO).await.unwrap();
+    let mut s = succeeded(&got[0], c.id());
+    s.next = Next::Finish(JobState::Queued);
+    let err = c.settle(vec![s]).await.unwrap_err();
+    assert!(err.to_string().contains("final state"), "{err}");
+    let record = broker.job(got[0].id).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Running);
+}
+
+#[tokio::test]
+async fn a_chosen_id_repeats_within_its_queue_only() {
+    let broker = MemoryBroker::new();
+    let id = JobId::new();
+    let first = broker
+        .enqueue(vec![job("q", "a").with_id(id)])
+        .await
+        .unwrap();
+    assert_eq!(first[0].id, id);
+    assert!(!first[0].duplicate);
+    let again = broker
+        .enqueue(vec![job("q", "a").with_id(id)])
+        .await
+        .unwrap();
+    assert!(again[0].duplicate);
+    let err = broker
+        .enqueue(vec![job("other", "a").with_id(id)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("taken"), "{err}");
+}
