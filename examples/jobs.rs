@@ -160,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for e in enqueued.iter().take(3) {
-        if let Some(record) = jobs.job(e.id).await? {
+        if let Some(record) = jobs.job("tenant-syncs", e.id).await? {
             println!(
                 "  {} {:?}: {}",
                 record.job.tenant,

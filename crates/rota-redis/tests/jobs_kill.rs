@@ -112,7 +112,7 @@ async fn assert_each_succeeded_once(store: &RedisBroker, ids: &[rota_core::jobs:
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for id in ids {
-        let record = store.job(*id).await.unwrap().expect("retained");
+        let record = store.job("kill", *id).await.unwrap().expect("retained");
         assert_eq!(record.state, JobState::Succeeded, "{record:?}");
         let successes = record
             .attempts

@@ -91,7 +91,9 @@ CREATE TABLE IF NOT EXISTS rota_jobs (
     done_seq       INTEGER,
     dead_seq       INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS rota_jobs_id ON rota_jobs (id);
+-- A job id is unique within its queue (lookups name the queue).
+DROP INDEX IF EXISTS rota_jobs_id;
+CREATE UNIQUE INDEX IF NOT EXISTS rota_jobs_queue_id ON rota_jobs (queue, id);
 CREATE INDEX IF NOT EXISTS rota_jobs_queued
     ON rota_jobs (queue, partition, tenant, priority DESC, due_ms, seq) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS rota_jobs_scheduled

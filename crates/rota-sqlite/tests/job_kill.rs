@@ -92,7 +92,7 @@ async fn an_enqueuer_killed_mid_stream_loses_no_job_it_was_told_was_accepted() {
 
     let store = SqliteBroker::open(&db).await.unwrap();
     for id in &accepted {
-        let record = store.job(*id).await.unwrap();
+        let record = store.job("work", *id).await.unwrap();
         let record = record.unwrap_or_else(|| panic!("accepted job {id} is gone"));
         assert_eq!(record.state, JobState::Queued);
     }
@@ -140,7 +140,7 @@ async fn a_worker_killed_holding_jobs_gets_them_reaped_and_settled_once() {
     assert!(started.iter().all(|l| l.ends_with(" 1")), "{started:?}");
     worker.kill(); // SIGKILL, with every job held
     for id in &ids {
-        let record = store.job(*id).await.unwrap().unwrap();
+        let record = store.job("work", *id).await.unwrap().unwrap();
         assert_eq!(record.state, JobState::Running, "held by the dead worker");
     }
 
@@ -155,7 +155,7 @@ async fn a_worker_killed_holding_jobs_gets_them_reaped_and_settled_once() {
     assert_eq!((stats.requeued, stats.dead_lettered), (JOBS, 0));
     let mut dead_worker = None;
     for id in &ids {
-        let record = store.job(*id).await.unwrap().unwrap();
+        let record = store.job("work", *id).await.unwrap().unwrap();
         assert_eq!(record.state, JobState::Queued);
         assert_eq!(record.job.attempt, 2);
         assert_eq!(record.attempts.len(), 1);
@@ -206,7 +206,7 @@ async fn a_worker_killed_holding_jobs_gets_them_reaped_and_settled_once() {
             vec![2],
             "job {id} ran other than once, as attempt 2"
         );
-        let record = store.job(*id).await.unwrap().unwrap();
+        let record = store.job("work", *id).await.unwrap().unwrap();
         assert_eq!(record.state, JobState::Succeeded);
         let outcomes: Vec<_> = record
             .attempts

@@ -51,7 +51,11 @@ async fn a_job_succeeds_and_its_outcome_and_record_say_so() {
     assert_eq!(outcome.state, JobState::Succeeded);
     assert_eq!(outcome.result, Some(serde_json::json!(42)));
     assert_eq!(outcome.attempts, 1);
-    let record = jobs.job(outcome.id).await.unwrap().expect("retained");
+    let record = jobs
+        .job("work", outcome.id)
+        .await
+        .unwrap()
+        .expect("retained");
     assert_eq!(record.state, JobState::Succeeded);
     assert_eq!(record.attempts.len(), 1);
     assert_eq!(record.attempts[0].outcome, AttemptOutcome::Succeeded);
@@ -85,7 +89,7 @@ async fn retryable_failures_are_retried_with_backoff_until_success() {
     assert_eq!(outcome.state, JobState::Succeeded);
     assert_eq!(outcome.result, Some(serde_json::json!(3)));
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    let record = jobs.job(outcome.id).await.unwrap().unwrap();
+    let record = jobs.job("work", outcome.id).await.unwrap().unwrap();
     let errors: Vec<_> = record.attempts.iter().map(|a| a.outcome.clone()).collect();
     assert_eq!(
         errors,
@@ -142,10 +146,10 @@ async fn exhausted_jobs_are_dead_lettered_with_their_history_and_can_be_requeued
 
     // Fixed upstream: re-enqueue the dead job, and it succeeds.
     fail.store(false, Ordering::SeqCst);
-    assert!(store.requeue_dead_job(outcome.id).await.unwrap());
+    assert!(store.requeue_dead_job("work", outcome.id).await.unwrap());
     let until = tokio::time::Instant::now() + WAIT;
     loop {
-        let record = store.job(outcome.id).await.unwrap().unwrap();
+        let record = store.job("work", outcome.id).await.unwrap().unwrap();
         if record.state == JobState::Succeeded {
             break;
         }
@@ -245,7 +249,7 @@ async fn timeouts_cancel_the_handler_and_panics_are_failures() {
     let outcome = jobs.run(job("hang", 1), WAIT).await.unwrap();
     assert_eq!(outcome.state, JobState::Dead);
     assert!(outcome.error.unwrap().contains("timed out"));
-    let record = jobs.job(outcome.id).await.unwrap().unwrap();
+    let record = jobs.job("work", outcome.id).await.unwrap().unwrap();
     assert_eq!(record.attempts[0].outcome, AttemptOutcome::TimedOut);
     let until = tokio::time::Instant::now() + WAIT;
     while !cancelled.load(Ordering::SeqCst) && tokio::time::Instant::now() < until {
@@ -302,7 +306,7 @@ async fn concurrency_is_bounded_per_queue_and_one_worker_serves_many_queues() {
     );
     for id in ids {
         let until = tokio::time::Instant::now() + WAIT;
-        while store.job(id).await.unwrap().unwrap().state != JobState::Succeeded {
+        while store.job("work", id).await.unwrap().unwrap().state != JobState::Succeeded {
             assert!(tokio::time::Instant::now() < until);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -341,10 +345,10 @@ async fn shutdown_drains_and_gives_unfinished_jobs_to_another_worker() {
     }
     first.shutdown().await.unwrap();
     assert_eq!(
-        store.job(short).await.unwrap().unwrap().state,
+        store.job("work", short).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
-    let record = store.job(long).await.unwrap().unwrap();
+    let record = store.job("work", long).await.unwrap().unwrap();
     assert_eq!(
         record.state,
         JobState::Queued,
@@ -359,7 +363,7 @@ async fn shutdown_drains_and_gives_unfinished_jobs_to_another_worker() {
         .spawn();
     let until = tokio::time::Instant::now() + WAIT;
     loop {
-        let record = store.job(long).await.unwrap().unwrap();
+        let record = store.job("work", long).await.unwrap().unwrap();
         if record.state == JobState::Succeeded {
             assert_eq!(record.result, Some(serde_json::json!(2)));
             break;
@@ -423,7 +427,7 @@ async fn a_worker_that_loses_its_lease_cancels_its_handlers_and_another_takes_ov
         })
         .spawn();
     loop {
-        let record = store.job(id).await.unwrap().unwrap();
+        let record = store.job("work", id).await.unwrap().unwrap();
         if record.state == JobState::Succeeded {
             assert_eq!(record.attempts[0].outcome, AttemptOutcome::Lost);
             assert!(record.attempts.len() >= 2);

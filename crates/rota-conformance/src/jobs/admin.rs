@@ -12,11 +12,11 @@ pub async fn cancel_only_before_start(store: &dyn JobStore) {
         .await
         .unwrap();
     let (queued, scheduled, other) = (enq[0].id, enq[1].id, enq[2].id);
-    assert!(store.cancel(queued).await.unwrap());
-    assert!(store.cancel(scheduled).await.unwrap());
-    assert!(!store.cancel(queued).await.unwrap(), "cancelled twice");
-    assert!(!store.cancel(JobId::new()).await.unwrap());
-    let record = store.job(scheduled).await.unwrap().unwrap();
+    assert!(store.cancel(&q, queued).await.unwrap());
+    assert!(store.cancel(&q, scheduled).await.unwrap());
+    assert!(!store.cancel(&q, queued).await.unwrap(), "cancelled twice");
+    assert!(!store.cancel(&q, JobId::new()).await.unwrap());
+    let record = store.job(&q, scheduled).await.unwrap().unwrap();
     assert_eq!(record.state, JobState::Cancelled);
     assert!(record.finished_at_ms.is_some());
     assert!(record.attempts.is_empty());
@@ -25,12 +25,12 @@ pub async fn cancel_only_before_start(store: &dyn JobStore) {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, other);
     assert!(
-        !store.cancel(other).await.unwrap(),
+        !store.cancel(&q, other).await.unwrap(),
         "cancelled a running job"
     );
     c.settle(vec![succeeded(&got[0], &*c)]).await.unwrap();
     assert!(
-        !store.cancel(other).await.unwrap(),
+        !store.cancel(&q, other).await.unwrap(),
         "cancelled a finished job"
     );
     let counts = store.counts(&q).await.unwrap();
@@ -58,7 +58,7 @@ pub async fn retention_by_count(store: &dyn JobStore) {
         assert_eq!(c.settle(vec![succeeded(&got, &*c)]).await.unwrap(), 1);
     }
     for (n, id) in ids.iter().enumerate() {
-        let kept = store.job(*id).await.unwrap().is_some();
+        let kept = store.job(&q, *id).await.unwrap().is_some();
         assert_eq!(kept, n >= 2, "job {n}: kept {kept}");
     }
     assert_eq!(store.counts(&q).await.unwrap().total.succeeded, 3);
@@ -155,12 +155,12 @@ pub async fn requeue_and_purge_dead(store: &dyn JobStore) {
         "oldest first, at most the limit"
     );
 
-    assert!(store.requeue_dead_job(enq[0].id).await.unwrap());
+    assert!(store.requeue_dead_job(&q, enq[0].id).await.unwrap());
     assert!(
-        !store.requeue_dead_job(enq[0].id).await.unwrap(),
+        !store.requeue_dead_job(&q, enq[0].id).await.unwrap(),
         "not dead now"
     );
-    let record = store.job(enq[0].id).await.unwrap().unwrap();
+    let record = store.job(&q, enq[0].id).await.unwrap().unwrap();
     assert_eq!(record.state, JobState::Queued);
     assert_eq!(record.job.attempt, 1);
     assert_eq!(record.attempts.len(), 1, "the history is kept");
@@ -170,7 +170,7 @@ pub async fn requeue_and_purge_dead(store: &dyn JobStore) {
 
     assert_eq!(store.purge_dead_jobs(&q).await.unwrap(), 2);
     assert!(store.dead_jobs(&q, 10).await.unwrap().is_empty());
-    assert!(store.job(enq[1].id).await.unwrap().is_none());
+    assert!(store.job(&q, enq[1].id).await.unwrap().is_none());
     assert_eq!(store.counts(&q).await.unwrap().total.dead, 0);
     assert_eq!(store.purge_dead_jobs(&q).await.unwrap(), 0);
 }

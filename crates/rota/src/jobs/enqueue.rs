@@ -64,6 +64,7 @@ impl Jobs {
     /// failure, cancellation or dead-lettering — not the retries between).
     pub async fn run(&self, job: NewJob, timeout: Duration) -> Result<JobOutcome, WaitError> {
         let id = job.id.unwrap_or_default();
+        let queue = job.queue.clone();
         let waiter = self
             .client
             .expect_reply(CorrelationId::from(*id.as_uuid()))
@@ -73,7 +74,7 @@ impl Jobs {
         if enqueued.duplicate {
             // The key belongs to an earlier job: follow that one instead.
             drop(waiter);
-            return self.follow(enqueued.id, timeout).await;
+            return self.follow(&queue, enqueued.id, timeout).await;
         }
         let reply = waiter.wait(timeout).await?;
         decode(reply.codec, reply.outcome)
@@ -81,10 +82,15 @@ impl Jobs {
 
     /// Waits for a job enqueued earlier, by polling its record (the outcome
     /// reply goes to whoever enqueued it).
-    async fn follow(&self, id: JobId, timeout: Duration) -> Result<JobOutcome, WaitError> {
+    async fn follow(
+        &self,
+        queue: &str,
+        id: JobId,
+        timeout: Duration,
+    ) -> Result<JobOutcome, WaitError> {
         let until = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(record) = self.store.job(id).await?
+            if let Some(record) = self.store.job(queue, id).await?
                 && record.state.is_final()
             {
                 return Ok(record.outcome());
@@ -96,9 +102,15 @@ impl Jobs {
         }
     }
 
-    /// A job's record, while retained.
-    pub async fn job(&self, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
-        self.store.job(id).await
+    /// The record of job `id` of `queue`, while retained.
+    pub async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
+        self.store.job(queue, id).await
+    }
+
+    /// Cancels job `id` of `queue` if it has not started; returns whether
+    /// it was cancelled.
+    pub async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
+        self.store.cancel(queue, id).await
     }
 }
 
