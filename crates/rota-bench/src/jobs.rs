@@ -12,7 +12,7 @@ use rota_core::jobs::{JobState, JobStore};
 use rota_core::time::now_ms;
 use serde_json::json;
 
-use crate::percentile_ms;
+use crate::report::{Line, line, per_s, percentile_ms};
 
 /// Which store to run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,7 +71,7 @@ pub(crate) async fn throughput<S: JobStore + Clone>(
     store: S,
     n: usize,
     concurrency: usize,
-) -> Result<String> {
+) -> Result<Line> {
     let q = queue("throughput");
     let jobs = Jobs::new(store.clone());
     // Batches of 1000, four in flight: bulk enqueue as a producer would.
@@ -97,7 +97,7 @@ pub(crate) async fn throughput<S: JobStore + Clone>(
     while let Some(done) = in_flight.join_next().await {
         done??;
     }
-    let enqueue_secs = started.elapsed().as_secs_f64();
+    let enqueue_time = started.elapsed();
 
     let seen: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
     let done = Arc::new(AtomicUsize::new(0));
@@ -127,7 +127,7 @@ pub(crate) async fn throughput<S: JobStore + Clone>(
             "processing stalled"
         );
     }
-    let process_secs = started.elapsed().as_secs_f64();
+    let process_time = started.elapsed();
     worker.shutdown().await?;
     ensure!(!duplicate.load(Ordering::SeqCst), "a job ran twice");
     ensure!(
@@ -139,16 +139,15 @@ pub(crate) async fn throughput<S: JobStore + Clone>(
         counts.total.get(JobState::Queued) + counts.total.get(JobState::Running) == 0,
         "jobs left over: {counts:?}"
     );
-    Ok(json!({
+    Ok(line(json!({
         "system": "rota",
         "mode": "jobs-throughput",
         "backend": backend.name(),
         "n": n,
         "concurrency": concurrency,
-        "enqueue_per_s": (n as f64 / enqueue_secs).round(),
-        "process_per_s": (n as f64 / process_secs).round(),
-    })
-    .to_string())
+        "enqueue_per_s": per_s(n, enqueue_time),
+        "process_per_s": per_s(n, process_time),
+    })))
 }
 
 /// Enqueue a job and wait for its completion, `n` times in a row.
@@ -156,7 +155,7 @@ pub(crate) async fn latency<S: JobStore + Clone>(
     backend: Backend,
     store: S,
     n: usize,
-) -> Result<String> {
+) -> Result<Line> {
     let q = queue("latency");
     let worker = Worker::new(store.clone())
         .queue(
@@ -183,15 +182,14 @@ pub(crate) async fn latency<S: JobStore + Clone>(
     }
     worker.shutdown().await?;
     samples.sort();
-    Ok(json!({
+    Ok(line(json!({
         "system": "rota",
         "mode": "jobs-latency",
         "backend": backend.name(),
         "n": n,
         "p50_ms": percentile_ms(&samples, 50.0),
         "p99_ms": percentile_ms(&samples, 99.0),
-    })
-    .to_string())
+    })))
 }
 
 /// A noisy tenant's backlog of `backlog` jobs drains while a quiet tenant
@@ -203,7 +201,7 @@ pub(crate) async fn fairness<S: JobStore + Clone>(
     backlog: usize,
     concurrency: usize,
     work: Duration,
-) -> Result<String> {
+) -> Result<Line> {
     let q = queue("fairness");
     let jobs = Jobs::new(store.clone());
     for chunk in (0..backlog as u64).collect::<Vec<_>>().chunks(1000) {
@@ -261,7 +259,7 @@ pub(crate) async fn fairness<S: JobStore + Clone>(
         samples.len()
     );
     samples.sort();
-    Ok(json!({
+    Ok(line(json!({
         "system": "rota",
         "mode": "fairness",
         "backend": backend.name(),
@@ -272,6 +270,5 @@ pub(crate) async fn fairness<S: JobStore + Clone>(
         "quiet_jobs": samples.len(),
         "p50_ms": percentile_ms(&samples, 50.0),
         "p99_ms": percentile_ms(&samples, 99.0),
-    })
-    .to_string())
+    })))
 }

@@ -1,26 +1,36 @@
-//! `rota-bench`: measures rota against the physical floor of the same shape
-//! done with bare Redis commands, on the same machine in the same run.
-//! Prints one JSON line per run.
+//! `rota-bench`: measures rota and, in the same process right before it,
+//! the floor of the same calls done with bare Redis commands, so each of
+//! rota's call figures comes as a ratio to a limit measured at the same
+//! moment on the same machine. Prints one JSON line per system measured:
+//! the floor's, then rota's with the floor's figures and the ratios on it.
 //!
 //! ```text
-//! rota-bench rpc-latency    --redis URL --n 5000 [--floor]
-//! rota-bench rpc-throughput --redis URL --n 200000 --callers 100 --servers 2 [--floor]
+//! rota-bench rpc-latency     --redis URL --n 5000 [--floor streams|unbatched-lists|none]
+//! rota-bench rpc-throughput  --redis URL --n 200000 --callers 100 --servers 2 [--floor …]
 //! rota-bench jobs-throughput --backend redis|embedded --n 50000 --concurrency 100
-//! rota-bench jobs-latency   --backend redis|embedded --n 2000
-//! rota-bench fairness       --backend redis|embedded [--backlog 50000]
+//! rota-bench jobs-latency    --backend redis|embedded --n 2000
+//! rota-bench fairness        --backend redis|embedded [--backlog 50000]
 //! ```
+//!
+//! * `report` — lines and ratios.
+//! * `rpc/` — calls: rota, the `streams` floor, the `unbatched-lists` shape.
+//! * `jobs` — jobs: throughput, latency, fairness.
 
-mod floor;
 mod jobs;
+mod report;
 mod rpc;
+
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::report::Report;
+
 #[derive(Parser)]
 #[command(
     name = "rota-bench",
-    about = "Benchmarks of rota; one JSON line per run"
+    about = "Benchmarks of rota beside their floor; one JSON line per system measured"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,25 +39,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sequential calls through one server: p50 and p99 round-trip latency.
+    /// Sequential calls through one server: p50 and p99 round trip, the
+    /// floor's and rota's.
     RpcLatency {
-        /// Redis to run against (its data is left alone but for rota's keys
-        /// under the prefix `bench`).
+        /// Redis to run against (its data is left alone but for keys under
+        /// the prefixes `bench`, `floor` and `floor-lists`).
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
         /// Calls to time.
         #[arg(long, default_value_t = 5000)]
         n: usize,
-        /// Run the same shape with bare Redis commands instead.
-        #[arg(long)]
-        floor: bool,
+        /// The floor measured first (`--floor` alone: `streams`).
+        #[arg(long, value_enum, default_value = "streams", num_args = 0..=1, default_missing_value = "streams")]
+        floor: rpc::Floor,
         /// Runtime worker threads (1: a current-thread runtime, so a call's
         /// hops between tasks cost no thread wake-ups; the floor runs on the
         /// same runtime).
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
-    /// Many concurrent callers and several servers: calls per second.
+    /// Many concurrent callers and several servers: calls per second, the
+    /// floor's and rota's.
     RpcThroughput {
         /// Redis to run against.
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -61,9 +73,9 @@ enum Command {
         /// Servers of the service.
         #[arg(long, default_value_t = 2)]
         servers: usize,
-        /// Run the same shape with bare Redis commands instead.
-        #[arg(long)]
-        floor: bool,
+        /// The floor measured first (`--floor` alone: `streams`).
+        #[arg(long, value_enum, default_value = "streams", num_args = 0..=1, default_missing_value = "streams")]
+        floor: rpc::Floor,
         /// Runtime worker threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
@@ -124,36 +136,22 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    let threads = match cli.command {
-        Command::RpcLatency { threads, .. }
-        | Command::RpcThroughput { threads, .. }
-        | Command::JobsThroughput { threads, .. }
-        | Command::JobsLatency { threads, .. }
-        | Command::Fairness { threads, .. } => threads,
-    };
-    let rt = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()?
-    };
-    let line = rt.block_on(async {
-        match cli.command {
+impl Command {
+    fn threads(&self) -> usize {
+        match self {
+            Command::RpcLatency { threads, .. }
+            | Command::RpcThroughput { threads, .. }
+            | Command::JobsThroughput { threads, .. }
+            | Command::JobsLatency { threads, .. }
+            | Command::Fairness { threads, .. } => (*threads).max(1),
+        }
+    }
+
+    async fn run(self) -> Result<Report> {
+        match self {
             Command::RpcLatency {
                 redis, n, floor, ..
-            } => {
-                if floor {
-                    floor::latency(&redis, n).await
-                } else {
-                    rpc::latency(&redis, n).await
-                }
-            }
+            } => rpc::latency(&redis, n, floor).await,
             Command::RpcThroughput {
                 redis,
                 n,
@@ -161,41 +159,35 @@ fn main() -> Result<()> {
                 servers,
                 floor,
                 ..
-            } => {
-                if floor {
-                    floor::throughput(&redis, n, callers, servers).await
-                } else {
-                    rpc::throughput(&redis, n, callers, servers).await
-                }
-            }
+            } => rpc::throughput(&redis, n, callers, servers, floor).await,
             Command::JobsThroughput {
                 backend,
                 redis,
                 n,
                 concurrency,
                 ..
-            } => match backend {
+            } => Ok(Report::one(match backend {
                 jobs::Backend::Redis => {
                     let s = jobs::redis_store(&redis).await?;
-                    jobs::throughput(backend, s.store.clone(), n, concurrency).await
+                    jobs::throughput(backend, s.store.clone(), n, concurrency).await?
                 }
                 jobs::Backend::Embedded => {
                     let s = jobs::embedded_store().await?;
-                    jobs::throughput(backend, s.store.clone(), n, concurrency).await
+                    jobs::throughput(backend, s.store.clone(), n, concurrency).await?
                 }
-            },
+            })),
             Command::JobsLatency {
                 backend, redis, n, ..
-            } => match backend {
+            } => Ok(Report::one(match backend {
                 jobs::Backend::Redis => {
                     let s = jobs::redis_store(&redis).await?;
-                    jobs::latency(backend, s.store.clone(), n).await
+                    jobs::latency(backend, s.store.clone(), n).await?
                 }
                 jobs::Backend::Embedded => {
                     let s = jobs::embedded_store().await?;
-                    jobs::latency(backend, s.store.clone(), n).await
+                    jobs::latency(backend, s.store.clone(), n).await?
                 }
-            },
+            })),
             Command::Fairness {
                 backend,
                 redis,
@@ -205,31 +197,48 @@ fn main() -> Result<()> {
                 ..
             } => {
                 let work = std::time::Duration::from_millis(work_ms);
-                match backend {
+                Ok(Report::one(match backend {
                     jobs::Backend::Redis => {
                         let s = jobs::redis_store(&redis).await?;
-                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await
+                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await?
                     }
                     jobs::Backend::Embedded => {
                         let s = jobs::embedded_store().await?;
-                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await
+                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await?
                     }
-                }
+                }))
             }
         }
-    })?;
-    let mut line: serde_json::Value = serde_json::from_str(&line)?;
-    line["threads"] = threads.max(1).into();
-    println!("{line}");
-    Ok(())
+    }
 }
 
-/// Percentile (0–100) of sorted durations, in milliseconds.
-pub(crate) fn percentile_ms(sorted: &[std::time::Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rota-bench: {e:#}");
+            ExitCode::FAILURE
+        }
     }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    let ms = sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0;
-    (ms * 1000.0).round() / 1000.0
+}
+
+/// Runs the benchmark and prints its lines.
+fn run(cli: Cli) -> Result<ExitCode> {
+    let threads = cli.command.threads();
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    let report = rt.block_on(cli.command.run())?;
+    for mut line in report.lines {
+        line.insert("threads".into(), threads.into());
+        println!("{}", serde_json::Value::Object(line));
+    }
+    Ok(ExitCode::SUCCESS)
 }
