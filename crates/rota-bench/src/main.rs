@@ -1,20 +1,20 @@
 //! `rota-bench`: measures rota and, in the same process right before it,
 //! the floor of the same calls done with bare Redis commands, so each of
 //! rota's call figures comes as a ratio to a limit measured at the same
-//! moment on the same machine. Prints one JSON line per system measured:
-//! the floor's, then rota's with the floor's figures and the ratios on it.
+//! moment on the same machine. Prints one JSON line per system measured: the
+//! floor's, then rota's with the floor's figures and the ratios on it.
 //!
 //! ```text
 //! rota-bench rpc-latency     --redis URL --n 5000 [--floor streams|unbatched-lists|none]
 //! rota-bench rpc-throughput  --redis URL --n 200000 --callers 100 --servers 2 [--floor …]
-//! rota-bench jobs-throughput --backend redis|embedded --n 50000 --concurrency 100
-//! rota-bench jobs-latency    --backend redis|embedded --n 2000
-//! rota-bench fairness        --backend redis|embedded [--backlog 50000]
+//! rota-bench jobs-throughput --backend redis|embedded --n 50000 --concurrency 100 --tenants 16
+//! rota-bench jobs-latency    --backend redis|embedded --n 2000 --tenants 16
+//! rota-bench fairness        --backend redis|embedded --backlog 50000 --tenants 16
 //! ```
 //!
 //! * `report` — lines and ratios.
 //! * `rpc/` — calls: rota, the `streams` floor, the `unbatched-lists` shape.
-//! * `jobs` — jobs: throughput, latency, fairness.
+//! * `jobs/` — jobs: throughput, latency, fairness.
 
 mod jobs;
 mod report;
@@ -94,6 +94,9 @@ enum Command {
         /// Handlers running at once.
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
+        /// Tenants the jobs are spread over (each one a partition).
+        #[arg(long, default_value_t = jobs::DEFAULT_TENANTS, value_parser = at_least_one())]
+        tenants: usize,
         /// Runtime worker threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
@@ -109,11 +112,15 @@ enum Command {
         /// Jobs to time.
         #[arg(long, default_value_t = 2000)]
         n: usize,
+        /// Tenants the jobs are spread over (each one a partition).
+        #[arg(long, default_value_t = jobs::DEFAULT_TENANTS, value_parser = at_least_one())]
+        tenants: usize,
         /// Runtime worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
-    /// A quiet tenant's wait while another tenant's backlog drains.
+    /// A quiet tenant's wait while a backlog spread over other tenants
+    /// drains.
     Fairness {
         /// The store.
         #[arg(long, value_enum, default_value = "redis")]
@@ -121,9 +128,13 @@ enum Command {
         /// Redis to run against (with `--backend redis`).
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
-        /// The noisy tenant's backlog.
+        /// The noisy tenants' backlog.
         #[arg(long, default_value_t = 50_000)]
         backlog: usize,
+        /// Noisy tenants the backlog is spread over (each one a
+        /// partition); the quiet tenant is one more.
+        #[arg(long, default_value_t = jobs::DEFAULT_TENANTS, value_parser = at_least_one())]
+        tenants: usize,
         /// Handlers running at once.
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
@@ -134,6 +145,11 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
+}
+
+/// A count of at least 1.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 impl Command {
@@ -165,48 +181,32 @@ impl Command {
                 redis,
                 n,
                 concurrency,
+                tenants,
                 ..
-            } => Ok(Report::one(match backend {
-                jobs::Backend::Redis => {
-                    let s = jobs::redis_store(&redis).await?;
-                    jobs::throughput(backend, s.store.clone(), n, concurrency).await?
-                }
-                jobs::Backend::Embedded => {
-                    let s = jobs::embedded_store().await?;
-                    jobs::throughput(backend, s.store.clone(), n, concurrency).await?
-                }
-            })),
+            } => jobs::throughput_report(backend, &redis, n, concurrency, tenants).await,
             Command::JobsLatency {
-                backend, redis, n, ..
-            } => Ok(Report::one(match backend {
-                jobs::Backend::Redis => {
-                    let s = jobs::redis_store(&redis).await?;
-                    jobs::latency(backend, s.store.clone(), n).await?
-                }
-                jobs::Backend::Embedded => {
-                    let s = jobs::embedded_store().await?;
-                    jobs::latency(backend, s.store.clone(), n).await?
-                }
-            })),
+                backend,
+                redis,
+                n,
+                tenants,
+                ..
+            } => jobs::latency_report(backend, &redis, n, tenants).await,
             Command::Fairness {
                 backend,
                 redis,
                 backlog,
+                tenants,
                 concurrency,
                 work_ms,
                 ..
             } => {
-                let work = std::time::Duration::from_millis(work_ms);
-                Ok(Report::one(match backend {
-                    jobs::Backend::Redis => {
-                        let s = jobs::redis_store(&redis).await?;
-                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await?
-                    }
-                    jobs::Backend::Embedded => {
-                        let s = jobs::embedded_store().await?;
-                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await?
-                    }
-                }))
+                let shape = jobs::fairness::Shape {
+                    backlog,
+                    tenants,
+                    concurrency,
+                    work: std::time::Duration::from_millis(work_ms),
+                };
+                jobs::fairness_report(backend, &redis, shape).await
             }
         }
     }
