@@ -12,7 +12,7 @@
 //! rota-bench fairness        --backend redis|embedded --backlog 50000 --tenants 16
 //! ```
 //!
-//! * `report` — lines and ratios.
+//! * `report` — lines, ratios, and the checks that fail a run.
 //! * `rpc/` — calls: rota, the `streams` floor, the `unbatched-lists` shape.
 //! * `jobs/` — jobs: throughput, latency, fairness.
 
@@ -80,7 +80,8 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
-    /// Bulk enqueue, then processing with no-op handlers: jobs per second.
+    /// Bulk enqueue, then processing with no-op handlers until every job is
+    /// settled: jobs per second.
     JobsThroughput {
         /// The store.
         #[arg(long, value_enum, default_value = "redis")]
@@ -222,7 +223,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the benchmark and prints its lines.
+/// Runs the benchmark, prints its lines, and fails when a check did.
 fn run(cli: Cli) -> Result<ExitCode> {
     let threads = cli.command.threads();
     let rt = if threads == 1 {
@@ -240,5 +241,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         line.insert("threads".into(), threads.into());
         println!("{}", serde_json::Value::Object(line));
     }
-    Ok(ExitCode::SUCCESS)
+    if report.failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for failure in &report.failures {
+        eprintln!("rota-bench: {failure}");
+    }
+    Ok(ExitCode::FAILURE)
 }

@@ -1,5 +1,5 @@
-//! What a run prints: JSON lines, and the floor's figures copied onto
-//! rota's line as ratios.
+//! What a run prints: JSON lines, the floor's figures copied onto rota's
+//! line as ratios, and the checks that make the process exit non-zero.
 
 use std::time::Duration;
 
@@ -8,10 +8,12 @@ use serde_json::{Map, Value};
 /// One JSON object, printed on a line of its own.
 pub(crate) type Line = Map<String, Value>;
 
-/// The lines of one run.
+/// The lines of one run, and what went wrong in it (each failure makes the
+/// process exit non-zero after the lines are printed).
 #[derive(Default)]
 pub(crate) struct Report {
     pub(crate) lines: Vec<Line>,
+    pub(crate) failures: Vec<String>,
 }
 
 impl Report {
@@ -35,8 +37,15 @@ impl Report {
         report
     }
 
-    /// Adds a line.
+    /// Adds a line; a non-zero `"unsettled"` in it is a failure.
     pub(crate) fn push(&mut self, line: Line) {
+        let unsettled = line.get("unsettled").and_then(Value::as_u64).unwrap_or(0);
+        if unsettled > 0 {
+            let system = line.get("system").and_then(Value::as_str).unwrap_or("?");
+            self.failures.push(format!(
+                "{system}: {unsettled} jobs were left in a non-final state"
+            ));
+        }
         self.lines.push(line);
     }
 }
@@ -89,6 +98,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn unsettled_jobs_fail_the_run() {
+        let mut report = Report::default();
+        report.push(line(json!({"system": "rota", "unsettled": 0})));
+        assert!(report.failures.is_empty());
+        report.push(line(json!({"system": "floor", "unsettled": 3})));
+        assert_eq!(
+            report.failures,
+            ["floor: 3 jobs were left in a non-final state"]
+        );
+    }
 
     #[test]
     fn rota_line_carries_the_floor_and_the_ratio() {

@@ -1,10 +1,13 @@
 //! Job benchmarks, on Redis or the embedded store.
 //!
-//! * [`throughput`] — bulk enqueue, then processing with no-op handlers.
+//! * [`throughput`] — bulk enqueue, then processing with no-op handlers,
+//!   timed until the last job is settled.
 //! * [`latency`] — enqueue until the enqueuer holds the outcome, one job at
 //!   a time.
 //! * [`fairness`] — a quiet tenant's wait while a backlog spread over other
 //!   tenants drains.
+//! * `settled` — the store wrapper that counts settlements, so the
+//!   throughput clock stops at the n-th settled job.
 //!
 //! Jobs are spread over `--tenants` tenants (job `i` belongs to tenant
 //! `i % tenants`); each tenant is a partition of the queue, which rota
@@ -18,6 +21,7 @@ use crate::report::Report;
 
 pub(crate) mod fairness;
 pub(crate) mod latency;
+mod settled;
 pub(crate) mod throughput;
 
 /// The default `--tenants`: the 16 tenants `jobs-throughput` always spread
