@@ -1,20 +1,20 @@
 //! `rota-bench`: measures rota and, in the same process right before it,
-//! the floor of the same calls done with bare Redis commands, so each of
-//! rota's call figures comes as a ratio to a limit measured at the same
-//! moment on the same machine. Prints one JSON line per system measured: the
+//! the floor of the same work done with bare Redis commands, so each of
+//! rota's figures comes as a ratio to a limit measured at the same moment
+//! on the same machine. Prints one JSON line per system measured: the
 //! floor's, then rota's with the floor's figures and the ratios on it.
 //!
 //! ```text
 //! rota-bench rpc-latency     --redis URL --n 5000 [--floor streams|unbatched-lists|none]
 //! rota-bench rpc-throughput  --redis URL --n 200000 --callers 100 --servers 2 [--floor …]
-//! rota-bench jobs-throughput --backend redis|embedded --n 50000 --concurrency 100 --tenants 16
+//! rota-bench jobs-throughput --backend redis|embedded --n 50000 --concurrency 100 --tenants 16 [--floor streams|none]
 //! rota-bench jobs-latency    --backend redis|embedded --n 2000 --tenants 16
 //! rota-bench fairness        --backend redis|embedded --backlog 50000 --tenants 16
 //! ```
 //!
 //! * `report` — lines, ratios, and the checks that fail a run.
 //! * `rpc/` — calls: rota, the `streams` floor, the `unbatched-lists` shape.
-//! * `jobs/` — jobs: throughput, latency, fairness.
+//! * `jobs/` — jobs: throughput (with its Redis floor), latency, fairness.
 
 mod jobs;
 mod report;
@@ -81,7 +81,7 @@ enum Command {
         threads: usize,
     },
     /// Bulk enqueue, then processing with no-op handlers until every job is
-    /// settled: jobs per second.
+    /// settled: jobs per second, the floor's (on Redis) and rota's.
     JobsThroughput {
         /// The store.
         #[arg(long, value_enum, default_value = "redis")]
@@ -98,6 +98,10 @@ enum Command {
         /// Tenants the jobs are spread over (each one a partition).
         #[arg(long, default_value_t = jobs::DEFAULT_TENANTS, value_parser = at_least_one())]
         tenants: usize,
+        /// The floor measured first: `streams` on Redis by default, none
+        /// on the embedded store (it has no Redis floor).
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "streams")]
+        floor: Option<jobs::Floor>,
         /// Runtime worker threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
@@ -183,8 +187,9 @@ impl Command {
                 n,
                 concurrency,
                 tenants,
+                floor,
                 ..
-            } => jobs::throughput_report(backend, &redis, n, concurrency, tenants).await,
+            } => jobs::throughput_report(backend, &redis, n, concurrency, tenants, floor).await,
             Command::JobsLatency {
                 backend,
                 redis,

@@ -1,7 +1,9 @@
 //! Job benchmarks, on Redis or the embedded store.
 //!
 //! * [`throughput`] — bulk enqueue, then processing with no-op handlers,
-//!   timed until the last job is settled.
+//!   timed until the last job is settled; beside it on Redis, [`floor`]:
+//!   the fewest bare Redis commands a reliable queue needs per job, batched
+//!   as rota batches.
 //! * [`latency`] — enqueue until the enqueuer holds the outcome, one job at
 //!   a time.
 //! * [`fairness`] — a quiet tenant's wait while a backlog spread over other
@@ -13,13 +15,14 @@
 //! `i % tenants`); each tenant is a partition of the queue, which rota
 //! claims from in turn.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rota_core::jobs::NewJob;
 use rota_core::time::now_ms;
 
 use crate::report::Report;
 
 pub(crate) mod fairness;
+pub(crate) mod floor;
 pub(crate) mod latency;
 mod settled;
 pub(crate) mod throughput;
@@ -49,6 +52,16 @@ impl Backend {
             Backend::Embedded => "embedded",
         }
     }
+}
+
+/// Which floor runs beside rota's `jobs-throughput`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Floor {
+    /// Bare, pipelined Redis commands (a stream and a hash per job), batched
+    /// as rota batches: the limit rota's Redis store is a share of.
+    Streams,
+    /// rota alone.
+    None,
 }
 
 /// A store, with whatever must live as long as it.
@@ -104,25 +117,40 @@ fn batches(q: &str, n: usize, tenants: usize) -> Result<Vec<Vec<NewJob>>> {
         .collect()
 }
 
-/// `jobs-throughput` on the chosen store.
+/// `jobs-throughput`: on Redis the floor's line, then rota's with the
+/// floor's figures and `enqueue_ratio`/`process_ratio` = rota / floor; on
+/// the embedded store rota's line alone.
 pub(crate) async fn throughput_report(
     backend: Backend,
     url: &str,
     n: usize,
     concurrency: usize,
     tenants: usize,
+    floor: Option<Floor>,
 ) -> Result<Report> {
-    let line = match backend {
+    let keys = [
+        ("enqueue_per_s", "enqueue_ratio"),
+        ("process_per_s", "process_ratio"),
+    ];
+    match backend {
         Backend::Redis => {
+            let floor_line = match floor.unwrap_or(Floor::Streams) {
+                Floor::Streams => Some(floor::throughput(url, n, concurrency, tenants).await?),
+                Floor::None => None,
+            };
             let s = redis_store(url).await?;
-            throughput::run(backend, s.store.clone(), n, concurrency, tenants).await?
+            let rota = throughput::run(backend, s.store.clone(), n, concurrency, tenants).await?;
+            Ok(Report::side_by_side(floor_line, rota, &keys))
         }
         Backend::Embedded => {
+            if floor == Some(Floor::Streams) {
+                bail!("the floor runs on Redis; use --backend redis, or --floor none");
+            }
             let s = embedded_store().await?;
-            throughput::run(backend, s.store.clone(), n, concurrency, tenants).await?
+            let rota = throughput::run(backend, s.store.clone(), n, concurrency, tenants).await?;
+            Ok(Report::side_by_side(None, rota, &keys))
         }
-    };
-    Ok(Report::one(line))
+    }
 }
 
 /// `jobs-latency` on the chosen store.
