@@ -5,19 +5,38 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `job:<id>` | hash | the job (`j`: JSON), attempt `a`, state `s`, partition `p`, tenant `t`, priority `pr`, due `due`, order `q`, result `r`, reason `rs`, finished `f`, claimed at `ca` |
-//! | `job:<id>:h` | list | the job's attempts, as JSON |
-//! | `ready:<partition>` | zset | queued job ids by priority, then order |
-//! | `ring` | list | partitions with queued jobs, rotated by each claim |
+//! | `job:<id>` | hash | the job: `j` (JSON as accepted), state `s`, partition `p`, tenant `t`, priority `pr`, order `q`, max attempts `m`; attempt `a` and due time `due` once they change; result `r`, reason `rs`, finished at `f`; each finished attempt as `h<n>` (JSON, `n` growing) |
+//! | `ready:<p>`, `ready:<p>:<t>` | zset | a **lane**: the queued job ids of tenant `t` in partition `p` (`ready:<p>` for the partition's own tenant, the default), by priority then order |
+//! | `ring` | zset | the partitions with claimable jobs, by turn: those that just became ready first (turns below −2⁵⁰, in arrival order), then by last service |
+//! | `grp` | set | partitions that hold lanes of other tenants than their own |
+//! | `lanes:<p>` | zset | such a partition's claimable lanes, by tenant, scored by (about) their first job |
+//! | `lanes` | set | every lane's name (`<p>` or `<p>:<t>`), for counts |
 //! | `sched` | zset | scheduled job ids by due time |
-//! | `running` / `prun` / `psched` | hash | running per tenant, running and scheduled per partition |
-//! | `held:<consumer>` | set | what a worker holds |
-//! | `lease:<consumer>` | string with TTL | the worker's fenced lease |
-//! | `consumers`, `parts`, `keys`, `finished`, `fin`, `dead`, `seq`, `wake` | | registry, partitions, idempotency keys, retention, counts, dead set, order, wake-up tokens |
+//! | `psched` | hash | scheduled jobs per partition |
+//! | `run` | hash | running jobs per tenant, plus 2⁴⁰ while the tenant is **parked** |
+//! | `parked:<t>` | set | partitions where tenant `t`'s lane is parked: it reached the cap, its lane left the claims' way until one of its jobs stops |
+//! | `held:<c>` | zset | the jobs consumer `c` holds, by claim time |
+//! | `lease:<c>` | string with TTL | the consumer's fenced lease |
+//! | `waiting`, `wants` | zset, hash | consumers whose last claim found nothing (since when; how many jobs, under which cap) |
+//! | `handoff:<c>` | list | jobs claimed for waiting consumer `c` by the script that made them claimable, read by its blocked claim |
+//! | `finished` | zset | `<state>:<id>` of finished jobs by finish time, for retention |
+//! | `fin` | hash | finished jobs per state |
+//! | `dead` | zset | dead job ids, oldest first |
+//! | `keys`, `kof` | hash | idempotency key → job id, and back |
+//! | `consumers`, `seq`, `tidy` | set, string, hash | registered consumers; the counter of orders, turns and attempts; cursors of the registries' tidying |
 //!
-//! Every state change is one Lua script (`lua/jobs/`); outcome replies go
-//! to the client's inbox (another hash tag) just before the settling
-//! script, like call replies.
+//! A claimed job stays `queued` in its hash: it is running when its lane no
+//! longer holds it (a consumer's `held` set does), which spares a write per
+//! job; lookups read the state that way.
+//!
+//! Every state change is one Lua script (`lua/jobs/`), costing the same
+//! whether the queue has 16 partitions or 50 000: the ring is a sorted set,
+//! a capped tenant is skipped once (parked) rather than scanned, and admin
+//! scripts work in chunks of 1 000. Outcome replies go to the client's inbox
+//! (another hash tag) just before the settling script, like call replies.
+//!
+//! An enqueue is all or nothing per queue: each queue's part is one script,
+//! all of them sent in one round trip.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +44,8 @@ use async_trait::async_trait;
 use rota_core::BrokerError;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
-    Attempt, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore,
-    NewJob, QueueCounts, StateCounts, validate_batch, validate_queue,
+    Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob,
+    QueueCounts, validate_batch, validate_queue,
 };
 use rota_core::time::now_ms;
 use tokio::sync::Mutex;
@@ -34,109 +53,70 @@ use uuid::Uuid;
 
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
-use crate::error::map;
+use crate::error::{is_noscript, map};
 use crate::inbox::push_replies;
 use crate::lease::ms;
 use crate::scripts;
 
 mod consumer;
-use consumer::RedisJobConsumer;
+mod counts;
+mod keys;
+mod record;
 
-fn base(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{j:{queue}}}:")
-}
+use consumer::RedisJobConsumer;
+use keys::QueueKeys;
+use record::{RawRecord, protocol, record};
 
 /// The set of every queue's name, for listing queues.
 fn queues_key(prefix: &str) -> String {
     format!("{prefix}:queues")
 }
 
-fn state_name(state: JobState) -> &'static str {
-    match state {
-        JobState::Scheduled => "scheduled",
-        JobState::Queued => "queued",
-        JobState::Running => "running",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-        _ => "dead",
-    }
-}
-
-fn parse_state(s: &str) -> Option<JobState> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
-}
-
-fn protocol(what: impl std::fmt::Display) -> BrokerError {
-    BrokerError::Protocol(what.to_string())
-}
-
-/// Builds a record from a job hash (HGETALL) and its history (LRANGE), or
-/// `None` if it is gone.
-fn record(fields: HashMapBytes, history: Vec<String>) -> Result<Option<JobRecord>, BrokerError> {
-    let get = |name: &str| fields.get(name).map(|v| v.as_slice());
-    let Some(json) = get("j") else {
-        return Ok(None);
-    };
-    let text = |name: &str| get(name).and_then(|v| std::str::from_utf8(v).ok());
-    let mut job: Job = serde_json::from_slice(json).map_err(protocol)?;
-    job.attempt = text("a").and_then(|a| a.parse().ok()).unwrap_or(1);
-    if let Some(due) = text("due").and_then(|d| d.parse().ok()) {
-        job.scheduled_for_ms = due;
-    }
-    let state = text("s").and_then(parse_state).unwrap_or(JobState::Queued);
-    let attempts: Vec<Attempt> = history
-        .iter()
-        .map(|a| serde_json::from_str(a))
-        .collect::<Result<_, _>>()
-        .map_err(protocol)?;
-    let mut record = JobRecord::new(job, 0);
-    record.state = state;
-    record.attempts = attempts;
-    record.result = get("r").and_then(|r| serde_json::from_slice(r).ok());
-    record.reason = text("rs").map(str::to_owned);
-    record.finished_at_ms = text("f").and_then(|f| f.parse().ok());
-    Ok(Some(record))
-}
-
-type HashMapBytes = std::collections::HashMap<String, Vec<u8>>;
-
-/// A claimed job as the claim script returns it: id, attempt, due, JSON.
-type ClaimedRow = (String, u32, u64, Vec<u8>);
-
-/// The counts script's answer: (partition, scheduled, queued, running)
-/// rows, finished counts per state, and the dead count.
-type CountsReply = (Vec<(String, u64, u64, u64)>, Vec<(String, u64)>, u64);
+/// Records read per script call.
+const READ_PAGE: usize = 1000;
 
 impl RedisBroker {
-    fn job_base(&self, queue: &str) -> Result<String, BrokerError> {
+    fn queue_keys(&self, queue: &str) -> Result<QueueKeys, BrokerError> {
         validate_queue(queue)?;
-        Ok(base(&self.options().prefix, queue))
+        Ok(QueueKeys::new(&self.options().prefix, queue))
     }
 
-    async fn load(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
-        let key = format!("{}job:{id}", self.job_base(queue)?);
-        let (fields, history): (HashMapBytes, Vec<String>) = redis::pipe()
-            .cmd("HGETALL")
-            .arg(&key)
-            .cmd("LRANGE")
-            .arg(format!("{key}:h"))
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(map)?;
-        record(fields, history)
+    /// The records of `ids` in `queue`, in order (`None` for those gone).
+    async fn load(
+        &self,
+        queue: &str,
+        ids: &[JobId],
+    ) -> Result<Vec<Option<JobRecord>>, BrokerError> {
+        let keys = self.queue_keys(queue)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for page in ids.chunks(READ_PAGE) {
+            let mut invocation = keys.invoke(&scripts::JOB_READ);
+            for id in page {
+                invocation.key(keys.job(id)).arg(id.to_string());
+            }
+            let raw: Vec<RawRecord> = invocation
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(map)?;
+            for r in raw {
+                out.push(record(r)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Sends the outcome replies of jobs the store made final itself.
     async fn reply_outcomes(&self, queue: &str, ids: &[JobId]) -> Result<(), BrokerError> {
-        let mut owed = Vec::new();
-        for id in ids {
-            if let Some(reply) = self.load(queue, *id).await?.and_then(|r| r.outcome_reply()) {
-                owed.push(reply);
-            }
+        if ids.is_empty() {
+            return Ok(());
         }
+        let owed: Vec<_> = self
+            .load(queue, ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.outcome_reply())
+            .collect();
         let mut pipe = redis::pipe();
         let replies = owed.iter().map(|(to, r)| (to.as_str(), r.as_ref()));
         if push_replies(&mut pipe, replies, self.options().reply_ttl) {
@@ -144,39 +124,53 @@ impl RedisBroker {
         }
         Ok(())
     }
+
+    /// Runs a script of admin.lua on one job of `queue`.
+    async fn admin(&self, queue: &str, op: &str, id: JobId) -> Result<i64, BrokerError> {
+        let keys = self.queue_keys(queue)?;
+        keys.invoke(&scripts::JOB_ADMIN)
+            .key(keys.job(id))
+            .arg(op)
+            .arg(id.to_string())
+            .arg(now_ms())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(map)
+    }
+}
+
+/// One queue's part of an enqueue: the batch positions of its jobs.
+struct Part<'a> {
+    queue: &'a str,
+    at: Vec<usize>,
+    invocation: redis::ScriptInvocation<'static>,
 }
 
 #[async_trait]
 impl JobStore for RedisBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
-        let now = now_ms();
-        // One script per queue; results come back in the batch's order.
-        let mut by_queue: BTreeMap<&str, Vec<(usize, JobId, Job, &NewJob)>> = BTreeMap::new();
-        for (i, new) in jobs.iter().enumerate() {
-            let id = new.id.unwrap_or_default();
-            by_queue.entry(new.queue.as_str()).or_default().push((
-                i,
-                id,
-                Job::accept(id, new, now),
-                new,
-            ));
+        if jobs.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut out = vec![None; jobs.len()];
-        let mut conn = self.conn();
-        let _: () = redis::cmd("SADD")
-            .arg(queues_key(&self.options().prefix))
-            .arg(by_queue.keys().collect::<Vec<_>>())
-            .query_async(&mut conn)
-            .await
-            .map_err(map)?;
-        for (queue, batch) in by_queue {
-            let mut invocation = scripts::JOB_ENQUEUE.key(self.job_base(queue)?);
-            let chosen = batch.iter().any(|(_, _, _, new)| new.id.is_some());
+        let now = now_ms();
+        let mut by_queue: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, new) in jobs.iter().enumerate() {
+            by_queue.entry(new.queue.as_str()).or_default().push(i);
+        }
+        let mut parts = Vec::with_capacity(by_queue.len());
+        for (queue, at) in by_queue {
+            let keys = self.queue_keys(queue)?;
+            let mut invocation = keys.invoke(&scripts::JOB_ENQUEUE);
+            let chosen = at.iter().any(|i| jobs[*i].id.is_some());
             invocation.arg(now).arg(if chosen { "1" } else { "0" });
-            for (_, id, job, new) in &batch {
-                let json = serde_json::to_string(job).map_err(protocol)?;
+            for i in &at {
+                let new = &jobs[*i];
+                let id = new.id.unwrap_or_default();
+                let job = Job::accept(id, new, now);
+                let json = serde_json::to_string(&job).map_err(protocol)?;
                 invocation
+                    .key(keys.job(id))
                     .arg(id.to_string())
                     .arg(&job.partition)
                     .arg(&job.tenant)
@@ -186,15 +180,84 @@ impl JobStore for RedisBroker {
                     .arg(new.max_attempts.map(|m| m.to_string()).unwrap_or_default())
                     .arg(json);
             }
-            let results: Vec<(String, u8)> =
-                invocation.invoke_async(&mut conn).await.map_err(map)?;
-            for ((i, ..), (id, dup)) in batch.iter().zip(results) {
+            parts.push(Part {
+                queue,
+                at,
+                invocation,
+            });
+        }
+        // One round trip: the queue registry, and each queue's script.
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SADD")
+            .arg(queues_key(&self.options().prefix))
+            .arg(parts.iter().map(|p| p.queue).collect::<Vec<_>>());
+        for part in &parts {
+            pipe.invoke_script(&part.invocation);
+        }
+        let mut results: Vec<redis::RedisResult<redis::Value>> = pipe
+            .ignore_errors()
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        let registry = results.remove(0);
+        // Scripts not loaded (Redis restarted) ran nothing: load, run again.
+        if results.iter().any(|r| r.as_ref().is_err_and(is_noscript)) {
+            scripts::JOB_ENQUEUE
+                .prepare_invoke()
+                .load_async(&mut conn)
+                .await
+                .map_err(map)?;
+            let mut again = redis::pipe();
+            let retried: Vec<usize> = (0..parts.len())
+                .filter(|i| results[*i].as_ref().is_err_and(is_noscript))
+                .collect();
+            for i in &retried {
+                again.invoke_script(&parts[*i].invocation);
+            }
+            let answers: Vec<redis::RedisResult<redis::Value>> = again
+                .ignore_errors()
+                .query_async(&mut conn)
+                .await
+                .map_err(map)?;
+            for (i, answer) in retried.into_iter().zip(answers) {
+                results[i] = answer;
+            }
+        }
+        let mut out = vec![None; jobs.len()];
+        let mut failed = Vec::new();
+        let mut written = Vec::new();
+        for (part, result) in parts.iter().zip(results) {
+            let rows: Vec<(String, u8)> =
+                match result.and_then(|v| redis::from_redis_value(v).map_err(Into::into)) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        failed.push((part.queue, map(e)));
+                        continue;
+                    }
+                };
+            written.push(part.queue);
+            for (i, (id, dup)) in part.at.iter().zip(rows) {
                 out[*i] = Some(Enqueued {
                     id: JobId::parse(&id)?,
                     duplicate: dup == 1,
                 });
             }
         }
+        if let Some((queue, first)) = failed.first() {
+            let failed_queues: Vec<&str> = failed.iter().map(|(q, _)| *q).collect();
+            let what = format!(
+                "none of the batch's jobs for queue(s) {failed_queues:?} was enqueued ({queue}: {first}); \
+                 those for {written:?} were (a batch is all or nothing per queue), so enqueueing \
+                 the batch again repeats them unless they carry ids or idempotency keys"
+            );
+            return Err(match first {
+                BrokerError::Unavailable(_) => BrokerError::Unavailable(what),
+                BrokerError::Config(_) => BrokerError::Config(what),
+                _ => BrokerError::Protocol(what),
+            });
+        }
+        registry.map_err(map)?;
         out.into_iter()
             .map(|e| e.ok_or_else(|| protocol("enqueue returned too few results")))
             .collect()
@@ -205,121 +268,86 @@ impl JobStore for RedisBroker {
         queue: &str,
         options: JobConsumerOptions,
     ) -> Result<Box<dyn JobConsumer>, BrokerError> {
-        let base = self.job_base(queue)?;
+        let keys = self.queue_keys(queue)?;
         let id = Uuid::now_v7().simple().to_string();
-        let mut conn = self.conn();
         let _: () = redis::pipe()
             .cmd("SET")
-            .arg(format!("{base}lease:{id}"))
+            .arg(keys.lease(&id))
             .arg(1)
             .arg("PX")
             .arg(ms(options.lease))
             .ignore()
             .cmd("SADD")
-            .arg(format!("{base}consumers"))
+            .arg(keys.key("consumers"))
             .arg(&id)
             .ignore()
             .cmd("SADD")
             .arg(queues_key(&self.options().prefix))
             .arg(queue)
             .ignore()
-            .query_async(&mut conn)
+            .query_async(&mut self.conn())
             .await
             .map_err(map)?;
         Ok(Box::new(RedisJobConsumer {
             broker: self.clone(),
             queue: queue.to_owned(),
-            lease_key: format!("{base}lease:{id}"),
-            base,
+            keys,
             id,
             options,
             blocking: Mutex::new(Blocking::new(self.client().clone(), self.options())),
+            waiting: Default::default(),
+            tenants: Default::default(),
         }))
     }
 
     async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
-        self.job_base(queue)?;
-        self.load(queue, id).await
+        Ok(self.load(queue, &[id]).await?.pop().flatten())
     }
 
     async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError> {
-        let base = self.job_base(queue)?;
-        let mut conn = self.conn();
-        let (rows, fin, dead): CountsReply = scripts::JOB_ADMIN
-            .key(&base)
-            .arg("counts")
-            .invoke_async(&mut conn)
-            .await
-            .map_err(map)?;
-        let mut counts = QueueCounts::default();
-        for (part, scheduled, queued, running) in rows {
-            let mut c = StateCounts::default();
-            c.add(JobState::Scheduled, scheduled);
-            c.add(JobState::Queued, queued);
-            c.add(JobState::Running, running);
-            counts.total.add(JobState::Scheduled, scheduled);
-            counts.total.add(JobState::Queued, queued);
-            counts.total.add(JobState::Running, running);
-            counts.partitions.insert(part, c);
-        }
-        for (state, n) in fin {
-            if let Some(state) = parse_state(&state) {
-                counts.total.add(state, n);
-            }
-        }
-        counts.total.add(JobState::Dead, dead);
-        Ok(counts)
+        let keys = self.queue_keys(queue)?;
+        counts::counts(self, &keys).await
     }
 
     async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
-        let base = self.job_base(queue)?;
+        let keys = self.queue_keys(queue)?;
         let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(format!("{base}dead"))
+            .arg(keys.key("dead"))
             .arg(0)
             .arg(limit.max(1) as i64 - 1)
             .query_async(&mut self.conn())
             .await
             .map_err(map)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(r) = self.load(queue, JobId::parse(&id)?).await? {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        let ids = ids
+            .iter()
+            .map(|id| JobId::parse(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.load(queue, &ids).await?.into_iter().flatten().collect())
     }
 
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
-        let n: i64 = scripts::JOB_ADMIN
-            .key(self.job_base(queue)?)
-            .arg("requeue")
-            .arg(id.to_string())
-            .arg(now_ms())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(map)?;
-        Ok(n == 1)
+        Ok(self.admin(queue, "requeue", id).await? == 1)
     }
 
     async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError> {
-        let n: usize = scripts::JOB_ADMIN
-            .key(self.job_base(queue)?)
-            .arg("purge")
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(map)?;
-        Ok(n)
+        let keys = self.queue_keys(queue)?;
+        let mut purged = 0;
+        loop {
+            let n: usize = keys
+                .invoke(&scripts::JOB_ADMIN)
+                .arg("purge")
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(map)?;
+            if n == 0 {
+                return Ok(purged);
+            }
+            purged += n;
+        }
     }
 
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
-        let n: i64 = scripts::JOB_ADMIN
-            .key(self.job_base(queue)?)
-            .arg("cancel")
-            .arg(id.to_string())
-            .arg(now_ms())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(map)?;
+        let n = self.admin(queue, "cancel", id).await?;
         if n == 1 {
             self.reply_outcomes(queue, &[id]).await?;
         }

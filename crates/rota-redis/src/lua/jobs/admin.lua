@@ -1,52 +1,50 @@
--- Cancels, re-queues dead, purges dead, counts.
--- ARGV[1]: op; the rest depends on it.
-local op = ARGV[1]
+-- Cancels a job, re-queues a dead one, purges dead ones.
+-- KEYS: the fixed ones, then (cancel, requeue) the job's key.
+-- ARGV: base, op, then by op:
+--   cancel <id> <now>: 1 if the job was scheduled or queued and is now
+--     cancelled, else 0;
+--   requeue <id> <now>: 1 if the job was dead and is queued again;
+--   purge: deletes up to CHUNK dead jobs; returns how many (call again
+--     until 0).
+local op = ARGV[2]
 if op == 'cancel' then
-  local id, now = ARGV[2], tonumber(ARGV[3])
-  local f = redis.call('HMGET', jk(id), 's', 'p')
+  local id, now, jkey = ARGV[3], tonumber(ARGV[4]), KEYS[FIXED + 1]
+  local f = redis.call('HMGET', jkey, 's', 'p', 't')
   if f[1] == 'scheduled' then
-    redis.call('ZREM', k('sched'), id)
-    hincr(k('psched'), f[2], -1)
+    if redis.call('ZREM', SCHED, id) == 0 then return 0 end
+    if redis.call('HINCRBY', PSCHED, f[2], -1) <= 0 then redis.call('HDEL', PSCHED, f[2]) end
   elseif f[1] == 'queued' then
-    local ready = k('ready:' .. f[2])
-    redis.call('ZREM', ready, id)
-    if redis.call('ZCARD', ready) == 0 then redis.call('LREM', k('ring'), 0, f[2]) end
+    -- Not in its lane: a worker holds it.
+    local lane = lane_key(f[2], f[3])
+    if redis.call('ZREM', lane, id) == 0 then return 0 end
+    -- An emptied lane of an ungrouped partition takes the partition off
+    -- the ring; a grouped one's lanes are set right by the next claim.
+    if redis.call('EXISTS', lane) == 0 and redis.call('SISMEMBER', GRP, f[2]) == 0 then
+      redis.call('ZREM', RING, f[2])
+    end
   else
     return 0
   end
-  finish(id, 'cancelled', 'cancelled before it ran', now)
+  redis.call('HSET', jkey, 's', 'cancelled', 'f', int(now), 'rs', 'cancelled before it ran')
+  done_add('cancelled', id, now)
+  done_flush()
   return 1
 elseif op == 'requeue' then
-  local id = ARGV[2]
-  if redis.call('HGET', jk(id), 's') ~= 'dead' then return 0 end
-  local score = redis.call('ZSCORE', k('dead'), id)
-  redis.call('ZREM', k('dead'), id)
-  local f = redis.call('HMGET', jk(id), 'p', 'pr')
-  local seq = redis.call('INCR', k('seq'))
-  redis.call('HSET', jk(id), 'a', 1, 'q', seq, 'due', ARGV[3])
-  redis.call('HDEL', jk(id), 'f', 'rs')
-  push_ready(id, f[1], f[2], seq)
-  wake(1)
+  local id, now, jkey = ARGV[3], tonumber(ARGV[4]), KEYS[FIXED + 1]
+  if redis.call('ZREM', DEAD, id) == 0 then return 0 end
+  local f = redis.call('HMGET', jkey, 'p', 't', 'pr')
+  local q = seq_take(1) + 1
+  redis.call('HSET', jkey, 's', 'queued', 'a', 1, 'q', int(q), 'due', int(now))
+  redis.call('HDEL', jkey, 'f', 'rs')
+  ready_add(id, f[1], f[2], score(f[3], q))
+  ready_flush()
+  handoff(now)
   return 1
 elseif op == 'purge' then
-  local ids = redis.call('ZRANGE', k('dead'), 0, -1)
-  for _, id in ipairs(ids) do forget(id, false) end
-  redis.call('DEL', k('dead'))
+  local ids = redis.call('ZRANGE', DEAD, 0, CHUNK - 1)
+  if #ids == 0 then return 0 end
+  redis.call('ZREMRANGEBYRANK', DEAD, 0, #ids - 1)
+  forget(ids)
   return #ids
-elseif op == 'counts' then
-  local parts = redis.call('SMEMBERS', k('parts'))
-  local rows = {}
-  for _, p in ipairs(parts) do
-    local q = redis.call('ZCARD', k('ready:' .. p))
-    local s = tonumber(redis.call('HGET', k('psched'), p) or '0')
-    local r = tonumber(redis.call('HGET', k('prun'), p) or '0')
-    if q + s + r > 0 then
-      rows[#rows + 1] = {p, s, q, r}
-    else
-      redis.call('SREM', k('parts'), p)
-    end
-  end
-  local fin = redis.call('HGETALL', k('fin'))
-  return {rows, fin, redis.call('ZCARD', k('dead'))}
 end
 return redis.error_reply('unknown op ' .. tostring(op))

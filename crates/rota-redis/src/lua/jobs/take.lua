@@ -1,0 +1,332 @@
+-- Claiming, shared by the scripts that claim (claim.lua) and those that
+-- hand work to waiting consumers (every script that makes jobs claimable).
+-- Prepended after common.lua.
+
+-- Queues the scheduled jobs that are due, at most CHUNK per call.
+local function promote(now)
+  local due = redis.call('ZRANGE', SCHED, '-inf', int(now), 'BYSCORE', 'LIMIT', 0, CHUNK)
+  if #due == 0 then return 0 end
+  bulk('ZREM', {SCHED}, due)
+  local per, plist = {}, {}
+  for _, id in ipairs(due) do
+    local f = redis.call('HMGET', jk(id), 'p', 't', 'pr', 'q')
+    if f[1] then
+      if not per[f[1]] then
+        per[f[1]] = 0
+        plist[#plist + 1] = f[1]
+      end
+      per[f[1]] = per[f[1]] + 1
+      redis.call('HSET', jk(id), 's', 'queued')
+      ready_add(id, f[1], f[2], score(f[3], f[4]))
+    end
+  end
+  for _, p in ipairs(plist) do
+    if redis.call('HINCRBY', PSCHED, p, -per[p]) <= 0 then redis.call('HDEL', PSCHED, p) end
+  end
+  ready_flush()
+  return #due
+end
+
+-- Claims up to `max` queued jobs for consumer `c`, skipping tenants with
+-- `cap` jobs running (0: no cap), and holds them. Returns them as
+-- "<id> <attempt> <due or -> <job JSON>", in the order a claim of one job
+-- at a time would take them.
+--
+-- The ring orders the ready partitions by turn. Each turn takes one job of
+-- a partition and sends the partition to the back. So that a claim costs
+-- what it takes and not what the queue holds:
+-- * with at least as many partitions ready as jobs wanted, it takes one job
+--   from each of the first ones, reading the ring a page at a time;
+-- * with fewer, it takes as many turns of every partition as the jobs
+--   wanted allow in one pop per partition (water-filling), then one more
+--   from the first few;
+-- * a partition found empty leaves the ring; a tenant found at its cap is
+--   parked: its lane leaves its partition's candidates (a partition left
+--   without any leaves the ring) until one of its jobs stops running. So a
+--   capped tenant costs one skip, not a scan, however many jobs it has.
+local function take(c, max, cap, now)
+  local rows = {}
+  if max <= 0 then return rows end
+  local R = max
+  local tick = 0
+  local runs = {}      -- tenant -> running count read (BIG added while parked)
+  local claimed = {}   -- tenant -> jobs taken now
+  local tlist = {}     -- tenants in the order of their first take
+  local newly = {}     -- tenant -> partitions of its lanes parked now
+  local nlist = {}
+  local order = {}     -- ids, in claim order
+  local seen = {}      -- partitions visited
+
+  local function running(t)
+    local r = runs[t]
+    if r == nil then
+      r = tonumber(redis.call('HGET', RUN, t) or '0')
+      runs[t] = r
+    end
+    return r
+  end
+  local function busy(t)
+    local r = running(t)
+    if r >= BIG then r = r - BIG end
+    return r + (claimed[t] or 0)
+  end
+  local function park(t, p)
+    if not newly[t] then
+      newly[t] = {}
+      nlist[#nlist + 1] = t
+    end
+    table.insert(newly[t], p)
+  end
+  local function took(t)
+    if not claimed[t] then
+      claimed[t] = 0
+      tlist[#tlist + 1] = t
+    end
+    claimed[t] = claimed[t] + 1
+  end
+
+  -- The first lane of grouped partition p with a job and room under the
+  -- cap; stale entries (a lane emptied, a first job taken) are set right
+  -- on the way, and tenants at their cap parked.
+  local function pick(p)
+    local L = lanes_of(p)
+    while true do
+      local top = redis.call('ZRANGE', L, 0, 0, 'WITHSCORES')
+      local t = top[1]
+      if not t then return nil end
+      if cap > 0 and busy(t) >= cap then
+        redis.call('ZREM', L, t)
+        park(t, p)
+      else
+        local head = redis.call('ZRANGE', lane_key(p, t), 0, 0, 'WITHSCORES')
+        if not head[1] then
+          redis.call('ZREM', L, t)
+        elseif tonumber(head[2]) > tonumber(top[2]) then
+          redis.call('ZADD', L, head[2], t)
+        else
+          return t
+        end
+      end
+    end
+  end
+
+  -- Takes up to r jobs of partition P; P.state says what is left: 'live'
+  -- (more may be ready), 'empty' or 'parked'.
+  local function visit(P, r)
+    local p = P.name
+    local ids = {}
+    if P.grouped then
+      while #ids < r do
+        local t = pick(p)
+        if not t then break end
+        local id = redis.call('ZPOPMIN', lane_key(p, t), 1)[1]
+        ids[#ids + 1] = id
+        took(t)
+        if cap > 0 and busy(t) >= cap then
+          redis.call('ZREM', lanes_of(p), t)
+          park(t, p)
+        end
+      end
+      if #ids < r then P.state = 'empty' else P.state = 'live'; P.unsure = true end
+    else
+      if cap > 0 then
+        local room = cap - busy(p)
+        if room <= 0 then
+          park(p, p)
+          P.state = 'parked'
+          return ids
+        end
+        if room < r then r = room end
+      end
+      local got = redis.call('ZPOPMIN', lane_key(p, p), r)
+      for i = 1, #got, 2 do
+        ids[#ids + 1] = got[i]
+        took(p)
+      end
+      if #ids < r then
+        P.state = 'empty'
+      elseif cap > 0 and busy(p) >= cap then
+        park(p, p)
+        P.state = 'parked'
+      else
+        P.state = 'live'
+        P.unsure = true
+      end
+    end
+    if #ids > 0 then
+      tick = tick + 1
+      P.tick = tick
+    end
+    return ids
+  end
+
+  -- Partitions of a ring page, with what a visit needs to know.
+  local function load(names)
+    local g = bulk('SMISMEMBER', {GRP}, names)
+    local out = {}
+    local need = {}
+    for i, p in ipairs(names) do
+      out[i] = {name = p, grouped = g[i] == 1}
+      seen[#seen + 1] = out[i]
+      if cap > 0 and g[i] == 0 and runs[p] == nil then need[#need + 1] = p end
+    end
+    if #need > 0 then
+      local r = bulk('HMGET', {RUN}, need)
+      for i, p in ipairs(need) do runs[p] = tonumber(r[i] or '0') end
+    end
+    return out
+  end
+
+  local A = {}
+  local page = redis.call('ZRANGE', RING, 0, R - 1, 'WITHSCORES')
+  if #page == 0 then return rows end
+  local names, last = {}, nil
+  for i = 1, #page, 2 do
+    names[#names + 1] = page[i]
+    last = page[i + 1]
+  end
+  if #names < R then
+    A = load(names)
+  else
+    -- As many partitions ready as jobs wanted: one job each, reading on
+    -- while partitions give none.
+    while R > 0 do
+      for _, P in ipairs(load(names)) do
+        if R == 0 then break end
+        local ids = visit(P, 1)
+        if #ids > 0 then
+          R = R - 1
+          order[#order + 1] = ids[1]
+        end
+        if P.state == 'live' then A[#A + 1] = P end
+      end
+      if R == 0 then break end
+      page = redis.call('ZRANGE', RING, '(' .. last, '+inf', 'BYSCORE', 'LIMIT', 0, R, 'WITHSCORES')
+      if #page == 0 then break end
+      names = {}
+      for i = 1, #page, 2 do
+        names[#names + 1] = page[i]
+        last = page[i + 1]
+      end
+    end
+  end
+  -- Every ready partition is in A: whole turns of each, then one more
+  -- from the first few.
+  while R > 0 and #A > 0 do
+    if R >= #A then
+      local r = math.floor(R / #A)
+      local got, live = {}, {}
+      for i, P in ipairs(A) do
+        got[i] = visit(P, r)
+        R = R - #got[i]
+        if P.state == 'live' then live[#live + 1] = P end
+      end
+      -- In turn order: the first job of each, then the second of each...
+      for j = 1, r do
+        for i = 1, #got do
+          if got[i][j] then order[#order + 1] = got[i][j] end
+        end
+      end
+      A = live
+    else
+      local live = {}
+      for _, P in ipairs(A) do
+        if R > 0 then
+          local ids = visit(P, 1)
+          if #ids > 0 then
+            R = R - 1
+            order[#order + 1] = ids[1]
+          end
+        end
+        if P.state == 'live' then live[#live + 1] = P end
+      end
+      A = live
+    end
+  end
+
+  -- A partition whose last pop took all it asked for may be empty now.
+  for _, P in ipairs(seen) do
+    if P.state == 'live' and P.unsure then
+      if P.grouped then
+        if not pick(P.name) then P.state = 'empty' end
+      elseif redis.call('EXISTS', lane_key(P.name, P.name)) == 0 then
+        P.state = 'empty'
+      end
+    end
+  end
+  -- The ring: partitions served go to the back in the order of their last
+  -- turn; empty and parked ones leave.
+  local gone, live = {}, {}
+  for _, P in ipairs(seen) do
+    if P.state == 'live' then
+      if P.tick then live[#live + 1] = P end
+    elseif P.state then
+      gone[#gone + 1] = P.name
+    end
+  end
+  if #gone > 0 then bulk('ZREM', {RING}, gone) end
+  if #live > 0 then
+    table.sort(live, function(a, b) return a.tick < b.tick end)
+    local s0 = seq_take(#live)
+    local args = {}
+    for i, P in ipairs(live) do
+      args[#args + 1] = int(s0 + i)
+      args[#args + 1] = P.name
+    end
+    bulk('ZADD', {RING}, args, 2)
+  end
+  -- Parked lanes, and the running counts (BIG added for a tenant parked
+  -- now).
+  for _, t in ipairs(nlist) do
+    bulk('SADD', {parked_key(t)}, newly[t])
+    if running(t) < BIG then
+      if not claimed[t] then
+        claimed[t] = 0
+        tlist[#tlist + 1] = t
+      end
+      claimed[t] = claimed[t] + BIG
+    end
+  end
+  for _, t in ipairs(tlist) do
+    redis.call('HINCRBY', RUN, t, int(claimed[t]))
+  end
+  if #order == 0 then return rows end
+  local args = {}
+  for _, id in ipairs(order) do
+    args[#args + 1] = int(now)
+    args[#args + 1] = id
+  end
+  bulk('ZADD', {held_key(c)}, args, 2)
+  for _, id in ipairs(order) do
+    local f = redis.call('HMGET', jk(id), 'j', 'a', 'due')
+    if f[1] then
+      rows[#rows + 1] = id .. ' ' .. (f[2] or '1') .. ' ' .. (f[3] or '-') .. ' ' .. f[1]
+    end
+  end
+  return rows
+end
+
+-- Hands claimable jobs to the consumers waiting for work -- blocked in a
+-- claim that found none, until the end of that claim's wait -- soonest
+-- ending wait first: each gets what its own claim would take, pushed to
+-- its hand-off list, where its blocked read finds it. So a job enqueued
+-- while a worker waits reaches it in the same round trip. Registrations
+-- whose wait ended, or whose lease lapsed, are dropped on the way.
+local function handoff(now)
+  local ws = redis.call('ZRANGE', WAITING, 0, -1, 'WITHSCORES')
+  for i = 1, #ws, 2 do
+    local c, wait_end = ws[i], tonumber(ws[i + 1])
+    local want = redis.call('HGET', WANTS, c)
+    local live = wait_end > now and want and lease_ok(c)
+    local rows = {}
+    if live and redis.call('EXISTS', RING) == 1 then
+      local max, cap = string.match(want, '^(%d+) (%d+)$')
+      rows = take(c, tonumber(max), tonumber(cap), now)
+      if #rows > 0 then bulk('RPUSH', {handoff_key(c)}, rows) end
+    end
+    if not live or #rows > 0 then
+      redis.call('ZREM', WAITING, c)
+      redis.call('HDEL', WANTS, c)
+    end
+  end
+end
