@@ -5,8 +5,22 @@ use redis::{Script, ScriptInvocation};
 /// The keys every job script is given first, in the order `common.lua`
 /// reads them.
 const FIXED: [&str; 16] = [
-    "ring", "seq", "sched", "psched", "run", "grp", "lanes", "waiting", "wants", "finished",
-    "fin", "dead", "keys", "kof", "consumers", "tidy",
+    "ring",
+    "seq",
+    "sched",
+    "psched",
+    "run",
+    "grp",
+    "waiting",
+    "wants",
+    "finished",
+    "fin",
+    "dead",
+    "keys",
+    "kof",
+    "consumers",
+    "tidy",
+    "tomb",
 ];
 
 /// The keys of one queue, all under `<prefix>:{j:<queue>}:`.
@@ -30,10 +44,19 @@ impl QueueKeys {
         format!("{}job:{id}", self.base)
     }
 
-    /// The key of a lane, by its name: `<partition>` for the partition's
-    /// own tenant, `<partition>:<tenant>` for another.
-    pub(crate) fn lane(&self, lane: &str) -> String {
-        format!("{}ready:{lane}", self.base)
+    /// A lane, by its name: a list of queued jobs.
+    pub(crate) fn lane(&self, name: &str) -> String {
+        format!("{}ready:{name}", self.base)
+    }
+
+    /// A grouped partition's claimable lanes.
+    pub(crate) fn lanes_of(&self, partition: &str) -> String {
+        format!("{}lanes:{partition}", self.base)
+    }
+
+    /// The lanes of `tenant` that are parked.
+    pub(crate) fn parked(&self, tenant: &str) -> String {
+        format!("{}parked:{tenant}", self.base)
     }
 
     pub(crate) fn held(&self, consumer: &str) -> String {
@@ -70,7 +93,6 @@ mod tests {
         let k = QueueKeys::new("app", "mail");
         assert_eq!(k.key("ring"), "app:{j:mail}:ring");
         assert_eq!(k.job("x"), "app:{j:mail}:job:x");
-        assert_eq!(k.lane("acme"), "app:{j:mail}:ready:acme");
         assert_eq!(k.held("c1"), "app:{j:mail}:held:c1");
         assert_eq!(k.handoff("c1"), "app:{j:mail}:handoff:c1");
         assert_eq!(k.lease("c1"), "app:{j:mail}:lease:c1");

@@ -5,38 +5,40 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `job:<id>` | hash | the job: `j` (JSON as accepted), state `s`, partition `p`, tenant `t`, priority `pr`, order `q`, max attempts `m`; attempt `a` and due time `due` once they change; result `r`, reason `rs`, finished at `f`; each finished attempt as `h<n>` (JSON, `n` growing) |
-//! | `ready:<p>`, `ready:<p>:<t>` | zset | a **lane**: the queued job ids of tenant `t` in partition `p` (`ready:<p>` for the partition's own tenant, the default), by priority then order |
+//! | `job:<id>` | hash | the job: `j` (its JSON as accepted), partition `p`, tenant `t` (absent when it is the partition), score `sc` (priority, then order), max attempts `m` (if its own); state `s` (absent while queued or running); attempt `a` and due time `due` once they change; finished at `f`, result `r`, reason `rs`; each finished attempt as `h<n>` (JSON, `n` growing) |
+//! | `ready:<lane>` | list | a **lane**: `<score> <id>` of queued jobs of one tenant at one priority in one partition, oldest first; the lane of a partition's own tenant at priority 0 is named after the partition, any other is `<p>:<t>:<priority>` |
 //! | `ring` | zset | the partitions with claimable jobs, by turn: those that just became ready first (turns below −2⁵⁰, in arrival order), then by last service |
-//! | `grp` | set | partitions that hold lanes of other tenants than their own |
-//! | `lanes:<p>` | zset | such a partition's claimable lanes, by tenant, scored by (about) their first job |
-//! | `lanes` | set | every lane's name (`<p>` or `<p>:<t>`), for counts |
+//! | `grp` | set | partitions with other lanes than their own (grouped tenants, priorities) |
+//! | `lanes:<p>` | zset | such a partition's claimable lanes, scored by (about) their first job |
+//! | `tomb` | hash | per lane, jobs cancelled while queued and not yet met by a claim (they stay in their list) |
 //! | `sched` | zset | scheduled job ids by due time |
 //! | `psched` | hash | scheduled jobs per partition |
 //! | `run` | hash | running jobs per tenant, plus 2⁴⁰ while the tenant is **parked** |
-//! | `parked:<t>` | set | partitions where tenant `t`'s lane is parked: it reached the cap, its lane left the claims' way until one of its jobs stops |
-//! | `held:<c>` | zset | the jobs consumer `c` holds, by claim time |
+//! | `parked:<t>` | set | lanes of tenant `t` parked: it reached the cap, and they left the claims' way until one of its jobs stops |
+//! | `held:<c>` | hash | job id → claim time (ms) of the jobs consumer `c` holds: the running jobs |
 //! | `lease:<c>` | string with TTL | the consumer's fenced lease |
-//! | `waiting`, `wants` | zset, hash | consumers whose last claim found nothing (since when; how many jobs, under which cap) |
-//! | `handoff:<c>` | list | jobs claimed for waiting consumer `c` by the script that made them claimable, read by its blocked claim |
-//! | `finished` | zset | `<state>:<id>` of finished jobs by finish time, for retention |
+//! | `waiting`, `wants` | zset, hash | consumers blocked in a claim that found nothing (until when; how many jobs, under which cap) |
+//! | `handoff:<c>` | list | jobs claimed for waiting consumer `c` by the script that made them claimable; its blocked claim reads them |
+//! | `finished` | list | `<finished at> <state> <id>` of finished jobs in the order they finished, for retention |
 //! | `fin` | hash | finished jobs per state |
 //! | `dead` | zset | dead job ids, oldest first |
 //! | `keys`, `kof` | hash | idempotency key → job id, and back |
-//! | `consumers`, `seq`, `tidy` | set, string, hash | registered consumers; the counter of orders, turns and attempts; cursors of the registries' tidying |
+//! | `consumers`, `seq`, `tidy` | set, string, hash | registered consumers; the counter of orders, turns and attempts; the cursor of the running counts' tidying |
 //!
-//! A claimed job stays `queued` in its hash: it is running when its lane no
-//! longer holds it (a consumer's `held` set does), which spares a write per
-//! job; lookups read the state that way.
+//! A claim moves a job from its lane into its consumer's `held` hash and
+//! leaves the job's hash as it is (a write per job spared): a job without a
+//! state is running while a consumer holds it, queued otherwise.
 //!
-//! Every state change is one Lua script (`lua/jobs/`), costing the same
-//! whether the queue has 16 partitions or 50 000: the ring is a sorted set,
-//! a capped tenant is skipped once (parked) rather than scanned, and admin
-//! scripts work in chunks of 1 000. Outcome replies go to the client's inbox
-//! (another hash tag) just before the settling script, like call replies.
+//! Every state change is one Lua script (`lua/jobs/`), whose cost per job
+//! does not grow with the number of partitions: the ring is a sorted set, a
+//! lane a list, a capped tenant is skipped once (parked) rather than
+//! scanned, and work on a whole queue (purge, reap, close, retention,
+//! counts) goes in chunks of 1 000 looped from Rust. Outcome replies go to
+//! the client's inbox (another hash tag) just before the settling script,
+//! like call replies.
 //!
-//! An enqueue is all or nothing per queue: each queue's part is one script,
-//! all of them sent in one round trip.
+//! An enqueue is all or nothing per queue: each queue's part is one
+//! script, all of them sent in one round trip.
 
 use std::collections::BTreeMap;
 
@@ -154,6 +156,7 @@ impl JobStore for RedisBroker {
             return Ok(Vec::new());
         }
         let now = now_ms();
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id.unwrap_or_default()).collect();
         let mut by_queue: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, new) in jobs.iter().enumerate() {
             by_queue.entry(new.queue.as_str()).or_default().push(i);
@@ -165,8 +168,7 @@ impl JobStore for RedisBroker {
             let chosen = at.iter().any(|i| jobs[*i].id.is_some());
             invocation.arg(now).arg(if chosen { "1" } else { "0" });
             for i in &at {
-                let new = &jobs[*i];
-                let id = new.id.unwrap_or_default();
+                let (new, id) = (&jobs[*i], ids[*i]);
                 let job = Job::accept(id, new, now);
                 let json = serde_json::to_string(&job).map_err(protocol)?;
                 invocation
@@ -224,24 +226,35 @@ impl JobStore for RedisBroker {
                 results[i] = answer;
             }
         }
-        let mut out = vec![None; jobs.len()];
+        let mut out: Vec<Enqueued> = ids
+            .iter()
+            .map(|id| Enqueued {
+                id: *id,
+                duplicate: false,
+            })
+            .collect();
         let mut failed = Vec::new();
         let mut written = Vec::new();
         for (part, result) in parts.iter().zip(results) {
-            let rows: Vec<(String, u8)> =
+            // (position in the part, from 1; the earlier job's id) per duplicate.
+            let dups: Vec<(usize, String)> =
                 match result.and_then(|v| redis::from_redis_value(v).map_err(Into::into)) {
-                    Ok(rows) => rows,
+                    Ok(dups) => dups,
                     Err(e) => {
                         failed.push((part.queue, map(e)));
                         continue;
                     }
                 };
             written.push(part.queue);
-            for (i, (id, dup)) in part.at.iter().zip(rows) {
-                out[*i] = Some(Enqueued {
-                    id: JobId::parse(&id)?,
-                    duplicate: dup == 1,
-                });
+            for (at, earlier) in dups {
+                let i = *part
+                    .at
+                    .get(at.wrapping_sub(1))
+                    .ok_or_else(|| protocol("enqueue named a job it was not given"))?;
+                out[i] = Enqueued {
+                    id: JobId::parse(&earlier)?,
+                    duplicate: true,
+                };
             }
         }
         if let Some((queue, first)) = failed.first() {
@@ -258,9 +271,7 @@ impl JobStore for RedisBroker {
             });
         }
         registry.map_err(map)?;
-        out.into_iter()
-            .map(|e| e.ok_or_else(|| protocol("enqueue returned too few results")))
-            .collect()
+        Ok(out)
     }
 
     async fn job_consumer(
@@ -322,7 +333,12 @@ impl JobStore for RedisBroker {
             .iter()
             .map(|id| JobId::parse(id))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.load(queue, &ids).await?.into_iter().flatten().collect())
+        Ok(self
+            .load(queue, &ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {

@@ -39,7 +39,10 @@ pub(crate) fn record((fields, running): RawRecord) -> Result<Option<JobRecord>, 
     let mut get: BTreeMap<&str, &[u8]> = BTreeMap::new();
     let mut history: Vec<(u64, &[u8])> = Vec::new();
     for pair in fields.chunks_exact(2) {
-        let (name, value) = (std::str::from_utf8(&pair[0]).map_err(protocol)?, &pair[1][..]);
+        let (name, value) = (
+            std::str::from_utf8(&pair[0]).map_err(protocol)?,
+            &pair[1][..],
+        );
         match name {
             "j" => json = Some(value),
             _ if name.starts_with('h') && name.len() > 1 => {
@@ -87,7 +90,11 @@ pub(crate) fn claimed(row: &[u8]) -> Result<Job, BrokerError> {
     else {
         return Err(protocol("a claimed job came back malformed"));
     };
-    let number = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok());
+    let number = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+    };
     let mut job: Job = serde_json::from_slice(json).map_err(protocol)?;
     job.attempt = number(attempt)
         .and_then(|a| u32::try_from(a).ok())
@@ -105,8 +112,8 @@ mod tests {
     #[test]
     fn a_claimed_row_keeps_spaces_in_its_json() {
         let id = rota_core::jobs::JobId::new();
-        let new = rota_core::jobs::NewJob::new("q", "t", "k", &serde_json::json!({"a b": 1}))
-            .unwrap();
+        let new =
+            rota_core::jobs::NewJob::new("q", "t", "k", &serde_json::json!({"a b": 1})).unwrap();
         let job = Job::accept(id, &new, 5);
         let json = serde_json::to_string(&job).unwrap();
         let got = claimed(format!("{id} 3 - {json}").as_bytes()).unwrap();

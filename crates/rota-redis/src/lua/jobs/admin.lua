@@ -9,19 +9,19 @@
 local op = ARGV[2]
 if op == 'cancel' then
   local id, now, jkey = ARGV[3], tonumber(ARGV[4]), KEYS[FIXED + 1]
-  local f = redis.call('HMGET', jkey, 's', 'p', 't')
+  local f = redis.call('HMGET', jkey, 's', 'p', 't', 'sc')
+  local p = f[2]
+  if not p then return 0 end
   if f[1] == 'scheduled' then
     if redis.call('ZREM', SCHED, id) == 0 then return 0 end
-    if redis.call('HINCRBY', PSCHED, f[2], -1) <= 0 then redis.call('HDEL', PSCHED, f[2]) end
-  elseif f[1] == 'queued' then
-    -- Not in its lane: a worker holds it.
-    local lane = lane_key(f[2], f[3])
-    if redis.call('ZREM', lane, id) == 0 then return 0 end
-    -- An emptied lane of an ungrouped partition takes the partition off
-    -- the ring; a grouped one's lanes are set right by the next claim.
-    if redis.call('EXISTS', lane) == 0 and redis.call('SISMEMBER', GRP, f[2]) == 0 then
-      redis.call('ZREM', RING, f[2])
-    end
+    if redis.call('HINCRBY', PSCHED, p, -1) <= 0 then redis.call('HDEL', PSCHED, p) end
+  elseif not f[1] then
+    -- Queued, unless a consumer holds it. A queued one stays in its lane,
+    -- marked by its state, until a claim meets it (a lane is a list: taking
+    -- a job out of its middle would cost its length); its lane counts it
+    -- in TOMB meanwhile.
+    if is_held(id) then return 0 end
+    redis.call('HINCRBY', TOMB, lane_of(p, f[3] or p, prio_of(f[4])), 1)
   else
     return 0
   end
@@ -32,11 +32,11 @@ if op == 'cancel' then
 elseif op == 'requeue' then
   local id, now, jkey = ARGV[3], tonumber(ARGV[4]), KEYS[FIXED + 1]
   if redis.call('ZREM', DEAD, id) == 0 then return 0 end
-  local f = redis.call('HMGET', jkey, 'p', 't', 'pr')
-  local q = seq_take(1) + 1
-  redis.call('HSET', jkey, 's', 'queued', 'a', 1, 'q', int(q), 'due', int(now))
-  redis.call('HDEL', jkey, 'f', 'rs')
-  ready_add(id, f[1], f[2], score(f[3], q))
+  local f = redis.call('HMGET', jkey, 'p', 't', 'sc')
+  local sc = score(prio_of(f[3]), seq_take(1) + 1)
+  redis.call('HSET', jkey, 'a', 1, 'sc', sc, 'due', int(now))
+  redis.call('HDEL', jkey, 's', 'f', 'rs')
+  ready_add(id, f[1], f[2] or f[1], sc)
   ready_flush()
   handoff(now)
   return 1

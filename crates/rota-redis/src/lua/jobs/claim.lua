@@ -27,7 +27,7 @@ end
 -- Promoted jobs this claim left go to whoever waits.
 if promoted > 0 then handoff(now) end
 if #rows > 0 or wait_end <= now then return {-1, 0, rows} end
-redis.call('ZADD', WAITING, int(wait_end), c)
+redis.call('ZADD', WAITING, wait_end, c)
 redis.call('HSET', WANTS, c, max .. ' ' .. cap)
 local next_due = redis.call('ZRANGE', SCHED, 0, 0, 'WITHSCORES')[2] or -1
 return {next_due, 1, rows}

@@ -1,30 +1,42 @@
--- Shared by the job scripts (prepended to each; take.lua follows it where
--- jobs are claimed).
+-- Shared by the job scripts (prepended to each, then take.lua).
 --
 -- KEYS[1..16] are the queue's fixed keys, in the order below; each script's
 -- own keys follow them. ARGV[1] is the queue's base, "<prefix>:{j:<queue>}:".
 -- Keys a script can only name once it has read something -- the job of an id
--- popped from a lane, the lane of a partition taken from the ring, the keys
--- of a consumer found in the registry -- are derived from the base; they
--- carry its hash tag, so they live on the queue's node like the rest.
-local RING, SEQ, SCHED, PSCHED, RUN, GRP, LANES, WAITING, WANTS, FINISHED, FIN, DEAD,
-  IKEYS, KOF, CONSUMERS, TIDY =
+-- popped from a lane, a lane of a partition taken from the ring, the keys of
+-- a consumer found in the registry -- are derived from the base; they carry
+-- its hash tag, so they live on the queue's node like the rest.
+--
+-- A job's hash: j (the job's JSON as accepted), p (partition), t (tenant,
+-- absent when it is the partition), sc (its score: priority, then order),
+-- m (max attempts, if its own), s (state; absent while queued or running,
+-- and running means held: in a consumer's held hash), a (attempt, absent
+-- for 1), due (when due, once it changed), f (finished at), r (result), rs
+-- (reason), h<n> (each finished attempt, n growing).
+--
+-- Queued jobs wait in lanes: lists of "<score> <id>", oldest first, one per
+-- partition, tenant and priority. The lane of a partition's own tenant at
+-- priority 0 -- the usual case, a partition per tenant -- is named after
+-- the partition; any other is "<p>:<t>:<priority>", and its partition is
+-- grouped: its lanes wait in lanes:<p>, scored by their first job, for a
+-- claim to pick the best.
+local RING, SEQ, SCHED, PSCHED, RUN, GRP, WAITING, WANTS, FINISHED, FIN, DEAD, IKEYS,
+  KOF, CONSUMERS, TIDY, TOMB =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
   KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 local FIXED = 16
 local base = ARGV[1]
 
 local function jk(id) return base .. 'job:' .. id end
--- The lane of tenant t in partition p: the tenant's queued jobs there. A
--- partition's own tenant (the default: one partition per tenant) has the
--- short name.
-local function lane_key(p, t)
-  if t == p then return base .. 'ready:' .. p end
-  return base .. 'ready:' .. p .. ':' .. t
+local function lane_of(p, t, prio)
+  if t == p and prio == 0 then return p end
+  return p .. ':' .. t .. ':' .. prio
 end
-local function lane_name(p, t)
-  if t == p then return p end
-  return p .. ':' .. t
+local function lane_key(lane) return base .. 'ready:' .. lane end
+-- The tenant of a lane of partition p.
+local function lane_tenant(p, lane)
+  if lane == p then return p end
+  return string.match(lane, '^[^:]+:(.+):[^:]+$')
 end
 local function lanes_of(p) return base .. 'lanes:' .. p end
 local function parked_key(t) return base .. 'parked:' .. t end
@@ -39,12 +51,21 @@ local BIG = 1099511627776 -- 2^40
 -- partition served before, so they are served first, in arrival order.
 local FRESH = -1125899906842624 -- -2^50
 
--- Priority is clamped so that the ready score (priority, then order)
--- stays exact in a double.
-local function score(prio, seq)
-  prio = math.max(-4000, math.min(4000, tonumber(prio) or 0))
-  return -prio * 1e12 + tonumber(seq)
+-- A job's score: priority (clamped, so the score stays exact in a double),
+-- then order; and back.
+local function clamp(prio)
+  return math.max(-4000, math.min(4000, tonumber(prio) or 0))
 end
+local function score(prio, seq) return -prio * 1e12 + seq end
+local function prio_of(sc)
+  local prio = -math.floor(tonumber(sc) / 1e12)
+  if prio == 0 then return 0 end
+  return prio
+end
+-- An entry of a lane, and its parts.
+local function entry(sc, id) return string.format('%d', sc) .. ' ' .. id end
+local function entry_id(e) return string.sub(e, string.find(e, ' ', 1, true) + 1) end
+local function entry_score(e) return tonumber(string.sub(e, 1, string.find(e, ' ', 1, true) - 1)) end
 
 -- Takes n numbers from the queue's counter (job order, turns, history);
 -- returns the one before the first.
@@ -53,18 +74,23 @@ local function seq_take(n)
   return redis.call('INCRBY', SEQ, n) - n
 end
 
--- Integers as Redis arguments: Lua would print a number of more than 14
--- digits (a fresh turn, a score) rounded.
+-- An integer as text (Lua would write one of over 14 digits rounded;
+-- numbers given to redis.call are exact).
 local function int(x) return string.format('%d', x) end
 
--- Runs one command per chunk of `args` after the fixed arguments `pre`
--- (the key, options), so a big batch never overflows Lua's stack; `step`
--- keeps pairs together. Returns the chunks' answers, concatenated.
+-- Runs `cmd` on the fixed arguments `pre` (the key, options; at most
+-- two) and then `args`, in chunks Lua's stack can take; `step` keeps pairs
+-- together. Returns the chunks' answers, concatenated.
 local CHUNK = 1000
 local function bulk(cmd, pre, args, step)
-  local out = {}
   local n = #args
   local size = CHUNK * (step or 1)
+  if n <= size then
+    if #pre == 1 then return redis.call(cmd, pre[1], unpack(args)) end
+    if #pre == 2 then return redis.call(cmd, pre[1], pre[2], unpack(args)) end
+    return redis.call(cmd, unpack(args))
+  end
+  local out = {}
   for i = 1, n, size do
     local a = {}
     for _, v in ipairs(pre) do a[#a + 1] = v end
@@ -87,6 +113,14 @@ local function attempt_json(attempt, worker, started, finished, outcome)
     attempt, worker, started, finished, outcome)
 end
 
+-- Whether a consumer holds job id (then it runs).
+local function is_held(id)
+  for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
+    if redis.call('HEXISTS', held_key(c), id) == 1 then return true end
+  end
+  return false
+end
+
 -- Partitions join the ring ahead of those taking turns, in the order
 -- given; one already in it keeps its turn.
 local function ring_join(parts)
@@ -94,73 +128,90 @@ local function ring_join(parts)
   local s0 = seq_take(#parts)
   local args = {}
   for i, p in ipairs(parts) do
-    args[#args + 1] = int(FRESH + s0 + i)
-    args[#args + 1] = p
+    args[2 * i - 1] = FRESH + s0 + i
+    args[2 * i] = p
   end
   bulk('ZADD', {RING, 'NX'}, args, 2)
-end
-
--- Jobs made claimable by this script, gathered to write each lane, the
--- lane registry, the grouped partitions' lanes and the ring once.
-local ready = {lanes = {}, order = {}, n = 0}
-local function ready_add(id, p, t, sc)
-  local name = lane_name(p, t)
-  local l = ready.lanes[name]
-  if not l then
-    l = {p = p, t = t, items = {}, best = sc}
-    ready.lanes[name] = l
-    ready.order[#ready.order + 1] = name
-  end
-  l.items[#l.items + 1] = int(sc)
-  l.items[#l.items + 1] = id
-  if sc < l.best then l.best = sc end
-  ready.n = ready.n + 1
 end
 
 local function is_parked(t)
   return tonumber(redis.call('HGET', RUN, t) or '0') >= BIG
 end
 
+-- The first entry of a lane and its score, or nil.
+local function lane_head(lane)
+  local e = redis.call('LINDEX', lane_key(lane), 0)
+  if e then return e, entry_score(e) end
+end
+
+-- Jobs made claimable by this script, gathered to write each lane, the
+-- grouped partitions' lanes and the ring once. A job given back (`front`)
+-- goes ahead of its lane; others behind.
+local ready = {lanes = {}, order = {}, n = 0}
+local function ready_add(id, p, t, sc, front)
+  local prio = prio_of(sc)
+  local lane = lane_of(p, t, prio)
+  local l = ready.lanes[lane]
+  if not l then
+    l = {p = p, t = t, back = {}, front = {}, best = sc}
+    ready.lanes[lane] = l
+    ready.order[#ready.order + 1] = lane
+  elseif sc < l.best then
+    l.best = sc
+  end
+  local list = front and l.front or l.back
+  list[#list + 1] = entry(sc, id)
+  ready.n = ready.n + 1
+end
+
 local function ready_flush()
   if ready.n == 0 then return 0 end
   local n = ready.n
-  local parts, plist, names = {}, {}, {}
-  for _, name in ipairs(ready.order) do
-    local l = ready.lanes[name]
-    bulk('ZADD', {lane_key(l.p, l.t)}, l.items, 2)
-    if not parts[l.p] then
-      parts[l.p] = {}
+  local parts, plist, other = {}, {}, false
+  for _, lane in ipairs(ready.order) do
+    local l = ready.lanes[lane]
+    if #l.back > 0 then bulk('RPUSH', {lane_key(lane)}, l.back) end
+    if #l.front > 0 then
+      -- Given back in order: the first pushed last, to end up first.
+      local rev = {}
+      for i = #l.front, 1, -1 do rev[#rev + 1] = l.front[i] end
+      bulk('LPUSH', {lane_key(lane)}, rev)
+    end
+    l.name = lane
+    local ls = parts[l.p]
+    if not ls then
+      ls = {}
+      parts[l.p] = ls
       plist[#plist + 1] = l.p
     end
-    table.insert(parts[l.p], l)
-    names[#names + 1] = name
+    ls[#ls + 1] = l
+    if lane ~= l.p then other = true end
   end
-  bulk('SADD', {LANES}, names)
-  -- A partition holding lanes of other tenants than its own keeps them in
-  -- lanes:<p>, by their first job, so a claim picks among them.
+  -- A partition with another lane than its own tenant's at priority 0 is
+  -- grouped: its lanes wait in lanes:<p>, by their first job.
   local grouped = bulk('SMISMEMBER', {GRP}, plist)
   for i, p in ipairs(plist) do
     local ls = parts[p]
     local g = grouped[i] == 1
-    if not g then
-      local own, other = false, false
+    if not g and other then
+      local own, others = false, false
       for _, l in ipairs(ls) do
-        if l.t == p then own = true else other = true end
+        if l.name == p then own = true else others = true end
       end
-      if other then
+      if others then
         redis.call('SADD', GRP, p)
         g = true
         if not own and not is_parked(p) then
-          local head = redis.call('ZRANGE', lane_key(p, p), 0, 0, 'WITHSCORES')
-          if head[1] then redis.call('ZADD', lanes_of(p), head[2], p) end
+          local e, sc = lane_head(p)
+          if e then redis.call('ZADD', lanes_of(p), sc, p) end
         end
       end
     end
     if g then
       local args = {}
       for _, l in ipairs(ls) do
-        args[#args + 1] = int(l.best)
-        args[#args + 1] = l.t
+        args[#args + 1] = l.best
+        args[#args + 1] = l.name
       end
       bulk('ZADD', {lanes_of(p), 'LT'}, args, 2)
     end
@@ -173,8 +224,9 @@ end
 -- Scheduled jobs gathered by this script.
 local later = {items = {}, parts = {}, plist = {}}
 local function later_add(id, p, due)
-  later.items[#later.items + 1] = int(due)
-  later.items[#later.items + 1] = id
+  local items = later.items
+  items[#items + 1] = due
+  items[#items + 1] = id
   if not later.parts[p] then
     later.parts[p] = 0
     later.plist[#later.plist + 1] = p
@@ -192,10 +244,8 @@ end
 
 -- Dead jobs gathered by this script, in order.
 local buried = {}
-local function bury(jkey, id, reason, now, extra)
-  local fields = {'s', 'dead', 'f', int(now), 'rs', reason}
-  for _, v in ipairs(extra or {}) do fields[#fields + 1] = v end
-  redis.call('HSET', jkey, unpack(fields))
+local function bury(jkey, id, reason, now, hist, att)
+  redis.call('HSET', jkey, 's', 'dead', 'f', int(now), 'rs', reason, hist, att)
   buried[#buried + 1] = id
 end
 local function buried_flush()
@@ -203,19 +253,20 @@ local function buried_flush()
   local s0 = seq_take(#buried)
   local args = {}
   for i, id in ipairs(buried) do
-    args[#args + 1] = int(s0 + i)
-    args[#args + 1] = id
+    args[2 * i - 1] = s0 + i
+    args[2 * i] = id
   end
   bulk('ZADD', {DEAD}, args, 2)
   buried = {}
 end
 
--- Finished jobs gathered by this script, per state: the finished set's
--- members are "<state>:<id>", so retention knows a state without a read.
+-- Finished jobs gathered by this script, per state. The finished list
+-- holds "<finished at> <state> <id>" in the order jobs finished, so
+-- retention knows age and state without a read.
 local done = {items = {}, states = {}, slist = {}}
 local function done_add(state, id, now)
-  done.items[#done.items + 1] = int(now)
-  done.items[#done.items + 1] = state .. ':' .. id
+  local items = done.items
+  items[#items + 1] = int(now) .. ' ' .. state .. ' ' .. id
   if not done.states[state] then
     done.states[state] = 0
     done.slist[#done.slist + 1] = state
@@ -224,7 +275,7 @@ local function done_add(state, id, now)
 end
 local function done_flush()
   if #done.items == 0 then return end
-  bulk('ZADD', {FINISHED}, done.items, 2)
+  bulk('RPUSH', {FINISHED}, done.items)
   for _, s in ipairs(done.slist) do
     redis.call('HINCRBY', FIN, s, done.states[s])
   end
@@ -235,14 +286,18 @@ end
 -- lanes, and their partitions into the ring. Returns whether any did.
 local function unpark(t)
   redis.call('HINCRBY', RUN, t, -BIG)
-  local back = {}
-  for _, p in ipairs(redis.call('SMEMBERS', parked_key(t))) do
-    local head = redis.call('ZRANGE', lane_key(p, t), 0, 0, 'WITHSCORES')
-    if head[1] then
+  local back, seen = {}, {}
+  for _, lane in ipairs(redis.call('SMEMBERS', parked_key(t))) do
+    local e, sc = lane_head(lane)
+    if e then
+      local p = string.match(lane, '^[^:]+')
       if redis.call('SISMEMBER', GRP, p) == 1 then
-        redis.call('ZADD', lanes_of(p), 'LT', head[2], t)
+        redis.call('ZADD', lanes_of(p), 'LT', sc, lane)
       end
-      back[#back + 1] = p
+      if not seen[p] then
+        seen[p] = true
+        back[#back + 1] = p
+      end
     end
   end
   redis.call('DEL', parked_key(t))
@@ -253,11 +308,12 @@ end
 -- Jobs that stopped running, per tenant.
 local stopped = {counts = {}, tlist = {}}
 local function stop(t)
-  if not stopped.counts[t] then
-    stopped.counts[t] = 0
+  local n = stopped.counts[t]
+  if not n then
+    n = 0
     stopped.tlist[#stopped.tlist + 1] = t
   end
-  stopped.counts[t] = stopped.counts[t] + 1
+  stopped.counts[t] = n + 1
 end
 -- Writes the running counts down; a tenant that was parked comes back.
 -- Returns whether work came back.
@@ -276,17 +332,17 @@ local function forget(ids)
   if #ids == 0 then return end
   local keys = bulk('HMGET', {KOF}, ids)
   local kid, kname = {}, {}
-  for i, key in ipairs(keys) do
-    if key then
+  for i = 1, #ids do
+    if keys[i] then
       kid[#kid + 1] = ids[i]
-      kname[#kname + 1] = key
+      kname[#kname + 1] = keys[i]
     end
   end
   if #kname > 0 then
-    local now_at = bulk('HMGET', {IKEYS}, kname)
+    local owners = bulk('HMGET', {IKEYS}, kname)
     local free = {}
-    for i, owner in ipairs(now_at) do
-      if owner == kid[i] then free[#free + 1] = kname[i] end
+    for i = 1, #kname do
+      if owners[i] == kid[i] then free[#free + 1] = kname[i] end
     end
     if #free > 0 then bulk('HDEL', {IKEYS}, free) end
     bulk('HDEL', {KOF}, kid)
@@ -300,22 +356,24 @@ end
 -- `keep`, then those finished more than `age` ms ago; at most CHUNK per
 -- call (each settle adds no more than it settles, so a surplus shrinks).
 local function retain(keep, age, now)
-  local victims = {}
-  local over = redis.call('ZCARD', FINISHED) - keep
-  if over > 0 then
-    victims = redis.call('ZRANGE', FINISHED, 0, math.min(over, CHUNK) - 1)
+  local n = math.max(0, math.min(redis.call('LLEN', FINISHED) - keep, CHUNK))
+  local cutoff = now - age
+  while n < CHUNK do
+    local page = redis.call('LRANGE', FINISHED, n, math.min(n + 15, CHUNK - 1))
+    local young = false
+    for _, m in ipairs(page) do
+      if tonumber(string.match(m, '^%d+')) >= cutoff then
+        young = true
+        break
+      end
+      n = n + 1
+    end
+    if young or #page < 16 then break end
   end
-  if #victims < CHUNK then
-    local old = redis.call('ZRANGE', FINISHED, '-inf', '(' .. int(now - age), 'BYSCORE',
-      'LIMIT', #victims, CHUNK - #victims)
-    for _, m in ipairs(old) do victims[#victims + 1] = m end
-  end
-  if #victims == 0 then return end
-  -- The victims are the lowest ranks, so one range removal takes them.
-  redis.call('ZREMRANGEBYRANK', FINISHED, 0, #victims - 1)
+  if n == 0 then return end
   local ids, per, slist = {}, {}, {}
-  for i, m in ipairs(victims) do
-    local s, id = string.match(m, '^(%a+):(.+)$')
+  for i, m in ipairs(redis.call('LPOP', FINISHED, n)) do
+    local s, id = string.match(m, '^%d+ (%a+) (.+)$')
     ids[i] = id
     if not per[s] then
       per[s] = 0

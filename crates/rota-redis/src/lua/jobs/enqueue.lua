@@ -6,72 +6,88 @@
 -- ARGV: base, now, '1' if the enqueuer chose any id; then 8 per job: id,
 -- partition, tenant, priority, due, idempotency key ('' for none), max
 -- attempts ('' for the default), job JSON.
--- Returns per job {id, duplicate (0/1)}.
+-- Returns {position, earlier id} (flat, positions from 1) for each job that
+-- is a duplicate: of an earlier job with its idempotency key (retained, or
+-- earlier in the batch), or of one with its chosen id.
 local now, chosen = tonumber(ARGV[2]), ARGV[3] == '1'
 local FIRST, PER = 4, 8
 local count = (#ARGV - FIRST + 1) / PER
 
--- Reads: the jobs earlier holders of the batch's idempotency keys are, and
--- chosen ids already taken.
+-- Reads: the earlier holders of the batch's idempotency keys, and chosen
+-- ids already taken.
 local names = {}
-for i = 0, count - 1 do
-  local key = ARGV[FIRST + i * PER + 5]
-  if key ~= '' then names[#names + 1] = key end
+for a = FIRST + 5, #ARGV, PER do
+  if ARGV[a] ~= '' then names[#names + 1] = ARGV[a] end
 end
-local known = {}
-if #names > 0 then
-  for i, id in ipairs(bulk('HMGET', {IKEYS}, names)) do
-    -- A key outlives its job only if the job was deleted by hand.
-    if id and redis.call('EXISTS', jk(id)) == 1 then known[names[i]] = id end
+local dups, skip = {}, {}
+if #names > 0 or chosen then
+  local known = {}
+  if #names > 0 then
+    local owners = bulk('HMGET', {IKEYS}, names)
+    for i = 1, #names do
+      local id = owners[i]
+      -- A key outlives its job only if the job was deleted by hand.
+      if id and redis.call('EXISTS', jk(id)) == 1 then known[names[i]] = id end
+    end
   end
-end
-local out, accepted = {}, {}
-local by_key, by_id = {}, {}
-for i = 0, count - 1 do
-  local a = FIRST + i * PER
-  local id, key = ARGV[a], ARGV[a + 5]
-  local earlier = nil
-  if key ~= '' then earlier = by_key[key] or known[key] end
-  if not earlier and chosen and (by_id[id] or redis.call('EXISTS', KEYS[FIXED + 1 + i]) == 1) then
-    earlier = id
-  end
-  if earlier then
-    out[i + 1] = {earlier, 1}
-  else
-    out[i + 1] = {id, 0}
-    accepted[#accepted + 1] = i
-    by_id[id] = true
-    if key ~= '' then by_key[key] = id end
+  local by_key, by_id = {}, {}
+  for i = 0, count - 1 do
+    local a = FIRST + i * PER
+    local id, key = ARGV[a], ARGV[a + 5]
+    local earlier = nil
+    if key ~= '' then earlier = by_key[key] or known[key] end
+    if not earlier and chosen and (by_id[id] or redis.call('EXISTS', KEYS[FIXED + 1 + i]) == 1) then
+      earlier = id
+    end
+    if earlier then
+      dups[#dups + 1] = i + 1
+      dups[#dups + 1] = earlier
+      skip[i] = true
+    else
+      by_id[id] = true
+      if key ~= '' then by_key[key] = id end
+    end
   end
 end
 
 -- Writes.
-local s0 = seq_take(#accepted)
+local s0 = seq_take(count - #dups / 2)
 local ikeys, kof = {}, {}
-for n, i in ipairs(accepted) do
-  local a = FIRST + i * PER
-  local id, p, t, pr, due, key, max, json = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
-    tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  local q = s0 + n
-  local fields = {'j', json, 'p', p, 't', t, 'pr', pr, 'q', int(q)}
-  if max ~= '' then
-    fields[#fields + 1] = 'm'
-    fields[#fields + 1] = max
-  end
-  fields[#fields + 1] = 's'
-  if due > now then
-    fields[#fields + 1] = 'scheduled'
-    later_add(id, p, due)
-  else
-    fields[#fields + 1] = 'queued'
-    ready_add(id, p, t, score(pr, q))
-  end
-  redis.call('HSET', KEYS[FIXED + 1 + i], unpack(fields))
-  if key ~= '' then
-    ikeys[#ikeys + 1] = key
-    ikeys[#ikeys + 1] = id
-    kof[#kof + 1] = id
-    kof[#kof + 1] = key
+local q = s0
+for i = 0, count - 1 do
+  if not skip[i] then
+    local a = FIRST + i * PER
+    local id, p, t, pr, due, key, max = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
+      tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
+    local jkey = KEYS[FIXED + 1 + i]
+    q = q + 1
+    local sc = q
+    if pr ~= '0' then sc = score(clamp(pr), q) end
+    if t == p and max == '' and due <= now then
+      redis.call('HSET', jkey, 'j', ARGV[a + 7], 'p', p, 'sc', sc)
+    else
+      local fields = {'j', ARGV[a + 7], 'p', p, 'sc', sc}
+      if t ~= p then
+        fields[#fields + 1] = 't'
+        fields[#fields + 1] = t
+      end
+      if max ~= '' then
+        fields[#fields + 1] = 'm'
+        fields[#fields + 1] = max
+      end
+      if due > now then
+        fields[#fields + 1] = 's'
+        fields[#fields + 1] = 'scheduled'
+      end
+      redis.call('HSET', jkey, unpack(fields))
+    end
+    if due > now then later_add(id, p, due) else ready_add(id, p, t, sc) end
+    if key ~= '' then
+      ikeys[#ikeys + 1] = key
+      ikeys[#ikeys + 1] = id
+      kof[#kof + 1] = id
+      kof[#kof + 1] = key
+    end
   end
 end
 if #ikeys > 0 then
@@ -80,4 +96,4 @@ if #ikeys > 0 then
 end
 later_flush()
 if ready_flush() > 0 then handoff(now) end
-return out
+return dups

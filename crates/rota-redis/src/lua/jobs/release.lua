@@ -14,7 +14,7 @@ if mode == 'close' then
   -- A closing consumer waits for nothing more.
   redis.call('ZREM', WAITING, c)
   redis.call('HDEL', WANTS, c)
-  local got = redis.call('ZRANGE', HELD, 0, CHUNK - 1, 'WITHSCORES')
+  local got = redis.call('HRANDFIELD', HELD, CHUNK, 'WITHVALUES')
   for i = 1, #got, 2 do
     ids[#ids + 1] = got[i]
     at[#at + 1] = tonumber(got[i + 1])
@@ -23,34 +23,36 @@ if mode == 'close' then
 else
   local given = {}
   for i = 5, #ARGV do given[#given + 1] = ARGV[i] end
-  local scores = bulk('ZMSCORE', {HELD}, given)
-  for i, s in ipairs(scores) do
-    if s then
+  local since = bulk('HMGET', {HELD}, given)
+  for i = 1, #given do
+    if since[i] then
       ids[#ids + 1] = given[i]
-      at[#at + 1] = tonumber(s)
+      at[#at + 1] = tonumber(since[i])
       keys[#keys + 1] = KEYS[FIXED + 3 + i]
     end
   end
 end
-if #ids > 0 then bulk('ZREM', {HELD}, ids) end
+if #ids > 0 then bulk('HDEL', {HELD}, ids) end
 local h0 = seq_take(#ids)
 for n, id in ipairs(ids) do
-  local f = redis.call('HMGET', keys[n], 'p', 't', 'pr', 'q', 'a')
-  if f[1] then
-    stop(f[2])
+  local f = redis.call('HMGET', keys[n], 'p', 't', 'sc', 'a')
+  local p = f[1]
+  if p then
+    local t = f[2] or p
+    stop(t)
     if mode == 'attempted' then
-      local a = tonumber(f[5]) or 1
-      redis.call('HSET', keys[n], 'a', a + 1, 'h' .. int(h0 + n),
+      local a = tonumber(f[4]) or 1
+      redis.call('HSET', keys[n], 'a', a + 1, 'h' .. (h0 + n),
         attempt_json(a, c, at[n], now, 'cancelled'))
     end
-    ready_add(id, f[1], f[2], score(f[3], f[4]))
+    ready_add(id, p, t, tonumber(f[3]), true)
   end
 end
 local back = stopped_flush()
 if ready_flush() > 0 then back = true end
 if back then handoff(now) end
 if mode ~= 'close' then return #ids end
-local left = redis.call('ZCARD', HELD)
+local left = redis.call('HLEN', HELD)
 if left == 0 then
   redis.call('DEL', HELD, LEASE, HANDOFF)
   redis.call('SREM', CONSUMERS, c)

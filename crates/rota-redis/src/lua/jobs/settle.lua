@@ -13,15 +13,15 @@ local FIRST, PER = 6, 6
 local count = (#ARGV - FIRST + 1) / PER
 local ids = {}
 for i = 0, count - 1 do ids[i + 1] = ARGV[FIRST + i * PER] end
-local held = bulk('ZMSCORE', {HELD}, ids)
+local held = bulk('HMGET', {HELD}, ids)
 local mine = {}
-for i, at in ipairs(held) do
-  if at then mine[#mine + 1] = i - 1 end
+for i = 1, count do
+  if held[i] then mine[#mine + 1] = i - 1 end
 end
 if #mine == 0 then return 0 end
 local gone = {}
 for n, i in ipairs(mine) do gone[n] = ids[i + 1] end
-bulk('ZREM', {HELD}, gone)
+bulk('HDEL', {HELD}, gone)
 -- Numbers for the attempts' history fields, and for the retried jobs'
 -- new order.
 local h0 = seq_take(2 * #mine)
@@ -30,9 +30,12 @@ for n, i in ipairs(mine) do
   local id, t, att, kind, value, result = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
     ARGV[a + 4], ARGV[a + 5]
   local jkey = KEYS[FIXED + 3 + i]
-  if t == '' then t = redis.call('HGET', jkey, 't') end
+  if t == '' then
+    local f = redis.call('HMGET', jkey, 'p', 't')
+    t = f[2] or f[1]
+  end
   if t then stop(t) end
-  local hist = 'h' .. int(h0 + n)
+  local hist = 'h' .. (h0 + n)
   if kind == 'finish' then
     local fields = {'s', value, 'f', int(now), hist, att}
     if result ~= '' then
@@ -49,19 +52,19 @@ for n, i in ipairs(mine) do
     redis.call('HSET', jkey, unpack(fields))
     done_add(value, id, now)
   elseif kind == 'retry' then
-    local f = redis.call('HMGET', jkey, 'p', 'pr', 'a')
-    local q = h0 + #mine + n
+    local f = redis.call('HMGET', jkey, 'p', 'sc', 'a')
+    local sc = score(prio_of(f[2]), h0 + #mine + n)
     local due = tonumber(value)
     local next_attempt = (tonumber(f[3]) or 1) + 1
     if due > now then
-      redis.call('HSET', jkey, 's', 'scheduled', 'a', next_attempt, 'q', int(q), 'due', int(due), hist, att)
+      redis.call('HSET', jkey, 's', 'scheduled', 'a', next_attempt, 'sc', sc, 'due', int(due), hist, att)
       later_add(id, f[1], due)
     else
-      redis.call('HSET', jkey, 's', 'queued', 'a', next_attempt, 'q', int(q), 'due', int(now), hist, att)
-      ready_add(id, f[1], t, score(f[2], q))
+      redis.call('HSET', jkey, 'a', next_attempt, 'sc', sc, 'due', int(now), hist, att)
+      ready_add(id, f[1], t, sc)
     end
   else
-    bury(jkey, id, value, now, {hist, att})
+    bury(jkey, id, value, now, hist, att)
   end
 end
 done_flush()

@@ -1,23 +1,24 @@
 -- Claiming, shared by the scripts that claim (claim.lua) and those that
 -- hand work to waiting consumers (every script that makes jobs claimable).
--- Prepended after common.lua.
+-- Prepended after common.lua, to every job script.
 
 -- Queues the scheduled jobs that are due, at most CHUNK per call.
 local function promote(now)
-  local due = redis.call('ZRANGE', SCHED, '-inf', int(now), 'BYSCORE', 'LIMIT', 0, CHUNK)
+  local due = redis.call('ZRANGE', SCHED, '-inf', now, 'BYSCORE', 'LIMIT', 0, CHUNK)
   if #due == 0 then return 0 end
   bulk('ZREM', {SCHED}, due)
   local per, plist = {}, {}
   for _, id in ipairs(due) do
-    local f = redis.call('HMGET', jk(id), 'p', 't', 'pr', 'q')
-    if f[1] then
-      if not per[f[1]] then
-        per[f[1]] = 0
-        plist[#plist + 1] = f[1]
+    local f = redis.call('HMGET', jk(id), 'p', 't', 'sc')
+    local p = f[1]
+    if p then
+      if not per[p] then
+        per[p] = 0
+        plist[#plist + 1] = p
       end
-      per[f[1]] = per[f[1]] + 1
-      redis.call('HSET', jk(id), 's', 'queued')
-      ready_add(id, f[1], f[2], score(f[3], f[4]))
+      per[p] = per[p] + 1
+      redis.call('HDEL', jk(id), 's')
+      ready_add(id, p, f[2] or p, tonumber(f[3]))
     end
   end
   for _, p in ipairs(plist) do
@@ -52,10 +53,12 @@ local function take(c, max, cap, now)
   local runs = {}      -- tenant -> running count read (BIG added while parked)
   local claimed = {}   -- tenant -> jobs taken now
   local tlist = {}     -- tenants in the order of their first take
-  local newly = {}     -- tenant -> partitions of its lanes parked now
+  local newly = {}     -- tenant -> lanes parked now
   local nlist = {}
   local order = {}     -- ids, in claim order
   local seen = {}      -- partitions visited
+  local ghosts = {}    -- lane -> cancelled jobs met in it
+  local tombs = redis.call('HLEN', TOMB) > 0
 
   local function running(t)
     local r = runs[t]
@@ -70,61 +73,88 @@ local function take(c, max, cap, now)
     if r >= BIG then r = r - BIG end
     return r + (claimed[t] or 0)
   end
-  local function park(t, p)
+  local function park(t, lane)
     if not newly[t] then
       newly[t] = {}
       nlist[#nlist + 1] = t
     end
-    table.insert(newly[t], p)
+    table.insert(newly[t], lane)
   end
-  local function took(t)
+  local function took(t, n)
     if not claimed[t] then
       claimed[t] = 0
       tlist[#tlist + 1] = t
     end
-    claimed[t] = claimed[t] + 1
+    claimed[t] = claimed[t] + n
   end
 
-  -- The first lane of grouped partition p with a job and room under the
+  -- Up to n jobs off the front of a lane, and whether it still holds any.
+  -- Jobs cancelled while queued stay in their lane until met here.
+  local function pop(lane, n)
+    local got = redis.call('LPOP', lane_key(lane), n) or {}
+    local ids = {}
+    if tombs then
+      -- A job cancelled while queued stays in its lane until met here: its
+      -- hash has a state, or is gone, or (its id chosen again) another score.
+      for _, e in ipairs(got) do
+        local id = entry_id(e)
+        local f = redis.call('HMGET', jk(id), 's', 'sc')
+        if f[1] or not f[2] or tonumber(f[2]) ~= entry_score(e) then
+          ghosts[lane] = (ghosts[lane] or 0) + 1
+        else
+          ids[#ids + 1] = id
+        end
+      end
+    else
+      for i, e in ipairs(got) do ids[i] = entry_id(e) end
+    end
+    local more = #got == n and redis.call('LLEN', lane_key(lane)) > 0
+    return ids, more
+  end
+
+  -- The best lane of grouped partition p with a job and room under the
   -- cap; stale entries (a lane emptied, a first job taken) are set right
   -- on the way, and tenants at their cap parked.
   local function pick(p)
     local L = lanes_of(p)
     while true do
       local top = redis.call('ZRANGE', L, 0, 0, 'WITHSCORES')
-      local t = top[1]
-      if not t then return nil end
+      local lane = top[1]
+      if not lane then return nil end
+      local t = lane_tenant(p, lane)
       if cap > 0 and busy(t) >= cap then
-        redis.call('ZREM', L, t)
-        park(t, p)
+        redis.call('ZREM', L, lane)
+        park(t, lane)
       else
-        local head = redis.call('ZRANGE', lane_key(p, t), 0, 0, 'WITHSCORES')
-        if not head[1] then
-          redis.call('ZREM', L, t)
-        elseif tonumber(head[2]) > tonumber(top[2]) then
-          redis.call('ZADD', L, head[2], t)
+        local e, sc = lane_head(lane)
+        if not e then
+          redis.call('ZREM', L, lane)
+        elseif sc > tonumber(top[2]) then
+          redis.call('ZADD', L, sc, lane)
         else
-          return t
+          return lane, t
         end
       end
     end
   end
 
   -- Takes up to r jobs of partition P; P.state says what is left: 'live'
-  -- (more may be ready), 'empty' or 'parked'.
+  -- (more ready), 'empty' or 'parked'.
   local function visit(P, r)
     local p = P.name
     local ids = {}
     if P.grouped then
       while #ids < r do
-        local t = pick(p)
-        if not t then break end
-        local id = redis.call('ZPOPMIN', lane_key(p, t), 1)[1]
-        ids[#ids + 1] = id
-        took(t)
-        if cap > 0 and busy(t) >= cap then
-          redis.call('ZREM', lanes_of(p), t)
-          park(t, p)
+        local lane, t = pick(p)
+        if not lane then break end
+        local got = pop(lane, 1)
+        if got[1] then
+          ids[#ids + 1] = got[1]
+          took(t, 1)
+          if cap > 0 and busy(t) >= cap then
+            redis.call('ZREM', lanes_of(p), lane)
+            park(t, lane)
+          end
         end
       end
       if #ids < r then P.state = 'empty' else P.state = 'live'; P.unsure = true end
@@ -138,19 +168,16 @@ local function take(c, max, cap, now)
         end
         if room < r then r = room end
       end
-      local got = redis.call('ZPOPMIN', lane_key(p, p), r)
-      for i = 1, #got, 2 do
-        ids[#ids + 1] = got[i]
-        took(p)
-      end
-      if #ids < r then
+      local more
+      ids, more = pop(p, r)
+      took(p, #ids)
+      if not more then
         P.state = 'empty'
       elseif cap > 0 and busy(p) >= cap then
         park(p, p)
         P.state = 'parked'
       else
         P.state = 'live'
-        P.unsure = true
       end
     end
     if #ids > 0 then
@@ -244,34 +271,32 @@ local function take(c, max, cap, now)
     end
   end
 
-  -- A partition whose last pop took all it asked for may be empty now.
+  -- A grouped partition whose last visit took all it asked for may have
+  -- nothing more.
   for _, P in ipairs(seen) do
-    if P.state == 'live' and P.unsure then
-      if P.grouped then
-        if not pick(P.name) then P.state = 'empty' end
-      elseif redis.call('EXISTS', lane_key(P.name, P.name)) == 0 then
-        P.state = 'empty'
-      end
-    end
+    if P.state == 'live' and P.unsure and not pick(P.name) then P.state = 'empty' end
+  end
+  for lane, n in pairs(ghosts) do
+    if redis.call('HINCRBY', TOMB, lane, -n) <= 0 then redis.call('HDEL', TOMB, lane) end
   end
   -- The ring: partitions served go to the back in the order of their last
   -- turn; empty and parked ones leave.
-  local gone, live = {}, {}
+  local out, live = {}, {}
   for _, P in ipairs(seen) do
     if P.state == 'live' then
       if P.tick then live[#live + 1] = P end
     elseif P.state then
-      gone[#gone + 1] = P.name
+      out[#out + 1] = P.name
     end
   end
-  if #gone > 0 then bulk('ZREM', {RING}, gone) end
+  if #out > 0 then bulk('ZREM', {RING}, out) end
   if #live > 0 then
     table.sort(live, function(a, b) return a.tick < b.tick end)
     local s0 = seq_take(#live)
     local args = {}
     for i, P in ipairs(live) do
-      args[#args + 1] = int(s0 + i)
-      args[#args + 1] = P.name
+      args[2 * i - 1] = s0 + i
+      args[2 * i] = P.name
     end
     bulk('ZADD', {RING}, args, 2)
   end
@@ -279,28 +304,24 @@ local function take(c, max, cap, now)
   -- now).
   for _, t in ipairs(nlist) do
     bulk('SADD', {parked_key(t)}, newly[t])
-    if running(t) < BIG then
-      if not claimed[t] then
-        claimed[t] = 0
-        tlist[#tlist + 1] = t
-      end
-      claimed[t] = claimed[t] + BIG
-    end
+    if running(t) < BIG then took(t, BIG) end
   end
   for _, t in ipairs(tlist) do
-    redis.call('HINCRBY', RUN, t, int(claimed[t]))
+    if claimed[t] ~= 0 then redis.call('HINCRBY', RUN, t, claimed[t]) end
   end
   if #order == 0 then return rows end
   local args = {}
-  for _, id in ipairs(order) do
-    args[#args + 1] = int(now)
-    args[#args + 1] = id
+  for i, id in ipairs(order) do
+    args[2 * i - 1] = id
+    args[2 * i] = now
   end
-  bulk('ZADD', {held_key(c)}, args, 2)
+  bulk('HSET', {held_key(c)}, args, 2)
   for _, id in ipairs(order) do
     local f = redis.call('HMGET', jk(id), 'j', 'a', 'due')
     if f[1] then
       rows[#rows + 1] = id .. ' ' .. (f[2] or '1') .. ' ' .. (f[3] or '-') .. ' ' .. f[1]
+    else
+      redis.call('HDEL', held_key(c), id)
     end
   end
   return rows
