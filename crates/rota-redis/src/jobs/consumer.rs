@@ -71,7 +71,7 @@ impl RedisJobConsumer {
     fn parse(&self, rows: &[Vec<u8>]) -> Result<Vec<Job>, BrokerError> {
         let jobs = rows
             .iter()
-            .map(|r| claimed(r))
+            .map(|r| claimed(r, &self.queue))
             .collect::<Result<Vec<_>, _>>()?;
         self.remember(&jobs);
         Ok(jobs)

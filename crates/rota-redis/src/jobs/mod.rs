@@ -5,7 +5,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `job:<id>` | hash | the job: `j` (its JSON as accepted), partition `p`, tenant `t` (absent when it is the partition), score `sc` (priority, then order), max attempts `m` (if its own); state `s` (absent while queued or running); attempt `a` and due time `due` once they change; finished at `f`, result `r`, reason `rs`; each finished attempt as `h<n>` (JSON, `n` growing) |
+//! | `job:<id>` | hash | the job: `j` (its JSON as accepted, without what the keys and fields say or what has its default), partition `p`, tenant `t` (absent when it is the partition), score `sc` (priority, then order), max attempts `m` (if its own); state `s` (absent while queued or running); attempt `a` and due time `due` once they change; finished at `f`, result `r`, reason `rs`; each finished attempt as `h<n>` (JSON, `n` growing) |
 //! | `ready:<lane>` | list | a **lane**: `<score> <id>` of queued jobs of one tenant at one priority in one partition, oldest first; the lane of a partition's own tenant at priority 0 is named after the partition, any other is `<p>:<t>:<priority>` |
 //! | `ring` | zset | the partitions with claimable jobs, by turn: those that just became ready first (turns below −2⁵⁰, in arrival order), then by last service |
 //! | `grp` | set | partitions with other lanes than their own (grouped tenants, priorities) |
@@ -67,7 +67,7 @@ mod record;
 
 use consumer::RedisJobConsumer;
 use keys::QueueKeys;
-use record::{RawRecord, protocol, record};
+use record::{RawRecord, pack, protocol, record};
 
 /// The set of every queue's name, for listing queues.
 fn queues_key(prefix: &str) -> String {
@@ -100,8 +100,8 @@ impl RedisBroker {
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(map)?;
-            for r in raw {
-                out.push(record(r)?);
+            for (r, id) in raw.into_iter().zip(page) {
+                out.push(record(r, *id, queue)?);
             }
         }
         Ok(out)
@@ -170,7 +170,7 @@ impl JobStore for RedisBroker {
             for i in &at {
                 let (new, id) = (&jobs[*i], ids[*i]);
                 let job = Job::accept(id, new, now);
-                let json = serde_json::to_string(&job).map_err(protocol)?;
+                let json = pack(&job)?;
                 invocation
                     .key(keys.job(id))
                     .arg(id.to_string())
