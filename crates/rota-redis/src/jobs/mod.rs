@@ -6,8 +6,8 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `job:<id>` | hash | the job: `j` (its JSON as accepted, without what the keys and fields say or what has its default), partition `p`, tenant `t` (absent when it is the partition), score `sc` (priority, then order), max attempts `m` (if its own); state `s` (absent while queued or running); attempt `a` and due time `due` once they change; finished at `f`, result `r`, reason `rs`; each finished attempt as `h<n>` (JSON, `n` growing) |
-//! | `ready:<lane>` | list | a **lane**: `<score> <id>` of queued jobs of one tenant at one priority in one partition, oldest first; the lane of a partition's own tenant at priority 0 is named after the partition, any other is `<p>:<t>:<priority>` |
-//! | `ring` | zset | the partitions with claimable jobs, by turn: those that just became ready first (turns below −2⁵⁰, in arrival order), then by last service |
+//! | `ready:<lane>` | list | a **lane**: `<score> <id> <attempt> <due or -> <j>` of queued jobs of one tenant at one priority in one partition, oldest first (all a claim answers with, so it reads no hash); the lane of a partition's own tenant at priority 0 is named after the partition, any other is `<p>:<t>:<priority>` |
+//! | `ring` | zset | the partitions with claimable jobs, by turn: one that becomes ready joins at the front, a served one goes to the back |
 //! | `grp` | set | partitions with other lanes than their own (grouped tenants, priorities) |
 //! | `lanes:<p>` | zset | such a partition's claimable lanes, scored by (about) their first job |
 //! | `tomb` | hash | per lane, jobs cancelled while queued and not yet met by a claim (they stay in their list) |

@@ -153,13 +153,17 @@ pub(crate) fn record(
     Ok(Some(record))
 }
 
-/// A claimed job of `queue` as the scripts return it: `<id> <attempt> <due
-/// or -> <stored JSON>`.
+/// A claimed job of `queue` as the scripts return it, its lane entry:
+/// `<score> <id> <attempt> <due or -> <stored JSON>`.
 pub(crate) fn claimed(row: &[u8], queue: &str) -> Result<Job, BrokerError> {
-    let mut parts = row.splitn(4, |b| *b == b' ');
-    let (Some(id), Some(attempt), Some(due), Some(json)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let mut parts = row.splitn(5, |b| *b == b' ');
+    let (Some(_score), Some(id), Some(attempt), Some(due), Some(json)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(protocol("a claimed job came back malformed"));
     };
     let number = |b: &[u8]| {
@@ -189,11 +193,11 @@ mod tests {
         let new = NewJob::new("q", "t", "k", &serde_json::json!({"a b": 1})).unwrap();
         let job = Job::accept(id, &new, 5);
         let json = pack(&job).unwrap();
-        let got = claimed(format!("{id} 3 - {json}").as_bytes(), "q").unwrap();
+        let got = claimed(format!("12 {id} 3 - {json}").as_bytes(), "q").unwrap();
         assert_eq!(got.attempt, 3);
         assert_eq!(got.scheduled_for_ms, 5);
         assert_eq!(got.payload, new.payload);
-        let got = claimed(format!("{id} 1 77 {json}").as_bytes(), "q").unwrap();
+        let got = claimed(format!("-3000000000012 {id} 1 77 {json}").as_bytes(), "q").unwrap();
         assert_eq!(got.scheduled_for_ms, 77);
     }
 

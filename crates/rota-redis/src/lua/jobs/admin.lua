@@ -32,11 +32,11 @@ if op == 'cancel' then
 elseif op == 'requeue' then
   local id, now, jkey = ARGV[3], tonumber(ARGV[4]), KEYS[FIXED + 1]
   if redis.call('ZREM', DEAD, id) == 0 then return 0 end
-  local f = redis.call('HMGET', jkey, 'p', 't', 'sc')
+  local f = redis.call('HMGET', jkey, 'p', 't', 'sc', 'j')
   local sc = score(prio_of(f[3]), seq_take(1) + 1)
   redis.call('HSET', jkey, 'a', 1, 'sc', sc, 'due', int(now))
   redis.call('HDEL', jkey, 's', 'f', 'rs')
-  ready_add(id, f[1], f[2] or f[1], sc)
+  ready_add(id, f[1], f[2] or f[1], sc, 1, int(now), f[4])
   ready_flush()
   handoff(now)
   return 1

@@ -14,8 +14,9 @@
 -- for 1), due (when due, once it changed), f (finished at), r (result), rs
 -- (reason), h<n> (each finished attempt, n growing).
 --
--- Queued jobs wait in lanes: lists of "<score> <id>", oldest first, one per
--- partition, tenant and priority. The lane of a partition's own tenant at
+-- Queued jobs wait in lanes: lists of "<score> <id> <attempt> <due or ->
+-- <job JSON as stored>" (all a claim answers with, so it reads no hash),
+-- oldest first, one per partition, tenant and priority. The lane of a partition's own tenant at
 -- priority 0 -- the usual case, a partition per tenant -- is named after
 -- the partition; any other is "<p>:<t>:<priority>", and its partition is
 -- grouped: its lanes wait in lanes:<p>, scored by their first job, for a
@@ -47,9 +48,6 @@ local function handoff_key(c) return base .. 'handoff:' .. c end
 -- lanes out of the claims' way): a settle that finds the count above it
 -- knows a slot freed for a parked tenant.
 local BIG = 1099511627776 -- 2^40
--- Turns of partitions that just became ready: below every turn taken by a
--- partition served before, so they are served first, in arrival order.
-local FRESH = -1125899906842624 -- -2^50
 
 -- A job's score: priority (clamped, so the score stays exact in a double),
 -- then order; and back.
@@ -63,8 +61,13 @@ local function prio_of(sc)
   return prio
 end
 -- An entry of a lane, and its parts.
-local function entry(sc, id) return string.format('%d', sc) .. ' ' .. id end
-local function entry_id(e) return string.sub(e, string.find(e, ' ', 1, true) + 1) end
+local function entry(sc, id, a, due, json)
+  return string.format('%d', sc) .. ' ' .. id .. ' ' .. a .. ' ' .. due .. ' ' .. json
+end
+local function entry_id(e)
+  local at = string.find(e, ' ', 1, true) + 1
+  return string.sub(e, at, string.find(e, ' ', at, true) - 1)
+end
 local function entry_score(e) return tonumber(string.sub(e, 1, string.find(e, ' ', 1, true) - 1)) end
 
 -- Takes n numbers from the queue's counter (job order, turns, history);
@@ -121,14 +124,19 @@ local function is_held(id)
   return false
 end
 
--- Partitions join the ring ahead of those taking turns, in the order
--- given; one already in it keeps its turn.
+-- Partitions that become ready join the ring at its front, ahead of those
+-- taking turns, in the order given: a tenant that was idle, however many
+-- others have backlogs, is served at the next claim, then takes its turns
+-- at the back. (A partition at the front gets one job per turn like any
+-- other; only one that empties and comes back is served first again.) One
+-- already in the ring keeps its turn.
 local function ring_join(parts)
   if #parts == 0 then return end
-  local s0 = seq_take(#parts)
+  local head = tonumber(redis.call('ZRANGE', RING, 0, 0, 'WITHSCORES')[2] or '0')
+  local first = math.min(head, 0) - #parts
   local args = {}
   for i, p in ipairs(parts) do
-    args[2 * i - 1] = FRESH + s0 + i
+    args[2 * i - 1] = first + i - 1
     args[2 * i] = p
   end
   bulk('ZADD', {RING, 'NX'}, args, 2)
@@ -145,10 +153,11 @@ local function lane_head(lane)
 end
 
 -- Jobs made claimable by this script, gathered to write each lane, the
--- grouped partitions' lanes and the ring once. A job given back (`front`)
--- goes ahead of its lane; others behind.
+-- grouped partitions' lanes and the ring once: job id of partition p and
+-- tenant t, score sc, at attempt a (due `due`, or '-' for the time in its
+-- JSON). A job given back (`front`) goes ahead of its lane; others behind.
 local ready = {lanes = {}, order = {}, n = 0}
-local function ready_add(id, p, t, sc, front)
+local function ready_add(id, p, t, sc, a, due, json, front)
   local prio = prio_of(sc)
   local lane = lane_of(p, t, prio)
   local l = ready.lanes[lane]
@@ -160,7 +169,7 @@ local function ready_add(id, p, t, sc, front)
     l.best = sc
   end
   local list = front and l.front or l.back
-  list[#list + 1] = entry(sc, id)
+  list[#list + 1] = entry(sc, id, a, due, json)
   ready.n = ready.n + 1
 end
 

@@ -81,7 +81,7 @@ for i = 0, count - 1 do
       end
       redis.call('HSET', jkey, unpack(fields))
     end
-    if due > now then later_add(id, p, due) else ready_add(id, p, t, sc) end
+    if due > now then later_add(id, p, due) else ready_add(id, p, t, sc, 1, '-', ARGV[a + 7]) end
     if key ~= '' then
       ikeys[#ikeys + 1] = key
       ikeys[#ikeys + 1] = id

@@ -22,7 +22,7 @@ for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
     local h0 = seq_take(#ids)
     for n, id in ipairs(ids) do
       local jkey = jk(id)
-      local f = redis.call('HMGET', jkey, 'p', 't', 'sc', 'a', 'm')
+      local f = redis.call('HMGET', jkey, 'p', 't', 'sc', 'a', 'm', 'due', 'j')
       local p = f[1]
       if p then
         local t = f[2] or p
@@ -37,7 +37,7 @@ for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
           dead[#dead + 1] = id
         else
           redis.call('HSET', jkey, 'a', a + 1, 'h' .. (h0 + n), lost)
-          ready_add(id, p, t, tonumber(f[3]), true)
+          ready_add(id, p, t, tonumber(f[3]), a + 1, f[6] or '-', f[7], true)
           requeued = requeued + 1
         end
       end

@@ -35,17 +35,18 @@ end
 if #ids > 0 then bulk('HDEL', {HELD}, ids) end
 local h0 = seq_take(#ids)
 for n, id in ipairs(ids) do
-  local f = redis.call('HMGET', keys[n], 'p', 't', 'sc', 'a')
+  local f = redis.call('HMGET', keys[n], 'p', 't', 'sc', 'a', 'due', 'j')
   local p = f[1]
   if p then
     local t = f[2] or p
     stop(t)
+    local a = tonumber(f[4]) or 1
     if mode == 'attempted' then
-      local a = tonumber(f[4]) or 1
       redis.call('HSET', keys[n], 'a', a + 1, 'h' .. (h0 + n),
         attempt_json(a, c, at[n], now, 'cancelled'))
+      a = a + 1
     end
-    ready_add(id, p, t, tonumber(f[3]), true)
+    ready_add(id, p, t, tonumber(f[3]), a, f[5] or '-', f[6], true)
   end
 end
 local back = stopped_flush()

@@ -52,7 +52,7 @@ for n, i in ipairs(mine) do
     redis.call('HSET', jkey, unpack(fields))
     done_add(value, id, now)
   elseif kind == 'retry' then
-    local f = redis.call('HMGET', jkey, 'p', 'sc', 'a')
+    local f = redis.call('HMGET', jkey, 'p', 'sc', 'a', 'j')
     local sc = score(prio_of(f[2]), h0 + #mine + n)
     local due = tonumber(value)
     local next_attempt = (tonumber(f[3]) or 1) + 1
@@ -61,7 +61,7 @@ for n, i in ipairs(mine) do
       later_add(id, f[1], due)
     else
       redis.call('HSET', jkey, 'a', next_attempt, 'sc', sc, 'due', int(now), hist, att)
-      ready_add(id, f[1], t, sc)
+      ready_add(id, f[1], t, sc, next_attempt, int(now), f[4])
     end
   else
     bury(jkey, id, value, now, hist, att)

@@ -9,7 +9,7 @@ local function promote(now)
   bulk('ZREM', {SCHED}, due)
   local per, plist = {}, {}
   for _, id in ipairs(due) do
-    local f = redis.call('HMGET', jk(id), 'p', 't', 'sc')
+    local f = redis.call('HMGET', jk(id), 'p', 't', 'sc', 'a', 'due', 'j')
     local p = f[1]
     if p then
       if not per[p] then
@@ -18,7 +18,7 @@ local function promote(now)
       end
       per[p] = per[p] + 1
       redis.call('HDEL', jk(id), 's')
-      ready_add(id, p, f[2] or p, tonumber(f[3]))
+      ready_add(id, p, f[2] or p, tonumber(f[3]), f[4] or 1, f[5] or '-', f[6])
     end
   end
   for _, p in ipairs(plist) do
@@ -29,9 +29,8 @@ local function promote(now)
 end
 
 -- Claims up to `max` queued jobs for consumer `c`, skipping tenants with
--- `cap` jobs running (0: no cap), and holds them. Returns them as
--- "<id> <attempt> <due or -> <job JSON>", in the order a claim of one job
--- at a time would take them.
+-- `cap` jobs running (0: no cap), and holds them. Returns their lane
+-- entries, in the order a claim of one job at a time would take them.
 --
 -- The ring orders the ready partitions by turn. Each turn takes one job of
 -- a partition and sends the partition to the back. So that a claim costs
@@ -46,8 +45,7 @@ end
 --   without any leaves the ring) until one of its jobs stops running. So a
 --   capped tenant costs one skip, not a scan, however many jobs it has.
 local function take(c, max, cap, now)
-  local rows = {}
-  if max <= 0 then return rows end
+  if max <= 0 then return {} end
   local R = max
   local tick = 0
   local runs = {}      -- tenant -> running count read (BIG added while parked)
@@ -55,7 +53,7 @@ local function take(c, max, cap, now)
   local tlist = {}     -- tenants in the order of their first take
   local newly = {}     -- tenant -> lanes parked now
   local nlist = {}
-  local order = {}     -- ids, in claim order
+  local order = {}     -- lane entries, in claim order
   local seen = {}      -- partitions visited
   local ghosts = {}    -- lane -> cancelled jobs met in it
   local tombs = redis.call('HLEN', TOMB) > 0
@@ -92,24 +90,22 @@ local function take(c, max, cap, now)
   -- Jobs cancelled while queued stay in their lane until met here.
   local function pop(lane, n)
     local got = redis.call('LPOP', lane_key(lane), n) or {}
-    local ids = {}
+    local kept = got
     if tombs then
       -- A job cancelled while queued stays in its lane until met here: its
       -- hash has a state, or is gone, or (its id chosen again) another score.
+      kept = {}
       for _, e in ipairs(got) do
-        local id = entry_id(e)
-        local f = redis.call('HMGET', jk(id), 's', 'sc')
+        local f = redis.call('HMGET', jk(entry_id(e)), 's', 'sc')
         if f[1] or not f[2] or tonumber(f[2]) ~= entry_score(e) then
           ghosts[lane] = (ghosts[lane] or 0) + 1
         else
-          ids[#ids + 1] = id
+          kept[#kept + 1] = e
         end
       end
-    else
-      for i, e in ipairs(got) do ids[i] = entry_id(e) end
     end
     local more = #got == n and redis.call('LLEN', lane_key(lane)) > 0
-    return ids, more
+    return kept, more
   end
 
   -- The best lane of grouped partition p with a job and room under the
@@ -138,8 +134,8 @@ local function take(c, max, cap, now)
     end
   end
 
-  -- Takes up to r jobs of partition P; P.state says what is left: 'live'
-  -- (more ready), 'empty' or 'parked'.
+  -- Takes up to r jobs of partition P (their lane entries); P.state says
+  -- what is left: 'live' (more ready), 'empty' or 'parked'.
   local function visit(P, r)
     local p = P.name
     local ids = {}
@@ -206,7 +202,7 @@ local function take(c, max, cap, now)
 
   local A = {}
   local page = redis.call('ZRANGE', RING, 0, R - 1, 'WITHSCORES')
-  if #page == 0 then return rows end
+  if #page == 0 then return order end
   local names, last = {}, nil
   for i = 1, #page, 2 do
     names[#names + 1] = page[i]
@@ -309,22 +305,14 @@ local function take(c, max, cap, now)
   for _, t in ipairs(tlist) do
     if claimed[t] ~= 0 then redis.call('HINCRBY', RUN, t, claimed[t]) end
   end
-  if #order == 0 then return rows end
+  if #order == 0 then return order end
   local args = {}
-  for i, id in ipairs(order) do
-    args[2 * i - 1] = id
+  for i, e in ipairs(order) do
+    args[2 * i - 1] = entry_id(e)
     args[2 * i] = now
   end
   bulk('HSET', {held_key(c)}, args, 2)
-  for _, id in ipairs(order) do
-    local f = redis.call('HMGET', jk(id), 'j', 'a', 'due')
-    if f[1] then
-      rows[#rows + 1] = id .. ' ' .. (f[2] or '1') .. ' ' .. (f[3] or '-') .. ' ' .. f[1]
-    else
-      redis.call('HDEL', held_key(c), id)
-    end
-  end
-  return rows
+  return order
 end
 
 -- Hands claimable jobs to the consumers waiting for work -- blocked in a
