@@ -16,6 +16,9 @@ use tokio::time::Instant;
 use super::call::{Call, is_missing};
 use super::keys::QueueKeys;
 use super::record::{claimed, protocol, state_name};
+
+/// Most jobs one call claims, settles or gives back.
+const CHUNK: usize = 1000;
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
@@ -158,55 +161,8 @@ impl RedisJobConsumer {
         }
         self.parse(&rows)
     }
-}
-
-#[async_trait]
-impl JobConsumer for RedisJobConsumer {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
-        let until = Instant::now() + wait;
-        let mut call = false;
-        loop {
-            let now = Instant::now();
-            let waiting = *self.waiting();
-            match waiting.filter(|w| !call && w.want <= max && w.until > now) {
-                // Registered as waiting (by this claim or an earlier one):
-                // sleep on the hand-off list until work is handed over, the
-                // registration or this wait ends, or a scheduled job is due.
-                Some(w) => {
-                    let mut nap = until.min(w.until) - now;
-                    if let Some(due) = w.next_due {
-                        let ms = due.saturating_sub(now_ms()).max(1);
-                        nap = nap.min(Duration::from_millis(ms));
-                    }
-                    let jobs = self.handed(max, nap).await?;
-                    if !jobs.is_empty() || Instant::now() >= until {
-                        return Ok(jobs);
-                    }
-                    call = true;
-                }
-                None => {
-                    call = false;
-                    let jobs = self
-                        .try_claim(max, until.saturating_duration_since(now))
-                        .await?;
-                    if !jobs.is_empty() || Instant::now() >= until {
-                        return Ok(jobs);
-                    }
-                }
-            }
-        }
-    }
-
-    async fn renew(&self) -> Result<(), BrokerError> {
-        let lease = self.keys.lease(&self.id);
-        renew(&mut self.broker.conn(), &lease, self.options.lease).await
-    }
-
-    async fn settle(&self, done: Vec<Settle>) -> Result<usize, BrokerError> {
+    /// Settles up to a chunk of jobs in one round trip.
+    async fn settle_chunk(&self, done: &[Settle]) -> Result<usize, BrokerError> {
         if done.is_empty() {
             return Ok(0);
         }
@@ -220,7 +176,7 @@ impl JobConsumer for RedisJobConsumer {
             .arg(now_ms())
             .arg(retention.max_finished)
             .arg(ms(retention.max_age));
-        for s in &done {
+        for s in done {
             let (kind, value) = match &s.next {
                 Next::Finish(state) if state.is_final() && *state != JobState::Dead => {
                     ("finish", state_name(*state).to_owned())
@@ -285,7 +241,8 @@ impl JobConsumer for RedisJobConsumer {
         Ok(n as usize)
     }
 
-    async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
+    /// Gives back up to a chunk of jobs.
+    async fn release_chunk(&self, ids: &[JobId], attempted: bool) -> Result<(), BrokerError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -295,7 +252,7 @@ impl JobConsumer for RedisJobConsumer {
         } else {
             "unattempted"
         });
-        for id in &ids {
+        for id in ids {
             self.forget(id);
             invocation.key(self.keys.job(id)).arg(id.to_string());
         }
@@ -304,6 +261,70 @@ impl JobConsumer for RedisJobConsumer {
             .await
             .map_err(map)?;
         fenced(n).map(|_| ())
+    }
+}
+
+#[async_trait]
+impl JobConsumer for RedisJobConsumer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
+        // At most a chunk per call, so that no claim makes Redis work long.
+        let max = max.clamp(1, CHUNK);
+        let until = Instant::now() + wait;
+        let mut call = false;
+        loop {
+            let now = Instant::now();
+            let waiting = *self.waiting();
+            match waiting.filter(|w| !call && w.want <= max && w.until > now) {
+                // Registered as waiting (by this claim or an earlier one):
+                // sleep on the hand-off list until work is handed over, the
+                // registration or this wait ends, or a scheduled job is due.
+                Some(w) => {
+                    let mut nap = until.min(w.until) - now;
+                    if let Some(due) = w.next_due {
+                        let ms = due.saturating_sub(now_ms()).max(1);
+                        nap = nap.min(Duration::from_millis(ms));
+                    }
+                    let jobs = self.handed(max, nap).await?;
+                    if !jobs.is_empty() || Instant::now() >= until {
+                        return Ok(jobs);
+                    }
+                    call = true;
+                }
+                None => {
+                    call = false;
+                    let jobs = self
+                        .try_claim(max, until.saturating_duration_since(now))
+                        .await?;
+                    if !jobs.is_empty() || Instant::now() >= until {
+                        return Ok(jobs);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn renew(&self) -> Result<(), BrokerError> {
+        let lease = self.keys.lease(&self.id);
+        renew(&mut self.broker.conn(), &lease, self.options.lease).await
+    }
+
+    async fn settle(&self, done: Vec<Settle>) -> Result<usize, BrokerError> {
+        let mut settled = 0;
+        for chunk in done.chunks(CHUNK) {
+            settled += self.settle_chunk(chunk).await?;
+        }
+        Ok(settled)
+    }
+
+    async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
+        for chunk in ids.chunks(CHUNK) {
+            self.release_chunk(chunk, attempted).await?;
+        }
+        Ok(())
     }
 
     async fn reap(&self) -> Result<ReapStats, BrokerError> {

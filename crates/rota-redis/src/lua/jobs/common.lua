@@ -130,17 +130,22 @@ end
 -- others have backlogs, is served at the next claim, then takes its turns
 -- at the back. (A partition at the front gets one job per turn like any
 -- other; only one that empties and comes back is served first again.) One
--- already in the ring keeps its turn.
-local function ring_join(parts)
+-- already in the ring keeps its turn, unless `emptied` says it ran dry
+-- since (a claim that took a lane's last job without knowing it leaves the
+-- partition in the ring; the next claim to come by drops it).
+local function ring_join(parts, emptied)
   if #parts == 0 then return end
   local head = tonumber(redis.call('ZRANGE', RING, 0, 0, 'WITHSCORES')[2] or '0')
   local first = math.min(head, 0) - #parts
-  local args = {}
+  local keep, reset = {}, {}
   for i, p in ipairs(parts) do
-    args[2 * i - 1] = first + i - 1
-    args[2 * i] = p
+    local args = keep
+    if emptied and emptied[p] then args = reset end
+    args[#args + 1] = first + i - 1
+    args[#args + 1] = p
   end
-  bulk('ZADD', {RING, 'NX'}, args, 2)
+  if #keep > 0 then bulk('ZADD', {RING, 'NX'}, keep, 2) end
+  if #reset > 0 then bulk('ZADD', {RING}, reset, 2) end
 end
 
 local function is_parked(t)
@@ -177,16 +182,21 @@ end
 local function ready_flush()
   if ready.n == 0 then return 0 end
   local n = ready.n
-  local parts, plist, other = {}, {}, false
+  local parts, plist, other, emptied = {}, {}, false, {}
   for _, lane in ipairs(ready.order) do
     local l = ready.lanes[lane]
-    if #l.back > 0 then bulk('RPUSH', {lane_key(lane)}, l.back) end
-    if #l.front > 0 then
-      -- Given back in order: the first pushed last, to end up first.
-      local rev = {}
-      for i = #l.front, 1, -1 do rev[#rev + 1] = l.front[i] end
-      bulk('LPUSH', {lane_key(lane)}, rev)
+    local key, len = lane_key(lane), 0
+    for i = 1, #l.back, CHUNK do
+      len = redis.call('RPUSH', key, unpack(l.back, i, math.min(i + CHUNK - 1, #l.back)))
     end
+    -- Given back in order: the first pushed last, to end up first.
+    for i = #l.front, 1, -CHUNK do
+      local chunk = {}
+      for j = i, math.max(i - CHUNK + 1, 1), -1 do chunk[#chunk + 1] = l.front[j] end
+      len = redis.call('LPUSH', key, unpack(chunk))
+    end
+    -- The push answers the lane's length: all of it new, the lane was dry.
+    if lane == l.p and len == #l.back + #l.front then emptied[l.p] = true end
     l.name = lane
     local ls = parts[l.p]
     if not ls then
@@ -226,7 +236,7 @@ local function ready_flush()
       bulk('ZADD', {lanes_of(p), 'LT'}, args, 2)
     end
   end
-  ring_join(plist)
+  ring_join(plist, emptied)
   ready = {lanes = {}, order = {}, n = 0}
   return n
 end

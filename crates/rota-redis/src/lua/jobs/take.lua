@@ -86,7 +86,7 @@ local function take(c, max, cap, now)
     claimed[t] = claimed[t] + n
   end
 
-  -- Up to n jobs off the front of a lane, and whether it still holds any.
+  -- Up to n jobs off the front of a lane, and whether it may hold more.
   -- Jobs cancelled while queued stay in their lane until met here.
   local function pop(lane, n)
     local got = redis.call('LPOP', lane_key(lane), n) or {}
@@ -104,8 +104,10 @@ local function take(c, max, cap, now)
         end
       end
     end
-    local more = #got == n and redis.call('LLEN', lane_key(lane)) > 0
-    return kept, more
+    -- A lane whose last job this took may look live: a claim that comes by
+    -- later finds it dry and drops it, and an enqueue that finds it dry
+    -- puts its partition at the front as if new.
+    return kept, #got == n
   end
 
   -- The best lane of grouped partition p with a job and room under the
