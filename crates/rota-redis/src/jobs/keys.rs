@@ -4,7 +4,7 @@ use super::call::Call;
 
 /// The keys every job function is given first, in the order `common.lua`
 /// reads them.
-const FIXED: [&str; 16] = [
+const FIXED: [&str; 17] = [
     "ring",
     "seq",
     "sched",
@@ -21,6 +21,7 @@ const FIXED: [&str; 16] = [
     "consumers",
     "tidy",
     "tomb",
+    "capped",
 ];
 
 /// The keys of one queue, all under `<prefix>:{j:<queue>}:`.

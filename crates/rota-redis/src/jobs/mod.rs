@@ -13,9 +13,9 @@
 //! | `tomb` | hash | per lane, jobs cancelled while queued and not yet met by a claim (they stay in their list) |
 //! | `sched` | zset | scheduled job ids by due time |
 //! | `psched` | hash | scheduled jobs per partition |
-//! | `run` | hash | running jobs per tenant, plus 2⁴⁰ while the tenant is **parked** |
+//! | `run`, `capped` | hash, string | running jobs per tenant, plus 2⁴⁰ while the tenant is **parked**; counted once a consumer with a tenant cap registered (`capped` set), a write per job spared before |
 //! | `parked:<t>` | set | lanes of tenant `t` parked: it reached the cap, and they left the claims' way until one of its jobs stops |
-//! | `held:<c>` | hash | job id → claim time (ms) of the jobs consumer `c` holds: the running jobs |
+//! | `held:<c>` | hash | job id → claim time (ms) of the jobs consumer `c` holds, the running jobs (`+` after the time when `run` counted the job) |
 //! | `lease:<c>` | string with TTL | the consumer's fenced lease |
 //! | `waiting`, `wants` | zset, hash | consumers blocked in a claim that found nothing (until when; how many jobs, under which cap) |
 //! | `handoff:<c>` | list | jobs claimed for waiting consumer `c` by the function that made them claimable; its blocked claim reads them |
@@ -278,7 +278,12 @@ impl JobStore for RedisBroker {
     ) -> Result<Box<dyn JobConsumer>, BrokerError> {
         let keys = self.queue_keys(queue)?;
         let id = Uuid::now_v7().simple().to_string();
-        let _: () = redis::pipe()
+        let mut pipe = redis::pipe();
+        if options.tenant_cap.is_some() {
+            // From now on every claim counts running jobs per tenant.
+            pipe.cmd("SET").arg(keys.key("capped")).arg(1).ignore();
+        }
+        let _: () = pipe
             .cmd("SET")
             .arg(keys.lease(&id))
             .arg(1)

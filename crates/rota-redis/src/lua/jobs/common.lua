@@ -25,8 +25,8 @@
 -- grouped: its lanes wait in lanes:<p>, scored by their first job, for a
 -- claim to pick the best.
 local RING, SEQ, SCHED, PSCHED, RUN, GRP, WAITING, WANTS, FINISHED, FIN, DEAD, IKEYS,
-  KOF, CONSUMERS, TIDY, TOMB
-local FIXED = 16
+  KOF, CONSUMERS, TIDY, TOMB, CAPPED
+local FIXED = 17
 local base
 
 local function jk(id) return base .. 'job:' .. id end
@@ -116,6 +116,19 @@ local function attempt_json(attempt, worker, started, finished, outcome)
     '{"attempt":%d,"worker":"%s","started_at_ms":%d,"finished_at_ms":%d,"outcome":{"outcome":"%s"}}',
     attempt, worker, started, finished, outcome)
 end
+
+-- Running jobs are counted per tenant (RUN) once a consumer with a tenant
+-- cap registered (CAPPED): a queue without caps spares a write per job on
+-- claim and on settle. A held job's value in held:<c> is its claim time,
+-- with '+' when its tenant's count counted it (so only those are counted
+-- down; jobs already running when counting began are never counted).
+local function counting() return redis.call('EXISTS', CAPPED) == 1 end
+local function held_value(now, counted)
+  if counted then return int(now) .. '+' end
+  return now
+end
+local function held_at(v) return tonumber(string.match(v, '^%d+')) end
+local function held_counted(v) return string.sub(v, -1) == '+' end
 
 -- Whether a consumer holds job id (then it runs).
 local function is_held(id)
@@ -410,7 +423,7 @@ end
 -- Starts a call: the queue's keys, and nothing gathered.
 local function setup(keys, args)
   RING, SEQ, SCHED, PSCHED, RUN, GRP, WAITING, WANTS, FINISHED, FIN, DEAD, IKEYS, KOF,
-    CONSUMERS, TIDY, TOMB = unpack(keys, 1, FIXED)
+    CONSUMERS, TIDY, TOMB, CAPPED = unpack(keys, 1, FIXED)
   base = args[1]
   ready = {lanes = {}, order = {}, n = 0}
   later = {items = {}, parts = {}, plist = {}}

@@ -101,8 +101,9 @@ for i = 0, count - 1 do
       redis.call('HSET', jkey, unpack(fields))
     end
     if direct then
-      redis.call('HSET', held_key(direct[1]), id, now)
-      redis.call('HINCRBY', RUN, t, 1)
+      local count = direct[3] > 0 or counting()
+      redis.call('HSET', held_key(direct[1]), id, held_value(now, count))
+      if count then redis.call('HINCRBY', RUN, t, 1) end
       hand(direct, {entry(sc, id, 1, '-', ARGV[a + 7])})
     elseif due > now then
       later_add(id, p, due)

@@ -26,9 +26,9 @@ for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
       local p = f[1]
       if p then
         local t = f[2] or p
-        stop(t)
+        if held_counted(got[2 * n]) then stop(t) end
         local a = tonumber(f[4]) or 1
-        local lost = attempt_json(a, c, tonumber(got[2 * n]), now, 'lost')
+        local lost = attempt_json(a, c, held_at(got[2 * n]), now, 'lost')
         local max = tonumber(f[5]) or default_max
         if a >= max then
           bury(jkey, id, string.format(

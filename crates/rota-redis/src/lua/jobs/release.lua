@@ -9,7 +9,7 @@
 local c, now, mode = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local HELD, LEASE, HANDOFF = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3]
 if mode ~= 'close' and not lease_ok(c) then return -1 end
-local ids, at, keys = {}, {}, {}
+local ids, at, keys, counted = {}, {}, {}, {}
 if mode == 'close' then
   -- A closing consumer waits for nothing more.
   redis.call('ZREM', WAITING, c)
@@ -17,7 +17,8 @@ if mode == 'close' then
   local got = redis.call('HRANDFIELD', HELD, CHUNK, 'WITHVALUES')
   for i = 1, #got, 2 do
     ids[#ids + 1] = got[i]
-    at[#at + 1] = tonumber(got[i + 1])
+    at[#at + 1] = held_at(got[i + 1])
+    counted[#counted + 1] = held_counted(got[i + 1])
     keys[#keys + 1] = jk(got[i])
   end
 else
@@ -27,7 +28,8 @@ else
   for i = 1, #given do
     if since[i] then
       ids[#ids + 1] = given[i]
-      at[#at + 1] = tonumber(since[i])
+      at[#at + 1] = held_at(since[i])
+      counted[#counted + 1] = held_counted(since[i])
       keys[#keys + 1] = KEYS[FIXED + 3 + i]
     end
   end
@@ -39,7 +41,7 @@ for n, id in ipairs(ids) do
   local p = f[1]
   if p then
     local t = f[2] or p
-    stop(t)
+    if counted[n] then stop(t) end
     local a = tonumber(f[4]) or 1
     if mode == 'attempted' then
       redis.call('HSET', keys[n], 'a', a + 1, 'h' .. (h0 + n),

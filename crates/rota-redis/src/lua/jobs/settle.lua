@@ -30,11 +30,13 @@ for n, i in ipairs(mine) do
   local id, t, att, kind, value, result = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
     ARGV[a + 4], ARGV[a + 5]
   local jkey = KEYS[FIXED + 3 + i]
-  if t == '' then
-    local f = redis.call('HMGET', jkey, 'p', 't')
-    t = f[2] or f[1]
+  if held_counted(held[i + 1]) then
+    if t == '' then
+      local f = redis.call('HMGET', jkey, 'p', 't')
+      t = f[2] or f[1]
+    end
+    if t then stop(t) end
   end
-  if t then stop(t) end
   local hist = 'h' .. (h0 + n)
   if kind == 'finish' then
     local fields = {'s', value, 'f', int(now), hist, att}

@@ -57,6 +57,7 @@ local function take(c, max, cap, now)
   local seen = {}      -- partitions visited
   local ghosts = {}    -- lane -> cancelled jobs met in it
   local tombs = redis.call('HLEN', TOMB) > 0
+  local count = cap > 0 or counting()
 
   local function running(t)
     local r = runs[t]
@@ -304,14 +305,17 @@ local function take(c, max, cap, now)
     bulk('SADD', {parked_key(t)}, newly[t])
     if running(t) < BIG then took(t, BIG) end
   end
-  for _, t in ipairs(tlist) do
-    if claimed[t] ~= 0 then redis.call('HINCRBY', RUN, t, claimed[t]) end
+  if count then
+    for _, t in ipairs(tlist) do
+      if claimed[t] ~= 0 then redis.call('HINCRBY', RUN, t, claimed[t]) end
+    end
   end
   if #order == 0 then return order end
   local args = {}
+  local at = held_value(now, count)
   for i, e in ipairs(order) do
     args[2 * i - 1] = entry_id(e)
-    args[2 * i] = now
+    args[2 * i] = at
   end
   bulk('HSET', {held_key(c)}, args, 2)
   return order
