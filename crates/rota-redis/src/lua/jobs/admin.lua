@@ -26,7 +26,7 @@ if op == 'cancel' then
     return 0
   end
   redis.call('HSET', jkey, 's', 'cancelled', 'f', int(now), 'rs', 'cancelled before it ran')
-  done_add('cancelled', id, now)
+  done_add('cancelled', id, int(now))
   done_flush()
   return 1
 elseif op == 'requeue' then

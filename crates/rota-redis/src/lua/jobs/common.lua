@@ -177,17 +177,20 @@ end
 -- JSON). A job given back (`front`) goes ahead of its lane; others behind.
 local ready
 local function ready_add(id, p, t, sc, a, due, json, front)
-  local prio = prio_of(sc)
-  local lane = lane_of(p, t, prio)
+  local lane = lane_of(p, t, prio_of(sc))
   local l = ready.lanes[lane]
   if not l then
-    l = {p = p, t = t, back = {}, front = {}, best = sc}
+    l = {p = p, back = {}, best = sc}
     ready.lanes[lane] = l
     ready.order[#ready.order + 1] = lane
   elseif sc < l.best then
     l.best = sc
   end
-  local list = front and l.front or l.back
+  local list = l.back
+  if front then
+    list = l.front or {}
+    l.front = list
+  end
   list[#list + 1] = entry(sc, id, a, due, json)
   ready.n = ready.n + 1
 end
@@ -195,58 +198,62 @@ end
 local function ready_flush()
   if ready.n == 0 then return 0 end
   local n = ready.n
-  local parts, plist, other, emptied = {}, {}, false, {}
+  local plist, seen, emptied, other = {}, {}, {}, false
   for _, lane in ipairs(ready.order) do
     local l = ready.lanes[lane]
+    local back, front = l.back, l.front or {}
     local key, len = lane_key(lane), 0
-    for i = 1, #l.back, CHUNK do
-      len = redis.call('RPUSH', key, unpack(l.back, i, math.min(i + CHUNK - 1, #l.back)))
+    for i = 1, #back, CHUNK do
+      len = redis.call('RPUSH', key, unpack(back, i, math.min(i + CHUNK - 1, #back)))
     end
     -- Given back in order: the first pushed last, to end up first.
-    for i = #l.front, 1, -CHUNK do
+    for i = #front, 1, -CHUNK do
       local chunk = {}
-      for j = i, math.max(i - CHUNK + 1, 1), -1 do chunk[#chunk + 1] = l.front[j] end
+      for j = i, math.max(i - CHUNK + 1, 1), -1 do chunk[#chunk + 1] = front[j] end
       len = redis.call('LPUSH', key, unpack(chunk))
     end
+    local p = l.p
     -- The push answers the lane's length: all of it new, the lane was dry.
-    if lane == l.p and len == #l.back + #l.front then emptied[l.p] = true end
-    l.name = lane
-    local ls = parts[l.p]
-    if not ls then
-      ls = {}
-      parts[l.p] = ls
-      plist[#plist + 1] = l.p
+    if lane == p and len == #back + #front then emptied[p] = true end
+    if not seen[p] then
+      seen[p] = true
+      plist[#plist + 1] = p
     end
-    ls[#ls + 1] = l
-    if lane ~= l.p then other = true end
+    if lane ~= p then other = true end
   end
   -- A partition with another lane than its own tenant's at priority 0 is
   -- grouped: its lanes wait in lanes:<p>, by their first job.
-  local grouped = bulk('SMISMEMBER', {GRP}, plist)
-  for i, p in ipairs(plist) do
-    local ls = parts[p]
-    local g = grouped[i] == 1
-    if not g and other then
-      local own, others = false, false
-      for _, l in ipairs(ls) do
-        if l.name == p then own = true else others = true end
-      end
-      if others then
+  if other or redis.call('SCARD', GRP) > 0 then
+    local parts = {}
+    for _, lane in ipairs(ready.order) do
+      local p = ready.lanes[lane].p
+      parts[p] = parts[p] or {}
+      table.insert(parts[p], lane)
+    end
+    local grouped = bulk('SMISMEMBER', {GRP}, plist)
+    for i, p in ipairs(plist) do
+      local lanes = parts[p]
+      local g = grouped[i] == 1
+      if not g and (#lanes > 1 or lanes[1] ~= p) then
         redis.call('SADD', GRP, p)
         g = true
+        local own = false
+        for _, lane in ipairs(lanes) do
+          if lane == p then own = true end
+        end
         if not own and not is_parked(p) then
           local e, sc = lane_head(p)
           if e then redis.call('ZADD', lanes_of(p), sc, p) end
         end
       end
-    end
-    if g then
-      local args = {}
-      for _, l in ipairs(ls) do
-        args[#args + 1] = l.best
-        args[#args + 1] = l.name
+      if g then
+        local args = {}
+        for _, lane in ipairs(lanes) do
+          args[#args + 1] = ready.lanes[lane].best
+          args[#args + 1] = lane
+        end
+        bulk('ZADD', {lanes_of(p), 'LT'}, args, 2)
       end
-      bulk('ZADD', {lanes_of(p), 'LT'}, args, 2)
     end
   end
   ring_join(plist, emptied)
@@ -297,9 +304,10 @@ end
 -- holds "<finished at> <state> <id>" in the order jobs finished, so
 -- retention knows age and state without a read.
 local done
-local function done_add(state, id, now)
+-- (`at`: the finishing instant as text.)
+local function done_add(state, id, at)
   local items = done.items
-  items[#items + 1] = int(now) .. ' ' .. state .. ' ' .. id
+  items[#items + 1] = at .. ' ' .. state .. ' ' .. id
   if not done.states[state] then
     done.states[state] = 0
     done.slist[#done.slist + 1] = state

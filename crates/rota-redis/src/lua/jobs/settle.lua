@@ -25,6 +25,7 @@ bulk('HDEL', {HELD}, gone)
 -- Numbers for the attempts' history fields, and for the retried jobs'
 -- new order.
 local h0 = seq_take(2 * #mine)
+local now_s = int(now)
 for n, i in ipairs(mine) do
   local a = FIRST + i * PER
   local id, t, att, kind, value, result = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
@@ -39,31 +40,36 @@ for n, i in ipairs(mine) do
   end
   local hist = 'h' .. (h0 + n)
   if kind == 'finish' then
-    local fields = {'s', value, 'f', int(now), hist, att}
-    if result ~= '' then
-      fields[#fields + 1] = 'r'
-      fields[#fields + 1] = result
-    end
-    if value ~= 'succeeded' then
-      local reason = cjson.decode(att).outcome.error
-      if type(reason) == 'string' then
-        fields[#fields + 1] = 'rs'
-        fields[#fields + 1] = reason
+    if value == 'succeeded' and result ~= '' then
+      redis.call('HSET', jkey, 's', value, 'f', now_s, hist, att, 'r', result)
+    else
+      local fields = {'s', value, 'f', now_s, hist, att}
+      if result ~= '' then
+        fields[#fields + 1] = 'r'
+        fields[#fields + 1] = result
       end
+      if value ~= 'succeeded' then
+        local reason = cjson.decode(att).outcome.error
+        if type(reason) == 'string' then
+          fields[#fields + 1] = 'rs'
+          fields[#fields + 1] = reason
+        end
+      end
+      redis.call('HSET', jkey, unpack(fields))
     end
-    redis.call('HSET', jkey, unpack(fields))
-    done_add(value, id, now)
+    done_add(value, id, now_s)
   elseif kind == 'retry' then
-    local f = redis.call('HMGET', jkey, 'p', 'sc', 'a', 'j')
-    local sc = score(prio_of(f[2]), h0 + #mine + n)
+    local f = redis.call('HMGET', jkey, 'p', 't', 'sc', 'a', 'j')
+    if t == '' then t = f[2] or f[1] end
+    local sc = score(prio_of(f[3]), h0 + #mine + n)
     local due = tonumber(value)
-    local next_attempt = (tonumber(f[3]) or 1) + 1
+    local next_attempt = (tonumber(f[4]) or 1) + 1
     if due > now then
       redis.call('HSET', jkey, 's', 'scheduled', 'a', next_attempt, 'sc', sc, 'due', int(due), hist, att)
       later_add(id, f[1], due)
     else
-      redis.call('HSET', jkey, 'a', next_attempt, 'sc', sc, 'due', int(now), hist, att)
-      ready_add(id, f[1], t, sc, next_attempt, int(now), f[4])
+      redis.call('HSET', jkey, 'a', next_attempt, 'sc', sc, 'due', now_s, hist, att)
+      ready_add(id, f[1], t, sc, next_attempt, now_s, f[5])
     end
   else
     bury(jkey, id, value, now, hist, att)

@@ -141,8 +141,9 @@ local function take(c, max, cap, now)
   -- what is left: 'live' (more ready), 'empty' or 'parked'.
   local function visit(P, r)
     local p = P.name
-    local ids = {}
+    local ids
     if P.grouped then
+      ids = {}
       while #ids < r do
         local lane, t = pick(p)
         if not lane then break end
@@ -163,13 +164,13 @@ local function take(c, max, cap, now)
         if room <= 0 then
           park(p, p)
           P.state = 'parked'
-          return ids
+          return {}
         end
         if room < r then r = room end
       end
       local more
       ids, more = pop(p, r)
-      took(p, #ids)
+      if count then took(p, #ids) end
       if not more then
         P.state = 'empty'
       elseif cap > 0 and busy(p) >= cap then
@@ -179,7 +180,7 @@ local function take(c, max, cap, now)
         P.state = 'live'
       end
     end
-    if #ids > 0 then
+    if ids[1] then
       tick = tick + 1
       P.tick = tick
     end
