@@ -1,26 +1,36 @@
-//! `rota-bench`: measures rota against the physical floor of the same shape
-//! done with bare Redis commands, on the same machine in the same run.
-//! Prints one JSON line per run.
+//! `rota-bench`: measures rota and, in the same process right before it,
+//! the floor of the same work done with bare Redis commands, so each of
+//! rota's figures comes as a ratio to a limit measured at the same moment
+//! on the same machine. Prints one JSON line per system measured: the
+//! floor's, then rota's with the floor's figures and the ratios on it.
 //!
 //! ```text
-//! rota-bench rpc-latency    --redis URL --n 5000 [--floor]
-//! rota-bench rpc-throughput --redis URL --n 200000 --callers 100 --servers 2 [--floor]
-//! rota-bench jobs-throughput --backend redis|embedded --n 50000 --concurrency 100
-//! rota-bench jobs-latency   --backend redis|embedded --n 2000
-//! rota-bench fairness       --backend redis|embedded [--backlog 50000]
+//! rota-bench rpc-latency     --redis URL --n 5000 [--floor streams|unbatched-lists|none]
+//! rota-bench rpc-throughput  --redis URL --n 200000 --callers 100 --servers 2 [--floor …]
+//! rota-bench jobs-throughput --backend redis|embedded --n 50000 --concurrency 100 --tenants 16 [--floor streams|none]
+//! rota-bench jobs-latency    --backend redis|embedded --n 2000 --tenants 16
+//! rota-bench fairness        --backend redis|embedded --backlog 50000 --tenants 16
 //! ```
+//!
+//! * `report` — lines, ratios, and the checks that fail a run.
+//! * `rpc/` — calls: rota, the `streams` floor, the `unbatched-lists` shape.
+//! * `jobs/` — jobs: throughput (with its Redis floor), latency, fairness.
 
-mod floor;
 mod jobs;
+mod report;
 mod rpc;
+
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::report::Report;
+
 #[derive(Parser)]
 #[command(
     name = "rota-bench",
-    about = "Benchmarks of rota; one JSON line per run"
+    about = "Benchmarks of rota beside their floor; one JSON line per system measured"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,25 +39,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sequential calls through one server: p50 and p99 round-trip latency.
+    /// Sequential calls through one server: p50 and p99 round trip, the
+    /// floor's and rota's.
     RpcLatency {
-        /// Redis to run against (its data is left alone but for rota's keys
-        /// under the prefix `bench`).
+        /// Redis to run against (its data is left alone but for keys under
+        /// the prefixes `bench`, `floor` and `floor-lists`).
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
         /// Calls to time.
         #[arg(long, default_value_t = 5000)]
         n: usize,
-        /// Run the same shape with bare Redis commands instead.
-        #[arg(long)]
-        floor: bool,
+        /// The floor measured first (`--floor` alone: `streams`).
+        #[arg(long, value_enum, default_value = "streams", num_args = 0..=1, default_missing_value = "streams")]
+        floor: rpc::Floor,
         /// Runtime worker threads (1: a current-thread runtime, so a call's
         /// hops between tasks cost no thread wake-ups; the floor runs on the
         /// same runtime).
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
-    /// Many concurrent callers and several servers: calls per second.
+    /// Many concurrent callers and several servers: calls per second, the
+    /// floor's and rota's.
     RpcThroughput {
         /// Redis to run against.
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -61,14 +73,15 @@ enum Command {
         /// Servers of the service.
         #[arg(long, default_value_t = 2)]
         servers: usize,
-        /// Run the same shape with bare Redis commands instead.
-        #[arg(long)]
-        floor: bool,
+        /// The floor measured first (`--floor` alone: `streams`).
+        #[arg(long, value_enum, default_value = "streams", num_args = 0..=1, default_missing_value = "streams")]
+        floor: rpc::Floor,
         /// Runtime worker threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
-    /// Bulk enqueue, then processing with no-op handlers: jobs per second.
+    /// Bulk enqueue, then processing with no-op handlers until every job is
+    /// settled: jobs per second, the floor's (on Redis) and rota's.
     JobsThroughput {
         /// The store.
         #[arg(long, value_enum, default_value = "redis")]
@@ -82,6 +95,13 @@ enum Command {
         /// Handlers running at once.
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
+        /// Tenants the jobs are spread over (each one a partition).
+        #[arg(long, default_value_t = jobs::DEFAULT_TENANTS, value_parser = at_least_one())]
+        tenants: usize,
+        /// The floor measured first: `streams` on Redis by default, none
+        /// on the embedded store (it has no Redis floor).
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "streams")]
+        floor: Option<jobs::Floor>,
         /// Runtime worker threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
@@ -97,11 +117,15 @@ enum Command {
         /// Jobs to time.
         #[arg(long, default_value_t = 2000)]
         n: usize,
+        /// Tenants the jobs are spread over (each one a partition).
+        #[arg(long, default_value_t = jobs::DEFAULT_TENANTS, value_parser = at_least_one())]
+        tenants: usize,
         /// Runtime worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
-    /// A quiet tenant's wait while another tenant's backlog drains.
+    /// A quiet tenant's wait while a backlog spread over other tenants
+    /// drains.
     Fairness {
         /// The store.
         #[arg(long, value_enum, default_value = "redis")]
@@ -109,9 +133,13 @@ enum Command {
         /// Redis to run against (with `--backend redis`).
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
-        /// The noisy tenant's backlog.
+        /// The noisy tenants' backlog.
         #[arg(long, default_value_t = 50_000)]
         backlog: usize,
+        /// Noisy tenants the backlog is spread over (each one a
+        /// partition); the quiet tenant is one more.
+        #[arg(long, default_value_t = jobs::DEFAULT_TENANTS, value_parser = at_least_one())]
+        tenants: usize,
         /// Handlers running at once.
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
@@ -124,16 +152,86 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    let threads = match cli.command {
-        Command::RpcLatency { threads, .. }
-        | Command::RpcThroughput { threads, .. }
-        | Command::JobsThroughput { threads, .. }
-        | Command::JobsLatency { threads, .. }
-        | Command::Fairness { threads, .. } => threads,
-    };
-    let rt = if threads <= 1 {
+/// A count of at least 1.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
+
+impl Command {
+    fn threads(&self) -> usize {
+        match self {
+            Command::RpcLatency { threads, .. }
+            | Command::RpcThroughput { threads, .. }
+            | Command::JobsThroughput { threads, .. }
+            | Command::JobsLatency { threads, .. }
+            | Command::Fairness { threads, .. } => (*threads).max(1),
+        }
+    }
+
+    async fn run(self) -> Result<Report> {
+        match self {
+            Command::RpcLatency {
+                redis, n, floor, ..
+            } => rpc::latency(&redis, n, floor).await,
+            Command::RpcThroughput {
+                redis,
+                n,
+                callers,
+                servers,
+                floor,
+                ..
+            } => rpc::throughput(&redis, n, callers, servers, floor).await,
+            Command::JobsThroughput {
+                backend,
+                redis,
+                n,
+                concurrency,
+                tenants,
+                floor,
+                ..
+            } => jobs::throughput_report(backend, &redis, n, concurrency, tenants, floor).await,
+            Command::JobsLatency {
+                backend,
+                redis,
+                n,
+                tenants,
+                ..
+            } => jobs::latency_report(backend, &redis, n, tenants).await,
+            Command::Fairness {
+                backend,
+                redis,
+                backlog,
+                tenants,
+                concurrency,
+                work_ms,
+                ..
+            } => {
+                let shape = jobs::fairness::Shape {
+                    backlog,
+                    tenants,
+                    concurrency,
+                    work: std::time::Duration::from_millis(work_ms),
+                };
+                jobs::fairness_report(backend, &redis, shape).await
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rota-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the benchmark, prints its lines, and fails when a check did.
+fn run(cli: Cli) -> Result<ExitCode> {
+    let threads = cli.command.threads();
+    let rt = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -143,93 +241,16 @@ fn main() -> Result<()> {
             .enable_all()
             .build()?
     };
-    let line = rt.block_on(async {
-        match cli.command {
-            Command::RpcLatency {
-                redis, n, floor, ..
-            } => {
-                if floor {
-                    floor::latency(&redis, n).await
-                } else {
-                    rpc::latency(&redis, n).await
-                }
-            }
-            Command::RpcThroughput {
-                redis,
-                n,
-                callers,
-                servers,
-                floor,
-                ..
-            } => {
-                if floor {
-                    floor::throughput(&redis, n, callers, servers).await
-                } else {
-                    rpc::throughput(&redis, n, callers, servers).await
-                }
-            }
-            Command::JobsThroughput {
-                backend,
-                redis,
-                n,
-                concurrency,
-                ..
-            } => match backend {
-                jobs::Backend::Redis => {
-                    let s = jobs::redis_store(&redis).await?;
-                    jobs::throughput(backend, s.store.clone(), n, concurrency).await
-                }
-                jobs::Backend::Embedded => {
-                    let s = jobs::embedded_store().await?;
-                    jobs::throughput(backend, s.store.clone(), n, concurrency).await
-                }
-            },
-            Command::JobsLatency {
-                backend, redis, n, ..
-            } => match backend {
-                jobs::Backend::Redis => {
-                    let s = jobs::redis_store(&redis).await?;
-                    jobs::latency(backend, s.store.clone(), n).await
-                }
-                jobs::Backend::Embedded => {
-                    let s = jobs::embedded_store().await?;
-                    jobs::latency(backend, s.store.clone(), n).await
-                }
-            },
-            Command::Fairness {
-                backend,
-                redis,
-                backlog,
-                concurrency,
-                work_ms,
-                ..
-            } => {
-                let work = std::time::Duration::from_millis(work_ms);
-                match backend {
-                    jobs::Backend::Redis => {
-                        let s = jobs::redis_store(&redis).await?;
-                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await
-                    }
-                    jobs::Backend::Embedded => {
-                        let s = jobs::embedded_store().await?;
-                        jobs::fairness(backend, s.store.clone(), backlog, concurrency, work).await
-                    }
-                }
-            }
-        }
-    })?;
-    let mut line: serde_json::Value = serde_json::from_str(&line)?;
-    line["threads"] = threads.max(1).into();
-    println!("{line}");
-    Ok(())
-}
-
-/// Percentile (0–100) of sorted durations, in milliseconds.
-pub(crate) fn percentile_ms(sorted: &[std::time::Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+    let report = rt.block_on(cli.command.run())?;
+    for mut line in report.lines {
+        line.insert("threads".into(), threads.into());
+        println!("{}", serde_json::Value::Object(line));
     }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    let ms = sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0;
-    (ms * 1000.0).round() / 1000.0
+    if report.failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for failure in &report.failures {
+        eprintln!("rota-bench: {failure}");
+    }
+    Ok(ExitCode::FAILURE)
 }

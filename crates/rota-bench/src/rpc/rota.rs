@@ -1,13 +1,14 @@
 //! rota's side: a `#[contract]` service on the Redis backend.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use rota::{Client, ClientOptions, ServeOptions};
 use rota_redis::{RedisBroker, RedisOptions};
 use serde_json::json;
 
-use crate::percentile_ms;
+use super::{CALL_TIMEOUT, CLAIM_BATCH, CLAIM_WAIT, CONCURRENCY, WARMUP};
+use crate::report::{Line, line, per_s, percentile_ms};
 
 /// The benchmarked contract: a small request and reply, as in the floor.
 #[rota::contract]
@@ -40,15 +41,22 @@ async fn broker(url: &str, service: &str) -> Result<RedisBroker> {
 }
 
 fn serve_options() -> ServeOptions {
-    ServeOptions::default().concurrency(512).claim_batch(256)
+    ServeOptions::default()
+        .concurrency(CONCURRENCY)
+        .claim_batch(CLAIM_BATCH)
+        .claim_wait(CLAIM_WAIT)
 }
 
-pub(crate) async fn latency(url: &str, n: usize) -> Result<String> {
+pub(crate) async fn latency(url: &str, n: usize) -> Result<Line> {
     let service = "bench-latency";
     let broker = broker(url, service).await?;
     let server = BenchServer::new(Echo).spawn(broker.clone(), service, serve_options());
-    let bench = BenchClient::new(broker.clone(), service);
-    for i in 0..200 {
+    let client = Client::with_options(
+        broker.clone(),
+        ClientOptions::default().default_timeout(CALL_TIMEOUT),
+    );
+    let bench = BenchClient::new(&client, service);
+    for i in 0..WARMUP {
         ensure!(bench.echo(i).await? == i, "wrong echo");
     }
     let mut samples = Vec::with_capacity(n);
@@ -60,14 +68,14 @@ pub(crate) async fn latency(url: &str, n: usize) -> Result<String> {
     }
     server.shutdown().await?;
     samples.sort();
-    Ok(json!({
+    Ok(line(json!({
         "system": "rota",
         "mode": "rpc-latency",
+        "measures": super::LATENCY_MEASURES,
         "n": n,
         "p50_ms": percentile_ms(&samples, 50.0),
         "p99_ms": percentile_ms(&samples, 99.0),
-    })
-    .to_string())
+    })))
 }
 
 pub(crate) async fn throughput(
@@ -75,7 +83,7 @@ pub(crate) async fn throughput(
     n: usize,
     callers: usize,
     servers: usize,
-) -> Result<String> {
+) -> Result<Line> {
     let service = "bench-throughput";
     let broker = broker(url, service).await?;
     let handles: Vec<_> = (0..servers.max(1))
@@ -83,10 +91,10 @@ pub(crate) async fn throughput(
         .collect();
     let client = Client::with_options(
         broker.clone(),
-        ClientOptions::default().default_timeout(Duration::from_secs(60)),
+        ClientOptions::default().default_timeout(CALL_TIMEOUT),
     );
     let bench = BenchClient::new(&client, service);
-    for i in 0..200 {
+    for i in 0..WARMUP {
         ensure!(bench.echo(i).await? == i, "wrong echo");
     }
     let per_caller = n / callers.max(1);
@@ -111,13 +119,13 @@ pub(crate) async fn throughput(
         h.shutdown().await?;
     }
     let done = per_caller * callers.max(1);
-    Ok(json!({
+    Ok(line(json!({
         "system": "rota",
         "mode": "rpc-throughput",
+        "measures": super::THROUGHPUT_MEASURES,
         "n": done,
         "callers": callers,
         "servers": servers,
-        "calls_per_s": (done as f64 / elapsed.as_secs_f64()).round(),
-    })
-    .to_string())
+        "calls_per_s": per_s(done, elapsed),
+    })))
 }

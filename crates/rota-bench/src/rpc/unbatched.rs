@@ -1,7 +1,10 @@
-//! The physical floor: the same request-reply shape with bare Redis
-//! commands, unbatched. A caller LPUSHes a request and BLPOPs its reply; a
-//! server BLMOVEs the request into its processing list, then LPUSHes the
-//! reply and LREMs the request in one pipeline.
+//! The unbatched floor, kept for reference: the classic reliable list
+//! queue, one request per round trip. A caller LPUSHes a request and BLPOPs
+//! its reply on a list of its own; a server BLMOVEs the request into its
+//! processing list, then LPUSHes the reply and LREMs the request in one
+//! pipeline. rota batches claims and acknowledgements, so it outruns this
+//! shape: it is no limit of rota's, only a picture of what batching buys
+//! (the `streams` floor is the limit).
 
 use std::time::Instant;
 
@@ -11,9 +14,12 @@ use redis::{AsyncConnectionConfig, Client};
 use serde_json::json;
 use tokio_util_like::Stop;
 
-use crate::percentile_ms;
+use crate::report::{Line, line, per_s, percentile_ms};
 
-const QUEUE: &str = "floor:q";
+/// The name of this floor in report lines.
+pub(crate) const NAME: &str = "unbatched-lists";
+
+const QUEUE: &str = "floor-lists:q";
 
 async fn blocking_conn(client: &Client) -> Result<MultiplexedConnection> {
     let config = AsyncConnectionConfig::new().set_response_timeout(None);
@@ -26,7 +32,7 @@ async fn blocking_conn(client: &Client) -> Result<MultiplexedConnection> {
 async fn server(client: Client, id: usize, stop: Stop) -> Result<()> {
     let mut blocking = blocking_conn(&client).await?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let processing = format!("floor:processing:{id}");
+    let processing = format!("floor-lists:processing:{id}");
     while !stop.is_set() {
         let req: Option<Vec<u8>> = redis::cmd("BLMOVE")
             .arg(QUEUE)
@@ -81,7 +87,7 @@ async fn call(
 async fn reset(client: &Client) -> Result<()> {
     let mut conn = client.get_multiplexed_async_connection().await?;
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("floor:*")
+        .arg("floor-lists:*")
         .query_async(&mut conn)
         .await?;
     if !keys.is_empty() {
@@ -90,7 +96,7 @@ async fn reset(client: &Client) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn latency(url: &str, n: usize) -> Result<String> {
+pub(crate) async fn latency(url: &str, n: usize) -> Result<Line> {
     let client = Client::open(url)?;
     reset(&client).await?;
     let stop = Stop::default();
@@ -98,25 +104,26 @@ pub(crate) async fn latency(url: &str, n: usize) -> Result<String> {
     let mut conn = client.get_multiplexed_async_connection().await?;
     let mut blocking = blocking_conn(&client).await?;
     for i in 0..200 {
-        call(&mut conn, &mut blocking, "floor:r:0", i).await?;
+        call(&mut conn, &mut blocking, "floor-lists:r:0", i).await?;
     }
     let mut samples = Vec::with_capacity(n);
     for i in 0..n as u64 {
         let started = Instant::now();
-        call(&mut conn, &mut blocking, "floor:r:0", i).await?;
+        call(&mut conn, &mut blocking, "floor-lists:r:0", i).await?;
         samples.push(started.elapsed());
     }
     stop.set();
     srv.await??;
     samples.sort();
-    Ok(json!({
+    Ok(line(json!({
         "system": "floor",
+        "floor": NAME,
         "mode": "rpc-latency",
+        "measures": super::LATENCY_MEASURES,
         "n": n,
         "p50_ms": percentile_ms(&samples, 50.0),
         "p99_ms": percentile_ms(&samples, 99.0),
-    })
-    .to_string())
+    })))
 }
 
 pub(crate) async fn throughput(
@@ -124,7 +131,7 @@ pub(crate) async fn throughput(
     n: usize,
     callers: usize,
     servers: usize,
-) -> Result<String> {
+) -> Result<Line> {
     let client = Client::open(url)?;
     reset(&client).await?;
     let stop = Stop::default();
@@ -144,7 +151,7 @@ pub(crate) async fn throughput(
         .map(|(c, mut blocking)| {
             let mut conn = conn.clone();
             tokio::spawn(async move {
-                let reply_to = format!("floor:r:{c}");
+                let reply_to = format!("floor-lists:r:{c}");
                 for i in 0..per_caller as u64 {
                     call(&mut conn, &mut blocking, &reply_to, i).await?;
                 }
@@ -161,15 +168,16 @@ pub(crate) async fn throughput(
         s.await??;
     }
     let done = per_caller * callers.max(1);
-    Ok(json!({
+    Ok(line(json!({
         "system": "floor",
+        "floor": NAME,
         "mode": "rpc-throughput",
+        "measures": super::THROUGHPUT_MEASURES,
         "n": done,
         "callers": callers,
         "servers": servers,
-        "calls_per_s": (done as f64 / elapsed.as_secs_f64()).round(),
-    })
-    .to_string())
+        "calls_per_s": per_s(done, elapsed),
+    })))
 }
 
 /// A stop flag shared by the floor's servers.
