@@ -152,7 +152,7 @@ fn client(contract: &Contract) -> TokenStream {
         #[allow(dead_code)]
         impl #client {
             /// Creates a client of the service named `service`, calling through
-            /// `client`: a broker, or a `rota::Client` to share its reply inbox.
+            /// `client`: the `rota::Client` whose reply inbox the calls share.
             #fn_vis fn new(
                 client: impl ::rota::IntoClient,
                 service: impl ::core::convert::Into<::std::string::String>,

@@ -54,7 +54,7 @@ impl std::fmt::Debug for MemoryBroker {
 #[derive(Default)]
 pub(crate) struct State {
     rpc: rpc::Services,
-    inboxes: inbox::Inboxes,
+    inboxes: inbox::OpenInboxes,
     jobs: jobs::JobsState,
 }
 

@@ -7,10 +7,28 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redis::Value;
 use rota_core::BrokerError;
-use rota_core::rpc::Inbox;
+use rota_core::{Inbox, Inboxes};
+use uuid::Uuid;
 
+use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
+use crate::keys;
+
+#[async_trait]
+impl Inboxes for RedisBroker {
+    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
+        let key = keys::inbox(&self.options.prefix, &Uuid::now_v7().simple().to_string());
+        Ok(Box::new(RedisInbox {
+            key,
+            conn: Blocking::new(self.client.clone(), &self.options),
+        }))
+    }
+
+    fn is_inbox(&self, address: &str) -> bool {
+        keys::is_inbox(&self.options.prefix, address)
+    }
+}
 
 pub(crate) struct RedisInbox {
     pub(crate) key: String,

@@ -6,6 +6,8 @@ pub(crate) struct ServiceKeys {
     pub(crate) queue: String,
     pub(crate) dead: String,
     pub(crate) lease_prefix: String,
+    /// The latest epoch granted per lease name.
+    pub(crate) epochs: String,
 }
 
 /// The consumer group every server of a service joins.
@@ -17,6 +19,7 @@ impl ServiceKeys {
             queue: format!("{prefix}:{{{service}}}:q"),
             dead: format!("{prefix}:{{{service}}}:dead"),
             lease_prefix: format!("{prefix}:{{{service}}}:lease:"),
+            epochs: format!("{prefix}:{{{service}}}:epochs"),
         }
     }
 
@@ -28,6 +31,17 @@ impl ServiceKeys {
 /// A client's reply inbox, in a hash tag of its own.
 pub(crate) fn inbox(prefix: &str, client: &str) -> String {
     format!("{prefix}:{{c:{client}}}:r")
+}
+
+/// Whether `address` is an inbox key under `prefix`, as [`inbox`] makes
+/// them (the client id a simple UUID): nothing else may be written to as a
+/// reply, since an address comes from the wire and could name any key.
+pub(crate) fn is_inbox(prefix: &str, address: &str) -> bool {
+    address
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix(":{c:"))
+        .and_then(|rest| rest.strip_suffix("}:r"))
+        .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]

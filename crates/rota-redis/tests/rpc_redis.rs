@@ -114,7 +114,7 @@ async fn unknown_methods_and_mismatched_arguments_get_faults_and_serving_goes_on
     let redis = support::RedisServer::start();
     let broker = support::broker(&redis).await;
     let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
-    let old = older::BillingClient::new(broker.clone(), "billing");
+    let old = older::BillingClient::new(rota::Client::new(broker.clone()), "billing");
 
     let err = old.refund(1).await.unwrap_err();
     let RpcError::Remote(fault) = &err else {
@@ -131,7 +131,7 @@ async fn unknown_methods_and_mismatched_arguments_get_faults_and_serving_goes_on
     assert_eq!(fault.kind, FaultKind::BadRequest);
     assert!(fault.message.contains("billing.invoice"), "{fault}");
 
-    let billing = BillingClient::new(broker.clone(), "billing");
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing");
     assert_eq!(
         billing.echo("still here".into()).await.unwrap(),
         "still here"
@@ -152,7 +152,7 @@ async fn garbage_in_the_queue_is_dead_lettered_with_the_reason() {
         .publish("billing", Bytes::from_static(b"{\"not\":\"an envelope\"}"))
         .await
         .unwrap();
-    let billing = BillingClient::new(broker.clone(), "billing");
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing");
     assert_eq!(billing.echo("after".into()).await.unwrap(), "after");
 
     let dead = poll(
@@ -240,7 +240,7 @@ async fn acl_users_authenticate_and_wrong_passwords_are_config_errors() {
     let url = format!("redis://app:pw@127.0.0.1:{}", redis.port());
     let broker = rota_redis::RedisBroker::connect(&url).await.unwrap();
     let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
-    let billing = BillingClient::new(broker.clone(), "billing");
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing");
     assert_eq!(billing.echo("authed".into()).await.unwrap(), "authed");
     server.shutdown().await.unwrap();
 
@@ -265,8 +265,8 @@ async fn a_server_told_to_wait_for_redis_serves_once_it_appears() {
         BillingServer::new(Impl).spawn(broker.clone(), "billing", opts().wait_for_broker(true));
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.restart();
-    let billing =
-        BillingClient::new(broker.clone(), "billing").with_timeout(Duration::from_secs(5));
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing")
+        .with_timeout(Duration::from_secs(5));
     let reply = poll(
         || {
             let billing = billing.clone();
@@ -283,8 +283,8 @@ async fn a_server_told_to_wait_for_redis_serves_once_it_appears() {
 async fn a_request_past_its_deadline_is_not_executed() {
     let redis = support::RedisServer::start();
     let broker = support::broker(&redis).await;
-    let billing =
-        BillingClient::new(broker.clone(), "billing").with_timeout(Duration::from_millis(50));
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing")
+        .with_timeout(Duration::from_millis(50));
     // Nobody serves yet: the call times out, its request stays queued.
     let err = billing.echo("late".into()).await.unwrap_err();
     assert!(matches!(err, RpcError::DeadlineExceeded(_)), "{err}");

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::schema::{JOBS_SCHEMA, SCHEMA};
+use crate::schema::{ADDED_COLUMNS, JOBS_SCHEMA, SCHEMA};
 use crate::tx::{self, Error};
 
 /// How hard a commit holds on.
@@ -198,6 +198,23 @@ impl SqliteBroker {
     }
 }
 
+/// Adds the columns a file made by an earlier version lacks.
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let has: bool = conn.query_row(
+            &format!("SELECT count(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [column],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
     let conn = Connection::open(&options.path)
         .map_err(|e| BrokerError::Config(format!("cannot open {}: {e}", options.path.display())))?;
@@ -213,6 +230,7 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
          {SCHEMA}
          {JOBS_SCHEMA}"
     ))
+    .and_then(|()| add_columns(&conn))
     .map_err(|e| {
         BrokerError::Config(format!(
             "cannot prepare {} as a rota database: {e}",

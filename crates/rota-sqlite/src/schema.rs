@@ -20,7 +20,9 @@ CREATE TABLE IF NOT EXISTS rota_consumers (
     id          TEXT    PRIMARY KEY,
     service     TEXT    NOT NULL,
     -- Unix milliseconds.
-    lease_until INTEGER NOT NULL
+    lease_until INTEGER NOT NULL,
+    -- The grant's fencing token (see rota_lease_epochs).
+    epoch       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS rota_consumers_service
     ON rota_consumers (service, lease_until);
@@ -34,6 +36,13 @@ CREATE TABLE IF NOT EXISTS rota_dead (
     at_ms    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rota_dead_service ON rota_dead (service, id);
+
+-- The latest epoch granted per lease name, per consumers' table: epochs
+-- only grow, even once a consumer's row is gone.
+CREATE TABLE IF NOT EXISTS rota_lease_epochs (
+    lease TEXT    PRIMARY KEY,
+    epoch INTEGER NOT NULL
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS rota_replies (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -136,8 +145,17 @@ CREATE TABLE IF NOT EXISTS rota_job_consumers (
     id          TEXT    PRIMARY KEY,
     queue       TEXT    NOT NULL,
     -- Unix milliseconds.
-    lease_until INTEGER NOT NULL
+    lease_until INTEGER NOT NULL,
+    -- The grant's fencing token (see rota_lease_epochs).
+    epoch       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS rota_job_consumers_queue
     ON rota_job_consumers (queue, lease_until);
 ";
+
+/// Columns added since the first release, for files made before them:
+/// `(table, column, definition)`.
+pub(crate) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("rota_consumers", "epoch", "INTEGER NOT NULL DEFAULT 0"),
+    ("rota_job_consumers", "epoch", "INTEGER NOT NULL DEFAULT 0"),
+];

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Within a partition the highest priority runs first, then the oldest.
-pub async fn priority_then_fifo_within_a_partition(store: &dyn JobStore) {
+pub async fn priority_then_fifo_within_a_partition(store: &dyn JobBackend) {
     let q = queue("prio");
     let batch = [0, 5, 0, -1, 5, 9]
         .iter()
@@ -29,7 +29,7 @@ pub async fn priority_then_fifo_within_a_partition(store: &dyn JobStore) {
 
 /// Partitions take turns: a tenant enqueued behind another's backlog runs
 /// among the first, and successive claims continue where the last stopped.
-pub async fn round_robin_across_partitions(store: &dyn JobStore) {
+pub async fn round_robin_across_partitions(store: &dyn JobBackend) {
     let q = queue("fair");
     let backlog = (0..50).map(|_| job(&q, "tenant-a")).collect();
     store.enqueue(backlog).await.unwrap();
@@ -77,7 +77,7 @@ pub async fn round_robin_across_partitions(store: &dyn JobStore) {
 
 /// With a tenant cap, a tenant's running jobs across every consumer of the
 /// queue stay under it; other tenants go on; a settled job frees a slot.
-pub async fn tenant_cap_holds_across_consumers(store: &dyn JobStore) {
+pub async fn tenant_cap_holds_across_consumers(store: &dyn JobBackend) {
     let q = queue("cap");
     let mut batch: Vec<_> = (0..5).map(|_| job(&q, "busy")).collect();
     batch.push(job(&q, "quiet"));
@@ -102,7 +102,7 @@ pub async fn tenant_cap_holds_across_consumers(store: &dyn JobStore) {
 
 /// The tenant cap skips a capped tenant's jobs, however many of them stand
 /// in front, and serves the other tenants of the same partition.
-pub async fn a_capped_tenant_does_not_block_its_partition(store: &dyn JobStore) {
+pub async fn a_capped_tenant_does_not_block_its_partition(store: &dyn JobBackend) {
     let q = queue("capfront");
     // Sixty of tenant a's jobs, all ahead of b's by priority, in one partition.
     let mut batch: Vec<NewJob> = (0..60)
@@ -119,7 +119,7 @@ pub async fn a_capped_tenant_does_not_block_its_partition(store: &dyn JobStore) 
 
 /// A claim waiting on a capped tenant wakes when a settle frees a slot,
 /// not at the end of its wait.
-pub async fn a_capped_claim_wakes_when_a_slot_frees(store: &dyn JobStore) {
+pub async fn a_capped_claim_wakes_when_a_slot_frees(store: &dyn JobBackend) {
     let q = queue("capwake");
     store
         .enqueue(vec![job(&q, "a"), job(&q, "a")])
@@ -141,7 +141,7 @@ pub async fn a_capped_claim_wakes_when_a_slot_frees(store: &dyn JobStore) {
 
 /// Small claims continue where the last stopped, over many partitions; one
 /// claim larger than the ring goes round it again.
-pub async fn claims_take_turns_over_many_partitions(store: &dyn JobStore) {
+pub async fn claims_take_turns_over_many_partitions(store: &dyn JobBackend) {
     let q = queue("manyparts");
     let batch = (0..3)
         .flat_map(|_| (0..300).map(|t| job(&q, &format!("t{t:03}"))))

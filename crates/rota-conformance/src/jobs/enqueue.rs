@@ -5,7 +5,7 @@ use super::*;
 /// A job is enqueued, claimed once with its fields intact, settled as
 /// succeeded; its record keeps the result and the attempt, and the outcome
 /// reply reaches the inbox.
-pub async fn enqueue_claim_settle_succeeded(store: &dyn JobStore) {
+pub async fn enqueue_claim_settle_succeeded(store: &dyn JobBackend) {
     let q = queue("basic");
     let mut inbox = store.open_inbox().await.expect("inbox");
     let new = job_with(&q, "acme", &serde_json::json!({"to": "a@b"}))
@@ -72,7 +72,7 @@ pub async fn enqueue_claim_settle_succeeded(store: &dyn JobStore) {
 }
 
 /// A batch with one bad job is refused whole: nothing of it is enqueued.
-pub async fn bulk_enqueue_is_all_or_nothing(store: &dyn JobStore) {
+pub async fn bulk_enqueue_is_all_or_nothing(store: &dyn JobBackend) {
     let q = queue("bulk");
     let mut bad = job(&q, "b");
     bad.tenant = String::new();
@@ -101,7 +101,7 @@ pub async fn bulk_enqueue_is_all_or_nothing(store: &dyn JobStore) {
 
 /// The same idempotency key within a queue returns the earlier job, marked
 /// duplicate, also within one batch; other queues have keys of their own.
-pub async fn idempotent_enqueue(store: &dyn JobStore) {
+pub async fn idempotent_enqueue(store: &dyn JobBackend) {
     let q = queue("idem");
     let other = queue("idem-other");
     let first = store
@@ -148,7 +148,7 @@ pub async fn idempotent_enqueue(store: &dyn JobStore) {
 
 /// A job scheduled ahead is not claimable before it is due; a claim that
 /// waits is woken when it comes due, without waiting out its whole wait.
-pub async fn scheduled_job_waits_until_due(store: &dyn JobStore) {
+pub async fn scheduled_job_waits_until_due(store: &dyn JobBackend) {
     let q = queue("sched");
     let due = now_ms() + ms(SHORT_DELAY) + 100;
     let id = store.enqueue(vec![job(&q, "a").at(due)]).await.unwrap()[0].id;
@@ -186,7 +186,7 @@ pub async fn scheduled_job_waits_until_due(store: &dyn JobStore) {
 
 /// Bad input is refused with an error naming the problem, and nothing is
 /// enqueued.
-pub async fn bad_input_is_refused(store: &dyn JobStore) {
+pub async fn bad_input_is_refused(store: &dyn JobBackend) {
     let q = queue("bad");
     let mut empty_tenant = job(&q, "a");
     empty_tenant.tenant = String::new();
@@ -222,7 +222,7 @@ pub async fn bad_input_is_refused(store: &dyn JobStore) {
 
 /// A chosen id names one job within its queue: enqueued again there it is
 /// a duplicate; in another queue it is a job of its own.
-pub async fn a_chosen_id_is_unique_within_its_queue(store: &dyn JobStore) {
+pub async fn a_chosen_id_is_unique_within_its_queue(store: &dyn JobBackend) {
     let q = queue("chosen");
     let other = queue("chosen.other");
     let id = JobId::new();

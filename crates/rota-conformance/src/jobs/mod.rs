@@ -35,6 +35,8 @@ use rota_core::jobs::{
 use rota_core::time::now_ms;
 use rota_core::{BrokerError, CorrelationId};
 
+use crate::JobBackend;
+
 /// A lease short enough to let lapse in a check.
 pub const SHORT_LEASE: Duration = Duration::from_millis(300);
 
@@ -131,7 +133,7 @@ macro_rules! jobs_tests {
             retry_at_schedules_the_next_attempt, failed_for_good_keeps_the_reason,
             dead_by_the_worker, dead_after_exhausted_reaps, store_decided_outcomes_are_replied,
             lost_lease_is_redelivered,
-            stale_settle_is_refused, renewal_keeps_the_lease,
+            stale_settle_is_refused, a_later_epoch_fences_the_earlier, renewal_keeps_the_lease,
             release_and_close_give_back_at_once, cancel_only_before_start, retention_by_count,
             counts_per_state_and_partition, requeue_and_purge_dead, bad_input_is_refused,
             a_chosen_id_is_unique_within_its_queue, finishing_in_a_state_that_is_not_final_is_refused,

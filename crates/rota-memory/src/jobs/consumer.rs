@@ -6,10 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rota_core::BrokerError;
 use rota_core::jobs::{
-    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, Next, Settle,
+    Attempt, AttemptOutcome, Job, JobConsumerOptions, JobId, JobState, Next, Settle,
 };
-use rota_core::rpc::ReapStats;
 use rota_core::time::now_ms;
+use rota_core::{Leased, ReapStats};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -21,6 +21,7 @@ pub(super) struct MemoryJobConsumer {
     pub(super) broker: MemoryBroker,
     pub(super) queue: String,
     pub(super) id: String,
+    pub(super) epoch: u64,
     pub(super) options: JobConsumerOptions,
     pub(super) wake: Arc<Notify>,
 }
@@ -32,7 +33,7 @@ impl MemoryJobConsumer {
         let now = now_ms();
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
-        q.check_lease(&self.id)?;
+        q.check_lease(&self.id, self.epoch)?;
         q.promote(now);
         let ids = q.take(max, self.options.tenant_cap);
         let mut jobs = Vec::with_capacity(ids.len());
@@ -54,9 +55,17 @@ impl MemoryJobConsumer {
 }
 
 #[async_trait]
-impl JobConsumer for MemoryJobConsumer {
+impl Leased for MemoryJobConsumer {
+    type Work = Job;
+    type Done = Settle;
+    type Tag = JobId;
+
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
@@ -82,7 +91,7 @@ impl JobConsumer for MemoryJobConsumer {
     async fn renew(&self) -> Result<(), BrokerError> {
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
-        q.check_lease(&self.id)?;
+        q.check_lease(&self.id, self.epoch)?;
         if let Some(holder) = q.holders.get_mut(&self.id) {
             holder.lease_until = Instant::now() + self.options.lease;
         }
@@ -105,7 +114,7 @@ impl JobConsumer for MemoryJobConsumer {
         let mut guard = self.broker.lock();
         let state: &mut State = &mut guard;
         let q = state.jobs.queues.entry(self.queue.clone()).or_default();
-        q.check_lease(&self.id)?;
+        q.check_lease(&self.id, self.epoch)?;
         let mut settled = 0;
         for s in done {
             let held = q
@@ -175,7 +184,7 @@ impl JobConsumer for MemoryJobConsumer {
         let now = now_ms();
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
-        q.check_lease(&self.id)?;
+        q.check_lease(&self.id, self.epoch)?;
         for id in ids {
             let Some(started) = q.holders.get_mut(&self.id).and_then(|h| h.held.remove(&id)) else {
                 continue;
@@ -222,7 +231,11 @@ impl JobConsumer for MemoryJobConsumer {
     async fn close(&self) -> Result<(), BrokerError> {
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
-        if let Some(holder) = q.holders.remove(&self.id) {
+        if q.holders
+            .get(&self.id)
+            .is_some_and(|h| h.epoch == self.epoch)
+            && let Some(holder) = q.holders.remove(&self.id)
+        {
             let mut held: Vec<JobId> = holder.held.into_keys().collect();
             held.sort_unstable();
             for id in held {

@@ -4,7 +4,7 @@
 //! Jobs live next to the request queues and the inboxes, behind the same
 //! lock, so a settlement writes its outcome reply and lets go of the job in
 //! one step; the jobs touch the inboxes only through
-//! [`Inboxes::deliver`](crate::inbox::Inboxes::deliver). Job times (enqueued, due, finished) are wall-clock Unix
+//! `OpenInboxes::deliver`. Job times (enqueued, due, finished) are wall-clock Unix
 //! milliseconds, as in every backend; leases run on [`tokio::time::Instant`]
 //! as the broker's own do, so tests may pause time to let them lapse.
 //!
@@ -142,24 +142,46 @@ impl JobStore for MemoryBroker {
         options: JobConsumerOptions,
     ) -> Result<Box<dyn JobConsumer>, BrokerError> {
         validate_queue(queue)?;
-        let id = format!("jc-{}", uuid_like());
-        let wake = {
-            let mut state = self.lock();
-            let q = state.jobs.queue(queue);
+        let id = match &options.name {
+            Some(name) => {
+                validate_queue(name)?;
+                name.clone()
+            }
+            None => format!("jc-{}", uuid_like()),
+        };
+        let (epoch, wake) = {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            let jobs = &mut state.jobs;
+            let mut seq = jobs.seq;
+            let q = jobs.queue(queue);
             q.retention = options.retention;
+            // A live holder of the name is taken over: its jobs go back as
+            // if its lease had lapsed.
+            if let Some(earlier) = q.holders.remove(&id) {
+                q.hand_back(&id, earlier, options.max_attempts, &mut seq);
+            }
+            let epoch = q.epochs.entry(id.clone()).or_default();
+            *epoch += 1;
+            let epoch = *epoch;
             q.holders.insert(
                 id.clone(),
                 Holder {
+                    epoch,
                     lease_until: Instant::now() + options.lease,
                     held: HashMap::new(),
                 },
             );
-            Arc::clone(&q.wake)
+            let wake = Arc::clone(&q.wake);
+            jobs.seq = seq;
+            deliver_outbox(state);
+            (epoch, wake)
         };
         Ok(Box::new(MemoryJobConsumer {
             broker: self.clone(),
             queue: queue.to_owned(),
             id,
+            epoch,
             options,
             wake,
         }))

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rota_core::BrokerError;
+use rota_core::ReapStats;
 use rota_core::jobs::{Attempt, AttemptOutcome, JobId, JobRecord, JobState, Retention};
-use rota_core::rpc::ReapStats;
 use rota_core::time::now_ms;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -33,7 +33,10 @@ pub(super) struct JobQueue {
     pub(super) keys: HashMap<String, JobId>,
     /// Running jobs per tenant, across every consumer.
     pub(super) running: HashMap<String, u32>,
+    /// The live and lapsed leases, by name.
     pub(super) holders: HashMap<String, Holder>,
+    /// The latest epoch granted per lease name; never goes back.
+    pub(super) epochs: HashMap<String, u64>,
     /// Finished (succeeded, failed, cancelled) jobs, oldest first.
     pub(super) finished: VecDeque<JobId>,
     /// Dead jobs by the sequence number they died with: oldest first.
@@ -56,6 +59,7 @@ pub(super) struct Entry {
 }
 
 pub(super) struct Holder {
+    pub(super) epoch: u64,
     pub(super) lease_until: Instant,
     /// Held jobs, with when each was claimed (Unix ms).
     pub(super) held: HashMap<JobId, u64>,
@@ -253,7 +257,6 @@ impl JobQueue {
     /// Hands back the jobs of consumers whose lease lapsed.
     pub(super) fn reap(&mut self, default_max: u32, seq: &mut u64) -> ReapStats {
         let now_i = Instant::now();
-        let now = now_ms();
         let lapsed: Vec<String> = self
             .holders
             .iter()
@@ -262,9 +265,27 @@ impl JobQueue {
             .collect();
         let mut stats = ReapStats::default();
         for worker in lapsed {
-            let Some(holder) = self.holders.remove(&worker) else {
-                continue;
-            };
+            if let Some(holder) = self.holders.remove(&worker) {
+                let s = self.hand_back(&worker, holder, default_max, seq);
+                stats.requeued += s.requeued;
+                stats.dead_lettered += s.dead_lettered;
+            }
+        }
+        stats
+    }
+
+    /// Hands back what `holder` (the lease `worker`) held, each job with a
+    /// `Lost` attempt: queued again, or dead once out of attempts.
+    pub(super) fn hand_back(
+        &mut self,
+        worker: &str,
+        holder: Holder,
+        default_max: u32,
+        seq: &mut u64,
+    ) -> ReapStats {
+        let now = now_ms();
+        let mut stats = ReapStats::default();
+        {
             let mut held: Vec<(JobId, u64)> = holder.held.into_iter().collect();
             held.sort_unstable();
             for (id, started) in held {
@@ -275,7 +296,7 @@ impl JobQueue {
                 let n = entry.record.job.attempt;
                 entry.record.attempts.push(Attempt {
                     attempt: n,
-                    worker: worker.clone(),
+                    worker: worker.to_owned(),
                     started_at_ms: started,
                     finished_at_ms: now.max(started),
                     outcome: AttemptOutcome::Lost,
@@ -304,10 +325,11 @@ impl JobQueue {
         stats
     }
 
-    /// Fails unless consumer `id` holds a live lease.
-    pub(super) fn check_lease(&self, id: &str) -> Result<(), BrokerError> {
+    /// Fails unless lease `id` holds at `epoch`: not lapsed, and not
+    /// granted again since.
+    pub(super) fn check_lease(&self, id: &str, epoch: u64) -> Result<(), BrokerError> {
         match self.holders.get(id) {
-            Some(h) if h.lease_until > Instant::now() => Ok(()),
+            Some(h) if h.epoch == epoch && h.lease_until > Instant::now() => Ok(()),
             _ => Err(BrokerError::LeaseLost),
         }
     }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use rota_core::ReapStats;
 use rota_core::jobs::{Attempt, AttemptOutcome, Next, Retention, Settle};
-use rota_core::rpc::ReapStats;
 
 use super::*;
 

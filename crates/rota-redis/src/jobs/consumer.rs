@@ -5,9 +5,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Value;
 use rota_core::BrokerError;
-use rota_core::jobs::{Job, JobConsumer, JobConsumerOptions, JobId, JobState, Next, Settle};
-use rota_core::rpc::ReapStats;
+use rota_core::jobs::{Job, JobConsumerOptions, JobId, JobState, Next, Settle};
 use rota_core::time::now_ms;
+use rota_core::{Leased, ReapStats};
 use tokio::sync::Mutex;
 
 use super::{ClaimedRow, protocol, state_name};
@@ -15,7 +15,7 @@ use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
 use crate::inbox::push_replies;
-use crate::lease::{fenced, ms, renew};
+use crate::lease::{Grant, fenced, ms, renew};
 use crate::scripts;
 
 /// A worker's claim on one queue's jobs.
@@ -23,7 +23,8 @@ pub(super) struct RedisJobConsumer {
     pub(super) broker: RedisBroker,
     pub(super) queue: String,
     pub(super) base: String,
-    pub(super) id: String,
+    /// The lease grant; its holder name is the consumer the scripts know.
+    pub(super) grant: Grant,
     pub(super) lease_key: String,
     pub(super) options: JobConsumerOptions,
     pub(super) blocking: Mutex<Blocking>,
@@ -34,7 +35,7 @@ impl RedisJobConsumer {
     async fn try_claim(&self, max: usize) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
         let value: Value = scripts::JOB_CLAIM
             .key(&self.base)
-            .arg(&self.id)
+            .arg(&self.grant.holder)
             .arg(max.max(1))
             .arg(now_ms())
             .arg(self.options.tenant_cap.unwrap_or(0))
@@ -59,9 +60,17 @@ impl RedisJobConsumer {
 }
 
 #[async_trait]
-impl JobConsumer for RedisJobConsumer {
+impl Leased for RedisJobConsumer {
+    type Work = Job;
+    type Done = Settle;
+    type Tag = JobId;
+
     fn id(&self) -> &str {
-        &self.id
+        &self.grant.name
+    }
+
+    fn epoch(&self) -> u64 {
+        self.grant.epoch
     }
 
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
@@ -110,7 +119,7 @@ impl JobConsumer for RedisJobConsumer {
         let retention = self.options.retention;
         let mut invocation = scripts::JOB_SETTLE.key(&self.base);
         invocation
-            .arg(&self.id)
+            .arg(&self.grant.holder)
             .arg(now_ms())
             .arg(retention.max_finished)
             .arg(ms(retention.max_age));
@@ -147,11 +156,14 @@ impl JobConsumer for RedisJobConsumer {
             return Ok(());
         }
         let mut invocation = scripts::JOB_RELEASE.key(&self.base);
-        invocation.arg(&self.id).arg(now_ms()).arg(if attempted {
-            "attempted"
-        } else {
-            "unattempted"
-        });
+        invocation
+            .arg(&self.grant.holder)
+            .arg(now_ms())
+            .arg(if attempted {
+                "attempted"
+            } else {
+                "unattempted"
+            });
         for id in ids {
             invocation.arg(id.to_string());
         }
@@ -181,7 +193,7 @@ impl JobConsumer for RedisJobConsumer {
     async fn close(&self) -> Result<(), BrokerError> {
         let _: i64 = scripts::JOB_RELEASE
             .key(&self.base)
-            .arg(&self.id)
+            .arg(&self.grant.holder)
             .arg(now_ms())
             .arg("close")
             .invoke_async(&mut self.broker.conn())

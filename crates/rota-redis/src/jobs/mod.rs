@@ -23,20 +23,21 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rota_core::BrokerError;
+use rota_core::Leased;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     Attempt, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore,
     NewJob, QueueCounts, StateCounts, validate_batch, validate_queue,
 };
+use rota_core::names::validate_lease_name;
 use rota_core::time::now_ms;
 use tokio::sync::Mutex;
-use uuid::Uuid;
 
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
 use crate::inbox::push_replies;
-use crate::lease::ms;
+use crate::lease::grant;
 use crate::scripts;
 
 mod consumer;
@@ -206,18 +207,22 @@ impl JobStore for RedisBroker {
         options: JobConsumerOptions,
     ) -> Result<Box<dyn JobConsumer>, BrokerError> {
         let base = self.job_base(queue)?;
-        let id = Uuid::now_v7().simple().to_string();
+        if let Some(name) = &options.name {
+            validate_lease_name(name)?;
+        }
         let mut conn = self.conn();
+        let grant = grant(
+            &mut conn,
+            &format!("{base}epochs"),
+            &format!("{base}lease:"),
+            options.name.as_deref(),
+            options.lease,
+        )
+        .await?;
         let _: () = redis::pipe()
-            .cmd("SET")
-            .arg(format!("{base}lease:{id}"))
-            .arg(1)
-            .arg("PX")
-            .arg(ms(options.lease))
-            .ignore()
             .cmd("SADD")
             .arg(format!("{base}consumers"))
-            .arg(&id)
+            .arg(&grant.holder)
             .ignore()
             .cmd("SADD")
             .arg(queues_key(&self.options().prefix))
@@ -226,15 +231,21 @@ impl JobStore for RedisBroker {
             .query_async(&mut conn)
             .await
             .map_err(map)?;
-        Ok(Box::new(RedisJobConsumer {
+        let consumer = RedisJobConsumer {
             broker: self.clone(),
             queue: queue.to_owned(),
-            lease_key: format!("{base}lease:{id}"),
+            lease_key: format!("{base}lease:{}", grant.holder),
             base,
-            id,
+            grant,
             options,
             blocking: Mutex::new(Blocking::new(self.client().clone(), self.options())),
-        }))
+        };
+        if consumer.grant.epoch > 1 {
+            // The name's earlier holder lost its lease: hand back what it
+            // held now rather than at the next periodic reap.
+            consumer.reap().await?;
+        }
+        Ok(Box::new(consumer))
     }
 
     async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {

@@ -15,44 +15,61 @@ use rota_core::jobs::{Job, Retention};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::books::{Partitions, QueueRow, Tenants};
-use super::rows::{JOB_COLS, RUNNING, check_lease, job_from_row, uint};
-use crate::tx::{Error, Result, ms, now, write};
+use super::rows::{JOB_COLS, Outbox, RUNNING, job_from_row, uint};
+use super::settle::{Books, hand_back};
+use crate::lease::{Lease, Table};
+use crate::tx::{Result, ms, now, write};
 
-/// Registers consumer `consumer` of `queue` under a lease of `lease`, and
-/// keeps its retention as the queue's.
+/// Grants the lease `key` on `queue` (the next epoch, taking over from an
+/// earlier holder of the key, whose jobs are handed back as if its lease had
+/// lapsed), and keeps its retention as the queue's. Returns the lease and
+/// the inboxes written to (outcomes of jobs the takeover dead-lettered).
 pub(crate) fn register(
     conn: &mut Connection,
     queue: &str,
-    consumer: &str,
+    key: &str,
     lease: Duration,
     retention: Retention,
-) -> Result<()> {
+    default_max: u32,
+    reply_ttl: Duration,
+) -> Result<(Lease, Vec<String>)> {
     write(conn, |tx| {
-        tx.execute(
-            "INSERT INTO rota_job_consumers (id, queue, lease_until) VALUES (?1, ?2, ?3)",
-            params![consumer, queue, now().saturating_add(ms(lease))],
-        )?;
+        let mut woken = Vec::new();
         let mut row = QueueRow::load(tx, queue)?;
+        if Lease::held(tx, Table::Jobs, key)? {
+            let mut outbox = Outbox::new(reply_ttl);
+            let mut partitions = Partitions::default();
+            let mut tenants = Tenants::default();
+            let books = Books {
+                q: &mut row,
+                partitions: &mut partitions,
+                tenants: &mut tenants,
+                outbox: &mut outbox,
+            };
+            hand_back(tx, books, key, default_max, now())?;
+            partitions.flush(tx, &mut row)?;
+            tenants.flush(tx, queue)?;
+            woken = outbox.woken;
+        }
+        let epoch = Lease::next_epoch(tx, Table::Jobs, key)?;
+        tx.execute(
+            "INSERT INTO rota_job_consumers (id, queue, lease_until, epoch) VALUES (?1, ?2, ?3, ?4)",
+            params![key, queue, now().saturating_add(ms(lease)), epoch],
+        )?;
         row.set_retention(retention);
-        row.save(tx)
+        row.save(tx)?;
+        let lease = Lease {
+            table: Table::Jobs,
+            key: key.to_owned(),
+            epoch,
+        };
+        Ok((lease, woken))
     })
 }
 
-/// Extends `consumer`'s lease, unless it lapsed.
-pub(crate) fn renew(conn: &mut Connection, consumer: &str, lease: Duration) -> Result<()> {
-    write(conn, |tx| {
-        let t = now();
-        let n = tx
-            .prepare_cached(
-                "UPDATE rota_job_consumers SET lease_until = ?1 WHERE id = ?2 AND lease_until > ?3",
-            )?
-            .execute(params![t.saturating_add(ms(lease)), consumer, t])?;
-        if n == 0 {
-            Err(Error::LeaseLost)
-        } else {
-            Ok(())
-        }
-    })
+/// Extends the lease by `length`, unless it lapsed or was granted again.
+pub(crate) fn renew(conn: &mut Connection, lease: &Lease, length: Duration) -> Result<()> {
+    write(conn, |tx| lease.renew(tx, length))
 }
 
 /// What a claim took, and when the queue's next scheduled job is due
@@ -75,12 +92,13 @@ struct Part {
 pub(crate) fn claim(
     conn: &mut Connection,
     queue: &str,
-    consumer: &str,
+    lease: &Lease,
     max: usize,
     cap: Option<u32>,
 ) -> Result<Claimed> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let now = now();
         let mut row = QueueRow::load(tx, queue)?;
         promote(tx, &mut row, now)?;

@@ -1,15 +1,15 @@
 //! The transactions that let go of held jobs: settle (fenced), release
 //! (fenced), reap (the jobs of lapsed consumers) and close.
 
+use rota_core::ReapStats;
 use rota_core::jobs::{Attempt, AttemptOutcome, JobState, Next, Retention, Settle};
-use rota_core::rpc::ReapStats;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::books::{Partitions, QueueRow, Tenants};
 use super::rows::{
-    APPEND_ATTEMPT, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, check_lease, id_bytes, int,
-    state_code, uint,
+    APPEND_ATTEMPT, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, id_bytes, int, state_code, uint,
 };
+use crate::lease::Lease;
 use crate::tx::{Result, now, write};
 
 /// A held job, as the transactions here read it.
@@ -79,13 +79,14 @@ fn kill(
 pub(crate) fn settle(
     conn: &mut Connection,
     queue: &str,
-    consumer: &str,
+    lease: &Lease,
     done: Vec<Settle>,
     retention: Retention,
     reply_ttl: std::time::Duration,
 ) -> Result<(usize, Vec<String>)> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let now = now();
         let mut q = QueueRow::load(tx, queue)?;
         let mut partitions = Partitions::default();
@@ -211,12 +212,13 @@ fn ended(job: &Held, worker: &str, now: i64, outcome: AttemptOutcome) -> Result<
 pub(crate) fn release(
     conn: &mut Connection,
     queue: &str,
-    consumer: &str,
+    lease: &Lease,
     ids: &[rota_core::jobs::JobId],
     attempted: bool,
 ) -> Result<()> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let now = now();
         let mut partitions = Partitions::default();
         let mut tenants = Tenants::default();
@@ -283,31 +285,15 @@ pub(crate) fn reap(
         let mut partitions = Partitions::default();
         let mut tenants = Tenants::default();
         for worker in lapsed {
-            for (job, own_max) in held_jobs(tx, &worker)? {
-                tenants.add(&job.tenant, -1);
-                let attempt = ended(&job, &worker, now, AttemptOutcome::Lost)?;
-                let n = job.attempt;
-                let max = if own_max > 0 {
-                    own_max
-                } else {
-                    i64::from(default_max)
-                };
-                if n >= max {
-                    let reason = format!(
-                        "lost {n} of {max} attempts: the lease of worker {worker} lapsed \
-                         while it held the job during the last one"
-                    );
-                    kill(tx, &mut q, job.seq, &attempt, &reason)?;
-                    outbox.outcome(tx, job.seq)?;
-                    stats.dead_lettered += 1;
-                } else {
-                    requeue(tx, job.seq, Some(&attempt))?;
-                    partitions.add(&job.partition, 1);
-                    stats.requeued += 1;
-                }
-            }
-            tx.prepare_cached("DELETE FROM rota_job_consumers WHERE id = ?1")?
-                .execute([&worker])?;
+            let books = Books {
+                q: &mut q,
+                partitions: &mut partitions,
+                tenants: &mut tenants,
+                outbox: &mut outbox,
+            };
+            let s = hand_back(tx, books, &worker, default_max, now)?;
+            stats.requeued += s.requeued;
+            stats.dead_lettered += s.dead_lettered;
         }
         partitions.flush(tx, &mut q)?;
         tenants.flush(tx, queue)?;
@@ -316,10 +302,65 @@ pub(crate) fn reap(
     })
 }
 
-/// Gives back everything `consumer` holds, as it was (the attempt not
-/// counted), and forgets the consumer.
-pub(crate) fn close(conn: &mut Connection, queue: &str, consumer: &str) -> Result<()> {
+/// The books a hand-back keeps: the queue's row, its partitions' and
+/// tenants' counts, and the replies owed.
+pub(crate) struct Books<'a> {
+    pub(crate) q: &'a mut QueueRow,
+    pub(crate) partitions: &'a mut Partitions,
+    pub(crate) tenants: &'a mut Tenants,
+    pub(crate) outbox: &'a mut Outbox,
+}
+
+/// Hands back what lease `worker` held, each job with a `Lost` attempt:
+/// queued again, or dead once out of attempts (its outcome replied); then
+/// forgets the lease's row.
+pub(crate) fn hand_back(
+    tx: &Transaction<'_>,
+    books: Books<'_>,
+    worker: &str,
+    default_max: u32,
+    now: i64,
+) -> Result<ReapStats> {
+    let mut stats = ReapStats::default();
+    // The history names the worker by its lease name, not its row key.
+    let name = worker.rsplit_once('/').map_or(worker, |(_, name)| name);
+    for (job, own_max) in held_jobs(tx, worker)? {
+        books.tenants.add(&job.tenant, -1);
+        let attempt = ended(&job, name, now, AttemptOutcome::Lost)?;
+        let n = job.attempt;
+        let max = if own_max > 0 {
+            own_max
+        } else {
+            i64::from(default_max)
+        };
+        if n >= max {
+            let reason = format!(
+                "lost {n} of {max} attempts: the lease of worker {name} lapsed \
+                 while it held the job during the last one"
+            );
+            kill(tx, books.q, job.seq, &attempt, &reason)?;
+            books.outbox.outcome(tx, job.seq)?;
+            stats.dead_lettered += 1;
+        } else {
+            requeue(tx, job.seq, Some(&attempt))?;
+            books.partitions.add(&job.partition, 1);
+            stats.requeued += 1;
+        }
+    }
+    tx.prepare_cached("DELETE FROM rota_job_consumers WHERE id = ?1")?
+        .execute([worker])?;
+    Ok(stats)
+}
+
+/// Gives back everything this grant of the lease holds, as it was (the
+/// attempt not counted), and forgets it — unless the lease was granted
+/// again since.
+pub(crate) fn close(conn: &mut Connection, queue: &str, lease: &Lease) -> Result<()> {
     write(conn, |tx| {
+        if !lease.is_current(tx)? {
+            return Ok(());
+        }
+        let consumer = lease.key.as_str();
         let mut partitions = Partitions::default();
         let mut tenants = Tenants::default();
         for (job, _) in held_jobs(tx, consumer)? {

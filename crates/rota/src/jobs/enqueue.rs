@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rota_core::jobs::{Enqueued, JobId, JobOutcome, JobRecord, JobStore, NewJob};
-use rota_core::{BrokerError, Codec, CorrelationId, Outcome, RpcError};
+use rota_core::{BrokerError, Codec, CorrelationId, Inboxes, Outcome, RpcError};
 
 use crate::rpc::client::Client;
 
@@ -35,10 +35,11 @@ pub enum WaitError {
 }
 
 impl Jobs {
-    /// A handle on `store`.
-    pub fn new<S: JobStore + Clone>(store: S) -> Self {
+    /// A handle on `store`; outcomes are awaited in one reply inbox of the
+    /// store's, opened on first use.
+    pub fn new<S: JobStore + Inboxes + Clone>(store: S) -> Self {
         Self {
-            client: Client::new(store.clone()),
+            client: Client::replies_only(store.clone()),
             store: Arc::new(store),
         }
     }

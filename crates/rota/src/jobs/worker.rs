@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handler::{ErasedHandler, JobContext, JobError, erase};
 use super::retry::RetryPolicy;
-use crate::runtime::tenure::{Finished, JobHolder, Tenure, hold_leases};
+use crate::runtime::tenure::{Finished, Holder, Tenure, hold_leases};
 
 /// How a job kind runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -394,7 +394,7 @@ impl QueueRunner {
     ) -> bool {
         let opts = &self.options;
         let shutdown = &self.worker.shutdown;
-        let tenure = Tenure::begin(JobHolder(Arc::clone(&consumer)), registered_at, opts.lease);
+        let tenure = Tenure::begin(Holder(Arc::clone(&consumer)), registered_at, opts.lease);
         let slots = Arc::new(Semaphore::new(opts.concurrency));
         let mut tainted = false;
         loop {
@@ -475,7 +475,7 @@ impl QueueRunner {
 }
 
 /// What a finished handler task reports.
-type Done = Finished<JobHolder>;
+type Done = Finished<dyn JobConsumer>;
 
 /// One attempt of one job.
 struct Run {

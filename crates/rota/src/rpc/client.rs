@@ -22,11 +22,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rota_core::rpc::{Broker, Inbox};
+use rota_core::rpc::Broker;
 use rota_core::{
     BrokerError, CallError, Codec, CorrelationId, Deadline, Headers, Outcome, Reply, Request,
     RpcError,
 };
+use rota_core::{Inbox, Inboxes};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{OnceCell, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -158,7 +159,10 @@ impl std::fmt::Debug for Client {
 }
 
 struct ClientInner {
-    broker: Arc<dyn Broker>,
+    /// Publishes requests; `None` for a client that only awaits replies
+    /// (the one inside [`Jobs`](crate::jobs::Jobs)).
+    broker: Option<Arc<dyn Broker>>,
+    inboxes: Arc<dyn Inboxes>,
     options: ClientOptions,
     permits: Arc<Semaphore>,
     shared: Arc<Shared>,
@@ -184,16 +188,29 @@ impl Drop for ClientInner {
 
 impl Client {
     /// A client on `broker` with default options.
-    pub fn new(broker: impl Broker) -> Self {
+    pub fn new<B: Broker + Inboxes + Clone>(broker: B) -> Self {
         Self::with_options(broker, ClientOptions::default())
     }
 
     /// A client on `broker`.
-    pub fn with_options(broker: impl Broker, options: ClientOptions) -> Self {
-        let broker: Arc<dyn Broker> = Arc::new(broker);
+    pub fn with_options<B: Broker + Inboxes + Clone>(broker: B, options: ClientOptions) -> Self {
+        Self::build(Some(Arc::new(broker.clone())), Arc::new(broker), options)
+    }
+
+    /// A client that only awaits replies sent by others (job outcomes).
+    pub(crate) fn replies_only(inboxes: impl Inboxes) -> Self {
+        Self::build(None, Arc::new(inboxes), ClientOptions::default())
+    }
+
+    fn build(
+        broker: Option<Arc<dyn Broker>>,
+        inboxes: Arc<dyn Inboxes>,
+        options: ClientOptions,
+    ) -> Self {
         Self {
             inner: Arc::new(ClientInner {
                 broker,
+                inboxes,
                 permits: Arc::new(Semaphore::new(options.max_pending)),
                 options,
                 shared: Arc::default(),
@@ -230,7 +247,7 @@ impl Client {
         inner
             .inbox
             .get_or_try_init(|| async {
-                let inbox = inner.broker.open_inbox().await?;
+                let inbox = inner.inboxes.open_inbox().await?;
                 let address = inbox.address().to_owned();
                 // One reader task per client; it ends when the last handle
                 // of the client is dropped.
@@ -258,6 +275,11 @@ impl Client {
         oneway: bool,
     ) -> Result<Option<Reply>, RpcError> {
         let options = &self.inner.options;
+        let Some(broker) = &self.inner.broker else {
+            return Err(RpcError::Transport(BrokerError::Config(
+                "this client only awaits replies; it cannot publish calls".into(),
+            )));
+        };
         let started = tokio::time::Instant::now();
         let local_deadline = started + timeout;
         // Taken before waiting for a slot, so the deadline servers see is
@@ -304,7 +326,7 @@ impl Client {
         if oneway {
             return match tokio::time::timeout_at(
                 local_deadline,
-                self.inner.broker.publish(service, encoded.into()),
+                broker.publish(service, encoded.into()),
             )
             .await
             {
@@ -319,7 +341,7 @@ impl Client {
         };
         lock(&self.inner.shared.pending).insert(request.id, tx);
         let wait = async {
-            self.inner.broker.publish(service, encoded.into()).await?;
+            broker.publish(service, encoded.into()).await?;
             rx.await.map_err(|_| RpcError::ShuttingDown)
         };
         let result = match tokio::time::timeout_at(local_deadline, wait).await {
@@ -460,8 +482,10 @@ fn dispatch_reply(shared: &Shared, bytes: &[u8]) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Anything a typed service client can be made from: a [`Client`] (shares its
-/// inbox) or a broker (makes a client of its own).
+/// What a typed service client is made from: a [`Client`], whose one reply
+/// inbox (and, on Redis, one blocking connection and one reader task) every
+/// typed client made from it shares. Make one `Client` per process and the
+/// typed clients from it.
 pub trait IntoClient {
     /// Makes or shares the client.
     fn into_client(self) -> Client;
@@ -476,12 +500,6 @@ impl IntoClient for Client {
 impl IntoClient for &Client {
     fn into_client(self) -> Client {
         self.clone()
-    }
-}
-
-impl<B: Broker> IntoClient for B {
-    fn into_client(self) -> Client {
-        Client::new(self)
     }
 }
 

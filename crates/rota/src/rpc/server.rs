@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::tenure::{CallHolder, Finished, Finisher, Tenure, hold_leases};
+use crate::runtime::tenure::{Finished, Finisher, Holder, Tenure, hold_leases};
 
 /// A request, as a [`Dispatch`] sees it.
 #[derive(Debug, Clone)]
@@ -283,7 +283,7 @@ impl Session {
         let opts = &self.options;
         tracing::debug!(service = %self.service, consumer = %self.consumer.id(), "serving");
         let tenure = Tenure::begin(
-            CallHolder(Arc::clone(&self.consumer)),
+            Holder(Arc::clone(&self.consumer)),
             registered_at,
             opts.lease,
         );
@@ -351,7 +351,7 @@ impl Session {
 
     /// Decodes a delivery and settles at once what needs no handler: returns
     /// the job to run, or `None` when the delivery was answered already.
-    async fn prepare(&self, delivery: Delivery, done: &Finisher<CallHolder>) -> Option<Accepted> {
+    async fn prepare(&self, delivery: Delivery, done: &Finisher<dyn Consumer>) -> Option<Accepted> {
         let request = match Request::decode(&delivery.payload) {
             Ok(r) => r,
             Err(e) => {

@@ -37,7 +37,10 @@ local function record_attempt(id, json)
   redis.call('RPUSH', jk(id) .. ':h', json)
 end
 
+-- A holder is "<name>#<epoch>" for a named lease: the history names the
+-- worker by its lease name.
 local function attempt_json(attempt, worker, started, finished, outcome)
+  worker = string.match(worker, '^[^#]*')
   return string.format(
     '{"attempt":%d,"worker":"%s","started_at_ms":%d,"finished_at_ms":%d,"outcome":{"outcome":"%s"}}',
     attempt, worker, started, finished, outcome)
