@@ -72,6 +72,12 @@ pub trait Leased: Send + Sync {
     /// Returns how many pieces were still held and are now settled.
     async fn settle(&self, done: Vec<Self::Done>) -> Result<usize, BrokerError>;
 
+    /// Gives up on finished work that cannot be written — its
+    /// [`settle`](Leased::settle) failed with an error retrying will not fix
+    /// (say, its reply address holds something that is no inbox): moves it
+    /// to the dead letters with `reason`, without its reply. Fenced.
+    async fn give_up(&self, done: Self::Done, reason: &str) -> Result<(), BrokerError>;
+
     /// Gives held work back at once, for another consumer; `attempted`
     /// counts the attempt (the handler had started). Fenced.
     async fn release(&self, tags: Vec<Self::Tag>, attempted: bool) -> Result<(), BrokerError>;

@@ -235,7 +235,7 @@ fn server(contract: &Contract) -> TokenStream {
             /// `options`' shutdown token is cancelled, then drains.
             #fn_vis async fn serve(
                 self,
-                broker: impl ::rota::Broker,
+                broker: impl ::rota::Broker + ::rota::Inboxes,
                 service: &str,
                 options: ::rota::ServeOptions,
             ) -> ::core::result::Result<(), ::rota::ServeError> {
@@ -246,7 +246,7 @@ fn server(contract: &Contract) -> TokenStream {
             /// the handle shuts it down. Call it inside a tokio runtime.
             #fn_vis fn spawn(
                 self,
-                broker: impl ::rota::Broker,
+                broker: impl ::rota::Broker + ::rota::Inboxes,
                 service: &str,
                 options: ::rota::ServeOptions,
             ) -> ::rota::ServerHandle {

@@ -104,6 +104,20 @@ fn map(e: Error) -> BrokerError {
         {
             BrokerError::Unavailable(format!("database busy: {}", m.unwrap_or_default()))
         }
+        // A full disk or a failing write is an outage: the same write may
+        // pass once there is room again.
+        Error::Sql(rusqlite::Error::SqliteFailure(f, m))
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+            ) =>
+        {
+            BrokerError::Unavailable(format!(
+                "the database cannot write ({:?}): {}",
+                f.code,
+                m.unwrap_or_default()
+            ))
+        }
         Error::Sql(e) => BrokerError::Protocol(format!("sqlite: {e}")),
         Error::Broker(e) => e,
     }

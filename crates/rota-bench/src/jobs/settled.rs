@@ -96,6 +96,11 @@ impl Leased for CountedConsumer {
     fn epoch(&self) -> u64 {
         self.inner.epoch()
     }
+    async fn give_up(&self, done: Settle, reason: &str) -> Result<(), BrokerError> {
+        self.inner.give_up(done, reason).await?;
+        self.tally.add(1);
+        Ok(())
+    }
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
         self.inner.claim(max, wait).await
     }

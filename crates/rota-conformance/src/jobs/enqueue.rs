@@ -241,3 +241,30 @@ pub async fn a_chosen_id_is_unique_within_its_queue(store: &dyn JobBackend) {
     assert_eq!((a.job.tenant.as_str(), b.job.tenant.as_str()), ("a", "b"));
     assert!(store.job(&other, JobId::new()).await.unwrap().is_none());
 }
+
+/// A job whose `reply_to` is no inbox address of the store is refused, with
+/// the rest of its batch: its outcome would be written there.
+pub async fn a_reply_to_that_is_no_inbox_is_refused(store: &dyn JobBackend) {
+    let q = queue("replyto");
+    let inbox = store.open_inbox().await.expect("inbox");
+    for hostile in ["", "nowhere", "rota:{j:q}:ring", "test:{svc}:q"] {
+        let err = store
+            .enqueue(vec![
+                job(&q, "a").reply_to(inbox.address()),
+                job(&q, "a").reply_to(hostile),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BrokerError::Invalid(_)), "{hostile:?}: {err}");
+        assert!(err.to_string().contains("no inbox address"), "{err}");
+    }
+    assert_eq!(
+        store.counts(&q).await.unwrap().total.queued,
+        0,
+        "all or none"
+    );
+    store
+        .enqueue(vec![job(&q, "a").reply_to(inbox.address())])
+        .await
+        .unwrap();
+}

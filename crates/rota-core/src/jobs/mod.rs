@@ -16,6 +16,6 @@ pub mod store;
 
 pub use model::{
     Attempt, AttemptOutcome, Enqueued, Job, JobId, JobOutcome, JobRecord, JobState, NewJob,
-    QueueCounts, StateCounts, validate_batch, validate_job, validate_queue,
+    QueueCounts, StateCounts, validate_batch, validate_job, validate_queue, validate_reply_to,
 };
 pub use store::{JobConsumer, JobConsumerOptions, JobStore, Next, Retention, Settle};

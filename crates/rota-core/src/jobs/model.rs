@@ -333,6 +333,31 @@ pub fn validate_batch(jobs: &[NewJob], max_payload: usize) -> Result<(), BrokerE
     Ok(())
 }
 
+/// Checks that every job's `reply_to` is an inbox address of the store
+/// (`is_inbox`, from [`Inboxes::is_inbox`](crate::Inboxes::is_inbox)): an
+/// outcome is written to that address, which must never name another key.
+pub fn validate_reply_to(
+    jobs: &[NewJob],
+    is_inbox: impl Fn(&str) -> bool,
+) -> Result<(), BrokerError> {
+    for (i, job) in jobs.iter().enumerate() {
+        if let Some(to) = &job.reply_to
+            && !is_inbox(to)
+        {
+            let which = if jobs.len() > 1 {
+                format!("job {} of the batch", i + 1)
+            } else {
+                "the job".to_owned()
+            };
+            return Err(BrokerError::Invalid(format!(
+                "{which}: reply_to {to:?} is no inbox address of this store (open one with \
+                 Inboxes::open_inbox); nothing was enqueued"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A job as a worker gets it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

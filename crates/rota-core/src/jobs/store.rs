@@ -74,6 +74,16 @@ pub struct Settle {
 }
 
 impl Settle {
+    /// This settlement turned into the job's dead-lettering with `reason`,
+    /// without its reply or result: what a worker writes when the original
+    /// was refused for good (see [`Leased::give_up`]).
+    pub fn given_up(mut self, reason: &str) -> Self {
+        self.next = Next::Dead(reason.to_owned());
+        self.reply = None;
+        self.result = None;
+        self
+    }
+
     /// A settlement of `id`'s `attempt` with `next`.
     pub fn new(id: JobId, attempt: Attempt, next: Next) -> Self {
         Self {

@@ -68,6 +68,10 @@ impl Leased for MemoryJobConsumer {
         self.epoch
     }
 
+    async fn give_up(&self, done: Settle, reason: &str) -> Result<(), BrokerError> {
+        self.settle(vec![done.given_up(reason)]).await.map(|_| ())
+    }
+
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
         let until = Instant::now() + wait;
         loop {

@@ -32,14 +32,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rota_core::BrokerError;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore, NewJob,
-    QueueCounts, validate_batch,
+    QueueCounts, validate_batch, validate_reply_to,
 };
 use rota_core::time::now_ms;
+use rota_core::{BrokerError, Inboxes};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -86,6 +86,7 @@ impl MemoryBroker {
 impl JobStore for MemoryBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
+        validate_reply_to(&jobs, |to| self.is_inbox(to))?;
         let now = now_ms();
         let mut state = self.lock();
         let jobs_state = &mut state.jobs;

@@ -112,6 +112,10 @@ impl Leased for MemoryConsumer {
         self.epoch
     }
 
+    async fn give_up(&self, done: Completion, reason: &str) -> Result<(), BrokerError> {
+        Consumer::dead_letter(self, &done.tag, reason).await
+    }
+
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError> {
         let until = Instant::now() + wait;
         loop {

@@ -73,6 +73,10 @@ impl Leased for RedisJobConsumer {
         self.grant.epoch
     }
 
+    async fn give_up(&self, done: Settle, reason: &str) -> Result<(), BrokerError> {
+        self.settle(vec![done.given_up(reason)]).await.map(|_| ())
+    }
+
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
         let until = tokio::time::Instant::now() + wait;
         loop {

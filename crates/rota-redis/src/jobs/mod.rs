@@ -23,14 +23,14 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rota_core::BrokerError;
-use rota_core::Leased;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     Attempt, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore,
-    NewJob, QueueCounts, StateCounts, validate_batch, validate_queue,
+    NewJob, QueueCounts, StateCounts, validate_batch, validate_queue, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
 use rota_core::time::now_ms;
+use rota_core::{Inboxes, Leased};
 use tokio::sync::Mutex;
 
 use crate::broker::RedisBroker;
@@ -151,6 +151,7 @@ impl RedisBroker {
 impl JobStore for RedisBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
+        validate_reply_to(&jobs, |to| self.is_inbox(to))?;
         let now = now_ms();
         // One script per queue; results come back in the batch's order.
         let mut by_queue: BTreeMap<&str, Vec<(usize, JobId, Job, &NewJob)>> = BTreeMap::new();

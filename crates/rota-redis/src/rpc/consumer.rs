@@ -151,6 +151,10 @@ impl Leased for RedisConsumer {
         self.grant.epoch
     }
 
+    async fn give_up(&self, done: Completion, reason: &str) -> Result<(), BrokerError> {
+        Consumer::dead_letter(self, &done.tag, reason).await
+    }
+
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError> {
         let mut blocking = self.blocking.lock().await;
         let value = match blocking.query(&self.read_cmd(max, wait), wait).await {

@@ -33,11 +33,11 @@ use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob, Next,
-    QueueCounts, Settle, validate_batch,
+    QueueCounts, Settle, validate_batch, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
 use rota_core::time::now_ms;
-use rota_core::{Leased, ReapStats};
+use rota_core::{Inboxes, Leased, ReapStats};
 use tokio::time::Instant;
 
 use crate::SqliteBroker;
@@ -61,6 +61,7 @@ impl SqliteBroker {
 impl JobStore for SqliteBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
+        validate_reply_to(&jobs, |to| self.is_inbox(to))?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -187,6 +188,10 @@ impl Leased for SqliteJobConsumer {
 
     fn epoch(&self) -> u64 {
         u64::try_from(self.lease.epoch).unwrap_or(0)
+    }
+
+    async fn give_up(&self, done: Settle, reason: &str) -> Result<(), BrokerError> {
+        self.settle(vec![done.given_up(reason)]).await.map(|_| ())
     }
 
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {

@@ -44,6 +44,10 @@ impl Leased for SqliteConsumer {
         u64::try_from(self.lease.epoch).unwrap_or(0)
     }
 
+    async fn give_up(&self, done: Completion, reason: &str) -> Result<(), BrokerError> {
+        Consumer::dead_letter(self, &done.tag, reason).await
+    }
+
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError> {
         let key = service_key(&self.service);
         self.broker

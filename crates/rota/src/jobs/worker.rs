@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::handler::{ErasedHandler, JobContext, JobError, erase};
 use super::retry::RetryPolicy;
@@ -289,13 +290,31 @@ impl Worker {
     pub fn spawn(mut self) -> WorkerHandle {
         let stop = self.options.shutdown.child_token();
         self.options.shutdown = stop.clone();
+        let run = self.run();
         WorkerHandle {
             stop,
-            task: tokio::spawn(self.run()),
+            task: tokio::spawn(async move {
+                let ran = run.await;
+                if let Err(e) = &ran {
+                    // Said here too: a spawned worker that stops must not go
+                    // quiet.
+                    tracing::error!(error = %e, "worker stopped");
+                }
+                ran
+            }),
         }
     }
 
-    /// Runs until the shutdown token is cancelled, then drains.
+    /// Runs until the shutdown token is cancelled, then drains: running jobs
+    /// finish within the drain timeout, the rest go back to their queues at
+    /// once. [`spawn`](Self::spawn) and [`WorkerHandle::shutdown`] are the
+    /// easy way to run and stop a worker.
+    ///
+    /// **Stop it with its shutdown token, not by dropping it.** Dropping this
+    /// future (say, the losing branch of a `select!` against `ctrl_c()`)
+    /// stops everything at once without a drain: handlers are cancelled,
+    /// leases stop being renewed, and the jobs held go back to their queues
+    /// only when the leases lapse (with attempt + 1).
     pub async fn run(self) -> Result<(), WorkerError> {
         if self.queues.is_empty() {
             return Err(WorkerError::NoQueue);
@@ -317,7 +336,9 @@ impl Worker {
                     kinds: Arc::clone(&kinds),
                     global: Arc::clone(&global),
                 };
-                tokio::spawn(runner.run())
+                // Aborted if this future is dropped: each queue's tenure then
+                // stops renewing and stops its handlers.
+                AbortOnDropHandle::new(tokio::spawn(runner.run()))
             })
             .collect();
         let mut result = Ok(());
@@ -343,6 +364,15 @@ impl WorkerHandle {
     /// Stops taking jobs, drains, and waits for the worker to end.
     pub async fn shutdown(self) -> Result<(), WorkerError> {
         self.stop.cancel();
+        self.join().await
+    }
+
+    /// Waits for the worker to end: after its shutdown token is cancelled
+    /// (it drains first), or on an error retrying won't fix.
+    ///
+    /// Cancel safe: dropping the future leaves the worker running; use
+    /// [`shutdown`](Self::shutdown) to stop it.
+    pub async fn join(self) -> Result<(), WorkerError> {
         self.task.await.unwrap_or(Err(WorkerError::Panicked))
     }
 

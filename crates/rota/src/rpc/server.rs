@@ -26,7 +26,9 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use rota_core::names::validate_service;
 use rota_core::rpc::{Broker, Completion, Consumer, ConsumerOptions, Delivery};
-use rota_core::{BrokerError, Codec, Deadline, Fault, FaultKind, Headers, Outcome, Reply, Request};
+use rota_core::{
+    BrokerError, Codec, Deadline, Fault, FaultKind, Headers, Inboxes, Outcome, Reply, Request,
+};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -227,28 +229,46 @@ impl ServerHandle {
 /// every server spawned with (clones of) those options.
 pub fn spawn_server<D: Dispatch>(
     dispatch: D,
-    broker: impl Broker,
+    broker: impl Broker + Inboxes,
     service: &str,
     mut options: ServeOptions,
 ) -> ServerHandle {
     let stop = options.shutdown.child_token();
     options.shutdown = stop.clone();
     let service = service.to_owned();
-    let task = tokio::spawn(async move { serve(dispatch, broker, &service, options).await });
+    let task = tokio::spawn(async move {
+        let served = serve(dispatch, broker, &service, options).await;
+        if let Err(e) = &served {
+            // Said here too: a spawned server that stops must not go quiet.
+            tracing::error!(%service, error = %e, "server stopped");
+        }
+        served
+    });
     ServerHandle { stop, task }
 }
 
-/// Serves `service` with `dispatch` until `options.shutdown` is cancelled.
+/// Serves `service` with `dispatch` until `options.shutdown` is cancelled,
+/// then drains: running calls finish within the drain timeout, the rest go
+/// back to the queue at once. [`spawn_server`] and
+/// [`ServerHandle::shutdown`] are the easy way to run and stop a server.
 ///
 /// Returns early only on errors that retrying won't fix; a broker that goes
-/// away is waited for, with backoff.
+/// away, or refuses writes for a while, is waited for, with backoff.
+///
+/// **Stop it with its shutdown token, not by dropping it.** Dropping this
+/// future (say, the losing branch of a `select!` against `ctrl_c()`) stops
+/// everything at once without a drain: handlers are cancelled, the lease
+/// stops being renewed, and the requests held are delivered again only when
+/// the lease lapses (with attempt + 1).
 pub async fn serve<D: Dispatch>(
     dispatch: D,
-    broker: impl Broker,
+    broker: impl Broker + Inboxes,
     service: &str,
     options: ServeOptions,
 ) -> Result<(), ServeError> {
     validate_service(service)?;
+    let broker = Arc::new(broker);
+    let inboxes: Arc<dyn Inboxes> = broker.clone();
     let dispatch: Arc<dyn Dispatch> = Arc::new(dispatch);
     let consumer_options = ConsumerOptions::default()
         .lease(options.lease)
@@ -258,6 +278,7 @@ pub async fn serve<D: Dispatch>(
     let session = |consumer: Box<dyn Consumer>, registered_at| {
         let session = Session {
             service: service.to_owned(),
+            inboxes: Arc::clone(&inboxes),
             dispatch: Arc::clone(&dispatch),
             consumer: Arc::from(consumer),
             options: options.clone(),
@@ -271,6 +292,8 @@ pub async fn serve<D: Dispatch>(
 /// One consumer's life: from registration until shutdown or a lost lease.
 struct Session {
     service: String,
+    /// Says which reply addresses are inboxes of this broker.
+    inboxes: Arc<dyn Inboxes>,
     dispatch: Arc<dyn Dispatch>,
     consumer: Arc<dyn Consumer>,
     options: ServeOptions,
@@ -365,6 +388,19 @@ impl Session {
         };
         let mut request = request;
         request.attempt = delivery.attempt;
+        if let Some(to) = &request.reply_to
+            && !self.inboxes.is_inbox(to)
+        {
+            // No reply can go there: it could name any key of the store.
+            let reason = format!(
+                "reply_to {to:?} is no inbox address of this broker; the request was not served"
+            );
+            tracing::warn!(service = %self.service, %reason, "dead-lettering");
+            if let Err(e) = self.consumer.dead_letter(&delivery.tag, &reason).await {
+                tracing::warn!(error = %e, "dead-lettering failed; it returns when the lease lapses");
+            }
+            return None;
+        }
         let answer = |outcome: Outcome| Accepted::answer(&delivery.tag, &request, outcome);
         if request.service != self.service {
             let fault = Fault::new(

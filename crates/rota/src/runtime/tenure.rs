@@ -117,18 +117,42 @@ impl<L: Leased + ?Sized + 'static> Finisher<L> {
         {
             tracing::warn!(error = %e, "giving work back failed; it returns when the lease lapses");
         }
+        self.settle(done).await;
+    }
+
+    /// Settles `done`, retrying with backoff what may pass later (the store
+    /// is away or refuses writes for a while) while the lease surely holds.
+    /// A batch refused for good is split, so that one bad item cannot hold
+    /// the others back; an item refused for good on its own is given up.
+    async fn settle(&self, done: Vec<L::Done>) {
         let mut backoff = super::backoff::Backoff::default();
         while !done.is_empty() && !self.fence.is_cancelled() && self.clock.holds() {
             match self.holder.0.settle(done.clone()).await {
-                Ok(_) => break,
+                Ok(_) => return,
                 Err(BrokerError::LeaseLost) => {
                     self.fence.cancel();
-                    break;
+                    return;
                 }
-                Err(e) => {
+                Err(e) if e.is_retryable() => {
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, ?delay, "writing finished work failed; retrying");
                     tokio::time::sleep(delay).await;
+                }
+                Err(e) if done.len() > 1 => {
+                    tracing::warn!(error = %e, n = done.len(), "a batch of finished work was refused; writing it one by one");
+                    for item in done {
+                        Box::pin(self.settle(vec![item])).await;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let reason = format!("its result could not be written: {e}");
+                    tracing::error!(error = %e, "finished work refused for good; giving it up");
+                    let item = done.into_iter().next().expect("one item");
+                    if let Err(e) = self.holder.0.give_up(item, &reason).await {
+                        tracing::warn!(error = %e, "giving up failed; the work returns when the lease lapses");
+                    }
+                    return;
                 }
             }
         }
@@ -152,6 +176,10 @@ pub(crate) struct Tenure<L: Leased + ?Sized> {
     pub(crate) handlers: tokio_util::task::TaskTracker,
     over: CancellationToken,
     keepers: [tokio::task::JoinHandle<()>; 2],
+    /// Dropping the tenure (its claim loop's future was dropped, say in a
+    /// `select!`) stops renewing and stops the handlers: what it held goes
+    /// back when the lease lapses, instead of being renewed forever.
+    _dropped: tokio_util::sync::DropGuard,
 }
 
 impl<L: Leased + ?Sized + 'static> Tenure<L> {
@@ -159,8 +187,9 @@ impl<L: Leased + ?Sized + 'static> Tenure<L> {
     /// reaping others' lapsed ones.
     pub(crate) fn begin(holder: Holder<L>, registered_at: Instant, lease: Duration) -> Self {
         let clock = Arc::new(LeaseClock::new(registered_at, lease));
-        let fence = CancellationToken::new();
-        let over = CancellationToken::new();
+        let life = CancellationToken::new();
+        let fence = life.child_token();
+        let over = life.child_token();
         let keepers = spawn_keepers(&holder, &clock, lease, &fence, &over);
         let finisher = Arc::new(Finisher::new(
             holder.clone(),
@@ -176,6 +205,7 @@ impl<L: Leased + ?Sized + 'static> Tenure<L> {
             handlers: tokio_util::task::TaskTracker::new(),
             over,
             keepers,
+            _dropped: life.drop_guard(),
         }
     }
 
@@ -240,7 +270,13 @@ impl<L: Leased + ?Sized + 'static> Tenure<L> {
 /// (retrying with backoff while the broker is away — at start only if
 /// `wait_at_start`), hold it for a `session`, and register again after a
 /// lost lease or a failed claim (which `session` reports with `true`),
-/// until `shutdown`. Fails only on errors retrying won't fix.
+/// until `shutdown`.
+///
+/// Once it has registered, a store that refuses writes for a while (Redis at
+/// its `maxmemory`, a full disk under SQLite, an answer it should not give)
+/// is an outage like any other: each failure is logged with its cause and
+/// retried with backoff and jitter, and the work resumes when writes pass.
+/// Fails only on errors retrying won't fix: a bad name or configuration.
 pub(crate) async fn hold_leases<C, O, OF, S, SF>(
     unit: &str,
     shutdown: &CancellationToken,
@@ -261,7 +297,7 @@ where
         let registered_at = Instant::now();
         let consumer = match open().await {
             Ok(c) => c,
-            Err(e) if e.is_retryable() && (wait_at_start || !first) => {
+            Err(e) if (wait_at_start || !first) && worth_retrying(&e, first) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(%unit, error = %e, ?delay, "cannot register with the broker; retrying");
                 tokio::select! {
@@ -282,4 +318,19 @@ where
         }
     }
     Ok(())
+}
+
+/// Whether registering again may pass later: a broker that is away, or —
+/// once registering worked — one that refuses writes for now (anything but
+/// a bad name or configuration, which no wait mends).
+fn worth_retrying(e: &BrokerError, first: bool) -> bool {
+    e.is_retryable()
+        || (!first
+            && !matches!(
+                e,
+                BrokerError::Config(_)
+                    | BrokerError::InvalidName(_)
+                    | BrokerError::Invalid(_)
+                    | BrokerError::Closed
+            ))
 }
