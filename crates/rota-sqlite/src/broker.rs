@@ -104,12 +104,15 @@ fn map(e: Error) -> BrokerError {
         {
             BrokerError::Unavailable(format!("database busy: {}", m.unwrap_or_default()))
         }
-        // A full disk or a failing write is an outage: the same write may
-        // pass once there is room again.
+        // A full disk, a failing or a read-only one, is an outage once the
+        // file was opened: the same write may pass once there is room again.
+        // (A file that cannot be written at open is a configuration error.)
         Error::Sql(rusqlite::Error::SqliteFailure(f, m))
             if matches!(
                 f.code,
-                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+                rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::ReadOnly
             ) =>
         {
             BrokerError::Unavailable(format!(
@@ -163,6 +166,19 @@ impl SqliteBroker {
         .await
         .map_err(|e| BrokerError::Protocol(format!("sqlite task failed: {e}")))?
         .map_err(map)
+    }
+
+    /// Makes this handle's connection refuse every write (`PRAGMA
+    /// query_only`), as a disk that filled up or went read-only does, or
+    /// accept them again. For tests of outages; writes refused this way are
+    /// retried like any outage.
+    #[doc(hidden)]
+    pub async fn refuse_writes_for_tests(&self, refuse: bool) -> Result<(), BrokerError> {
+        self.with(move |conn| {
+            conn.pragma_update(None, "query_only", refuse)?;
+            Ok(())
+        })
+        .await
     }
 
     pub(crate) fn wakers(&self) -> MutexGuard<'_, HashMap<String, Arc<Notify>>> {
