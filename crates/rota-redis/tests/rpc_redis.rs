@@ -209,6 +209,71 @@ async fn oversized_payloads_are_refused_at_the_caller() {
     );
 }
 
+/// Waits for the one reply in `inbox` and returns its fault.
+async fn fault_in(inbox: &mut Box<dyn rota::Inbox>, id: rota::CorrelationId) -> rota::Fault {
+    let got = inbox.recv(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(got.len(), 1, "no reply: the caller would wait in silence");
+    let reply = rota::Reply::decode(&got[0]).unwrap();
+    assert_eq!(reply.id, id);
+    match reply.outcome {
+        rota::Outcome::Fault(f) => f,
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_requests_are_answered_and_dead_lettered() {
+    let redis = support::RedisServer::start();
+    let broker = support::broker(&redis).await;
+    let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
+    let mut inbox = broker.open_inbox().await.unwrap();
+    let to = inbox.address().to_owned();
+
+    // 3 MB straight into the stream, past the server's default 1 MiB.
+    let id = rota::CorrelationId::new();
+    let big = format!(
+        r#"{{"id":"{id}","service":"billing","method":"echo","reply_to":"{to}","body":{{"text":"{}"}}}}"#,
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let big_len = big.len();
+    broker.publish("billing", Bytes::from(big)).await.unwrap();
+    let fault = fault_in(&mut inbox, id).await;
+    assert_eq!(fault.kind, FaultKind::BadRequest, "{fault}");
+    assert!(fault.message.contains("1048576-byte limit"), "{fault}");
+
+    // A field of the wrong type, with a readable id and reply_to.
+    let id = rota::CorrelationId::new();
+    let bad = format!(
+        r#"{{"id":"{id}","service":"billing","method":"echo","reply_to":"{to}","deadline_ms":1.5,"body":{{"text":"t"}}}}"#
+    );
+    broker.publish("billing", Bytes::from(bad)).await.unwrap();
+    let fault = fault_in(&mut inbox, id).await;
+    assert_eq!(fault.kind, FaultKind::BadRequest, "{fault}");
+    assert!(fault.message.contains("`deadline_ms`"), "{fault}");
+
+    let dead = poll(
+        || async { broker.dead_letters("billing", 10).await.unwrap() },
+        |d| d.len() == 2,
+    )
+    .await;
+    assert_eq!(dead.len(), 2);
+    assert!(
+        dead[0].reason.contains("1048576-byte limit"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(dead[0].payload.len(), big_len, "kept whole");
+    assert!(
+        dead[1].reason.contains("`deadline_ms`"),
+        "{}",
+        dead[1].reason
+    );
+
+    let billing = BillingClient::new(broker.clone(), "billing");
+    assert_eq!(billing.echo("on".into()).await.unwrap(), "on");
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn invalid_urls_and_unreachable_redis_get_clear_errors() {
     let err = rota_redis::RedisBroker::connect("http://localhost")
