@@ -274,6 +274,43 @@ async fn oversized_and_malformed_requests_are_answered_and_dead_lettered() {
     server.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_entry_without_its_m_field_reaches_the_dead_letter_stream() {
+    let redis = support::RedisServer::start();
+    let broker = support::broker(&redis).await;
+    let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
+    let mut raw = redis.raw().await;
+    let _: String = redis::cmd("XADD")
+        .arg("test:{billing}:q")
+        .arg("*")
+        .arg("msg")
+        .arg("{\"typo\":\"in the field name\"}")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let billing = BillingClient::new(broker.clone(), "billing");
+    assert_eq!(billing.echo("after".into()).await.unwrap(), "after");
+    let dead = poll(
+        || async { broker.dead_letters("billing", 10).await.unwrap() },
+        |d| !d.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        dead.len(),
+        1,
+        "logged as dead-lettered, but not in the stream"
+    );
+    assert!(dead[0].reason.contains("no field m"), "{}", dead[0].reason);
+    assert!(dead[0].reason.contains("msg"), "{}", dead[0].reason);
+    let len: usize = redis::cmd("XLEN")
+        .arg("test:{billing}:q")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(len, 0);
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn invalid_urls_and_unreachable_redis_get_clear_errors() {
     let err = rota_redis::RedisBroker::connect("http://localhost")
