@@ -331,6 +331,25 @@ async fn invalid_urls_and_unreachable_redis_get_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_wants_a_password_and_got_none_is_a_config_error() {
+    let redis = support::RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
+    let err = rota_redis::RedisBroker::connect(&redis.url())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::Config(_)), "{err}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("password"), "{err}");
+    assert!(err.to_string().contains("redis://"), "says how: {err}");
+
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port());
+    let broker = rota_redis::RedisBroker::connect(&url).await.unwrap();
+    for shown in [format!("{broker:?}"), format!("{:?}", broker.options())] {
+        assert!(!shown.contains("s3cret-pw"), "the password leaked: {shown}");
+        assert!(shown.contains(&redis.port().to_string()), "{shown}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_users_authenticate_and_wrong_passwords_are_config_errors() {
     let redis = support::RedisServer::start();
     let mut raw = redis.raw().await;
