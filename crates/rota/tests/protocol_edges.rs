@@ -8,8 +8,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rota::{Broker, Codec, CorrelationId, Fault, FaultKind, Inbox, Outcome, Reply, ServeOptions};
+use rota::{
+    Broker, Client, Codec, ConsumerOptions, CorrelationId, Fault, FaultKind, Inbox, Outcome, Reply,
+    ServeOptions,
+};
 use rota_memory::MemoryBroker;
+use tokio::time::Instant;
 
 #[rota::contract]
 pub trait Greeter {
@@ -251,5 +255,46 @@ async fn an_oversized_request_gets_a_fault_and_a_dead_letter_and_serving_goes_on
     let fault = fault_of(reply_to(&mut inbox, id).await);
     assert!(fault.message.contains("256-byte limit"), "{fault}");
     assert_eq!(broker.dead_letters("greeter", 10).await.unwrap().len(), 2);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_defaults_a_call_whose_server_died_is_answered_by_another_before_the_caller_gives_up()
+ {
+    let broker = MemoryBroker::new();
+    let defaults = ServeOptions::default();
+    // A server with the default lease that claimed the call and died: its
+    // consumer never renews, acknowledges or closes.
+    let dead = broker
+        .consumer(
+            "greeter",
+            ConsumerOptions::default()
+                .lease(defaults.lease)
+                .max_deliveries(defaults.max_deliveries),
+        )
+        .await
+        .unwrap();
+    let client = Client::new(broker.clone());
+    let timeout = client.options().default_timeout;
+    let greeter = GreeterClient::new(&client, "greeter");
+    let started = Instant::now();
+    let call = tokio::spawn(async move { greeter.greet("ada".into()).await });
+    assert_eq!(
+        dead.claim(1, Duration::from_secs(5)).await.unwrap().len(),
+        1
+    );
+    // A surviving server, with the default options.
+    let server = spawn(&broker, ServeOptions::default());
+    let answer = call.await.unwrap().expect("answered before the deadline");
+    let took = started.elapsed();
+    assert_eq!(answer, "hello, ada (attempt 2)");
+    // Redelivered once the lease lapsed and a reap ran (every lease/2, plus
+    // up to lease/8 of jitter): the bound the README gives.
+    let bound = defaults.lease + defaults.lease / 2 + defaults.lease / 8;
+    assert!(took <= bound + Duration::from_secs(1), "took {took:?}");
+    assert!(
+        bound * 3 / 2 < timeout,
+        "the default timeout {timeout:?} leaves no room for a redelivery within {bound:?}"
+    );
     server.shutdown().await.unwrap();
 }
