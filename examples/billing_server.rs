@@ -21,7 +21,9 @@ async fn main() -> anyhow::Result<()> {
         "billing",
         ServeOptions::default().wait_for_broker(true),
     );
-    println!("serving billing on {url}; Ctrl-C to stop");
+    // The URL may hold a password: never print it as it is.
+    let shown = rota_redis::options::redact(&url);
+    println!("serving billing on {shown}; Ctrl-C to stop");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = server.shutdown_token().cancelled() => {}

@@ -238,12 +238,22 @@ struct RequestIn<B> {
     reply_to: Option<String>,
     #[serde(default)]
     deadline_ms: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     attempt: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     headers: Headers,
-    #[serde(default, deserialize_with = "present")]
+    // `null` (`nil`) is no body: no arguments, like an absent one.
+    #[serde(default)]
     body: Option<B>,
+}
+
+/// An optional field that is `null` means what its absence means.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 /// A field that is present is `Some`, even when it is `null` (a method
@@ -328,7 +338,7 @@ impl Request {
         let codec = Codec::detect(bytes).ok_or(EnvelopeError::UnknownFormat)?;
         let (wire, body) = match codec {
             Codec::Json => {
-                let w: RequestIn<Box<RawValue>> = codec.decode(bytes)?;
+                let w: RequestIn<Box<RawValue>> = codec.decode_fields(bytes)?;
                 let body = w.body.as_ref().map_or_else(
                     || Bytes::from_static(b"{}"),
                     |b| Bytes::copy_from_slice(b.get().as_bytes()),
@@ -336,7 +346,7 @@ impl Request {
                 (strip(w), body)
             }
             Codec::MessagePack => {
-                let mut w: RequestIn<serde_bytes::ByteBuf> = codec.decode(bytes)?;
+                let mut w: RequestIn<serde_bytes::ByteBuf> = codec.decode_fields(bytes)?;
                 let body = match w.body.take() {
                     Some(b) => Bytes::from(b.into_vec()),
                     // An empty map: the arguments of a method without any.
@@ -356,6 +366,41 @@ impl Request {
             headers: wire.headers,
             codec,
             body,
+        })
+    }
+}
+
+/// Where to answer a request that cannot be decoded; see
+/// [`Request::return_address`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnAddress {
+    /// The request's correlation id.
+    pub id: CorrelationId,
+    /// Its `reply_to`.
+    pub reply_to: String,
+    /// Its codec, which the answer is written in.
+    pub codec: Codec,
+}
+
+impl Request {
+    /// The `id` and `reply_to` of a request that [`decode`](Request::decode)
+    /// refused (a field of the wrong type, an unknown `v`, …), when both can
+    /// still be read: an id that is a UUID and a `reply_to` that is a string.
+    /// A server answers such a request with a fault, so that its caller
+    /// learns what is wrong instead of waiting for its deadline. `None` for
+    /// bytes that are no envelope, or whose way back is not trustworthy.
+    pub fn return_address(bytes: &[u8]) -> Option<ReturnAddress> {
+        #[derive(Deserialize)]
+        struct Head {
+            id: String,
+            reply_to: Option<String>,
+        }
+        let codec = Codec::detect(bytes)?;
+        let head: Head = codec.decode(bytes).ok()?;
+        Some(ReturnAddress {
+            id: CorrelationId::parse(&head.id).ok()?,
+            reply_to: head.reply_to?,
+            codec,
         })
     }
 }
@@ -406,12 +451,12 @@ impl Reply {
         let codec = Codec::detect(bytes).ok_or(EnvelopeError::UnknownFormat)?;
         let (v, id, outcome, body, fault) = match codec {
             Codec::Json => {
-                let w: ReplyIn<Box<RawValue>> = codec.decode(bytes)?;
+                let w: ReplyIn<Box<RawValue>> = codec.decode_fields(bytes)?;
                 let body = w.body.map(|b| Bytes::copy_from_slice(b.get().as_bytes()));
                 (w.v, w.id, w.outcome, body, w.fault)
             }
             Codec::MessagePack => {
-                let w: ReplyIn<serde_bytes::ByteBuf> = codec.decode(bytes)?;
+                let w: ReplyIn<serde_bytes::ByteBuf> = codec.decode_fields(bytes)?;
                 let body = w.body.map(|b| Bytes::from(b.into_vec()));
                 (w.v, w.id, w.outcome, body, w.fault)
             }
@@ -523,6 +568,109 @@ mod tests {
             Reply::decode(br#"{"id":"01930000-0000-7000-8000-000000000000","outcome":"maybe"}"#)
                 .unwrap_err();
         assert!(err.to_string().contains("unknown outcome"), "{err}");
+    }
+
+    /// `text`, as JSON or re-encoded in MessagePack (a JSON `body` object
+    /// becomes a `bin` holding its own MessagePack encoding).
+    fn in_codec(codec: Codec, text: &str) -> Vec<u8> {
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum Field {
+            Plain(serde_json::Value),
+            Bin(serde_bytes::ByteBuf),
+        }
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).unwrap();
+        match codec {
+            Codec::Json => text.as_bytes().to_vec(),
+            Codec::MessagePack => {
+                let map: BTreeMap<String, Field> = v
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let f = if k == "body" && v.is_object() {
+                            Field::Bin(serde_bytes::ByteBuf::from(
+                                rmp_serde::to_vec_named(&v).unwrap(),
+                            ))
+                        } else {
+                            Field::Plain(v)
+                        };
+                        (k, f)
+                    })
+                    .collect();
+                rmp_serde::to_vec_named(&map).unwrap()
+            }
+        }
+    }
+
+    const ID: &str = "01930000-0000-7000-8000-000000000000";
+
+    #[test]
+    fn a_null_body_means_no_arguments_in_both_codecs() {
+        for codec in [Codec::Json, Codec::MessagePack] {
+            let text = format!(r#"{{"id":"{ID}","service":"s","method":"m","body":null}}"#);
+            let req = Request::decode(&in_codec(codec, &text)).unwrap();
+            let empty: serde_json::Map<String, serde_json::Value> =
+                codec.decode(&req.body).unwrap();
+            assert!(empty.is_empty(), "{codec}: {:?}", req.body);
+            // Null optional fields mean what their absence means.
+            let text = format!(
+                r#"{{"id":"{ID}","service":"s","method":"m","reply_to":null,"deadline_ms":null,"attempt":null,"headers":null}}"#
+            );
+            let req = Request::decode(&in_codec(codec, &text)).unwrap();
+            assert_eq!((req.attempt, req.headers.len()), (0, 0), "{codec}");
+        }
+    }
+
+    #[test]
+    fn malformed_fields_are_named_in_both_codecs() {
+        let cases = [
+            (r#""deadline_ms":1.5"#, "`deadline_ms`"),
+            (r#""attempt":"one""#, "`attempt`"),
+            (r#""headers":{"traceparent":7}"#, "`headers`"),
+            (r#""reply_to":42"#, "`reply_to`"),
+        ];
+        for codec in [Codec::Json, Codec::MessagePack] {
+            for (field, name) in cases {
+                let text = format!(r#"{{"id":"{ID}","service":"s","method":"m",{field}}}"#);
+                let err = Request::decode(&in_codec(codec, &text)).unwrap_err();
+                assert!(err.to_string().contains(name), "{codec} {field}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_return_address_of_an_unreadable_request_is_read_when_it_can_be() {
+        for codec in [Codec::Json, Codec::MessagePack] {
+            let readable = [
+                r#""deadline_ms":1.5"#,
+                r#""v":2"#,
+                r#""headers":[1,2]"#,
+                r#""service":7"#,
+            ];
+            for field in readable {
+                let text =
+                    format!(r#"{{"id":"{ID}","method":"m","reply_to":"rota:{{c:1}}:r",{field}}}"#);
+                let bytes = in_codec(codec, &text);
+                assert!(Request::decode(&bytes).is_err(), "{codec} {field}");
+                let back = Request::return_address(&bytes).expect("readable");
+                assert_eq!(back.id.to_string(), ID);
+                assert_eq!(back.reply_to, "rota:{c:1}:r");
+                assert_eq!(back.codec, codec);
+            }
+            // No trustworthy way back: nobody to answer.
+            for text in [
+                r#"{"id":"nope","reply_to":"r"}"#.to_owned(),
+                format!(r#"{{"id":"{ID}","reply_to":42}}"#),
+                format!(r#"{{"id":"{ID}"}}"#),
+                format!(r#"{{"id":"{ID}","reply_to":null}}"#),
+            ] {
+                assert_eq!(
+                    Request::return_address(&in_codec(codec, &text)),
+                    None,
+                    "{text}"
+                );
+            }
+        }
+        assert_eq!(Request::return_address(b"hello"), None);
     }
 
     #[test]

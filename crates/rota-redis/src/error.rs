@@ -22,6 +22,11 @@ pub(crate) fn map(e: redis::RedisError) -> BrokerError {
         ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => {
             BrokerError::Config(e.to_string())
         }
+        _ if e.code() == Some("NOAUTH") => BrokerError::Config(format!(
+            "{e}: this Redis wants a password and got none; put it in the URL: \
+             redis://:<password>@host:port, or redis://<user>:<password>@host:port \
+             for an ACL user"
+        )),
         _ if e.code() == Some("NOPERM") || e.code() == Some("WRONGPASS") => {
             BrokerError::Config(e.to_string())
         }

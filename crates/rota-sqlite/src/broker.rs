@@ -132,8 +132,18 @@ impl SqliteBroker {
         Self::open_with(SqliteOptions::new(path.as_ref())).await
     }
 
-    /// Opens (or creates) the database with `options`.
+    /// Opens (or creates) the database with `options`. An empty path is a
+    /// [`BrokerError::Config`] error: SQLite would open a private temporary
+    /// database that vanishes with the handle.
     pub async fn open_with(options: SqliteOptions) -> Result<Self, BrokerError> {
+        if options.path.as_os_str().is_empty() {
+            return Err(BrokerError::Config(
+                "the database path is empty, which SQLite takes for a temporary database \
+                 that no other process sees and that vanishes on close; give a file path \
+                 (or \":memory:\" for a database in this process only)"
+                    .into(),
+            ));
+        }
         let opened = options.clone();
         let conn = tokio::task::spawn_blocking(move || open(&opened))
             .await

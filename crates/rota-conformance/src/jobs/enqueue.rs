@@ -194,12 +194,14 @@ pub async fn bad_input_is_refused(store: &dyn JobBackend) {
     oversized.payload = Bytes::from(format!("\"{}\"", "x".repeat(2 * 1024 * 1024)));
     let mut not_json = job(&q, "a");
     not_json.payload = Bytes::from_static(b"{nope");
+    let huge_header = job(&q, "a").header("note", "x".repeat(1024 * 1024));
     let cases: Vec<(NewJob, &str)> = vec![
         (empty_tenant, "tenant is empty"),
         (job("bad queue!", "a"), "queue name"),
         (job(&q, "a b"), "tenant"),
         (oversized, "limit"),
         (not_json, "not valid JSON"),
+        (huge_header, "headers are"),
         (job(&q, "a").at(u64::MAX), "10 years"),
     ];
     for (bad, expect) in cases {

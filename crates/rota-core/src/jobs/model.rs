@@ -56,6 +56,11 @@ pub const MAX_KEY_LEN: usize = 128;
 /// Largest payload accepted by default: 1 MiB of JSON.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 
+/// Most bytes of headers (names and values together) a job may carry: room
+/// for trace context and a few tags, not for a second payload. (The size of
+/// HTTP header sections that servers commonly accept.)
+pub const MAX_HEADERS_LEN: usize = 16 * 1024;
+
 /// The furthest in the past a job may be scheduled (it then runs at once):
 /// a day, for clocks that disagree; older times are mistakes.
 pub const MAX_PAST: Duration = Duration::from_secs(24 * 3600);
@@ -273,7 +278,8 @@ pub fn validate_queue(queue: &str) -> Result<(), BrokerError> {
 }
 
 /// Checks a job before it is accepted: names that fit the key layout, a
-/// JSON payload within `max_payload` bytes, and a sane schedule.
+/// JSON payload within `max_payload` bytes, headers within
+/// [`MAX_HEADERS_LEN`], and a sane schedule.
 pub fn validate_job(job: &NewJob, max_payload: usize) -> Result<(), BrokerError> {
     validate_queue(&job.queue)?;
     check_key("tenant", &job.tenant)?;
@@ -287,6 +293,13 @@ pub fn validate_job(job: &NewJob, max_payload: usize) -> Result<(), BrokerError>
         return Err(BrokerError::Invalid(
             "idempotency key must be 1 to 512 bytes long".into(),
         ));
+    }
+    let headers_len: usize = job.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if headers_len > MAX_HEADERS_LEN {
+        return Err(BrokerError::Invalid(format!(
+            "headers are {headers_len} bytes long (names and values); at most \
+             {MAX_HEADERS_LEN} are allowed: put data in the payload"
+        )));
     }
     if job.payload.len() > max_payload {
         return Err(BrokerError::Invalid(format!(
@@ -723,6 +736,19 @@ mod tests {
                 },
                 "over the 1000-byte limit",
             ),
+            (
+                job().header("note", "x".repeat(1024 * 1024)),
+                "headers are 1048580 bytes long",
+            ),
+            (
+                NewJob {
+                    headers: (0..200)
+                        .map(|i| (format!("h{i}"), "v".repeat(100)))
+                        .collect(),
+                    ..job()
+                },
+                "at most 16384",
+            ),
             (job().at(u64::MAX), "more than 10 years"),
             (job().at(1_767_225_600), "is it in seconds"),
             (job().at(0), "more than a day in the past"),
@@ -732,6 +758,8 @@ mod tests {
             assert!(err.contains(expect), "{err:?} does not say {expect:?}");
         }
         assert!(validate_job(&job(), 1000).is_ok());
+        let traced = job().header("traceparent", "00-".to_owned() + &"a".repeat(51));
+        assert!(validate_job(&traced, 1000).is_ok());
     }
 
     #[test]

@@ -49,7 +49,10 @@ use crate::lease::Leased;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Next {
-    /// It is finished in this state (succeeded, failed or cancelled).
+    /// It is finished in this state: `Succeeded`, `Failed`, `Cancelled`, or
+    /// `Dead` (dead-lettered, as with [`Next::Dead`]). A state that is not
+    /// final (`Scheduled`, `Queued`, `Running`) is refused with
+    /// [`BrokerError::Invalid`] and no job of the batch changes state.
     Finish(JobState),
     /// It runs again at this instant (Unix ms), as attempt + 1.
     RetryAt(u64),

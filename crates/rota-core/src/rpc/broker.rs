@@ -69,9 +69,10 @@ pub struct ConsumerOptions {
 }
 
 impl Default for ConsumerOptions {
+    /// A 10 s lease (as rota's servers hold by default) and 5 deliveries.
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(10),
             max_deliveries: 5,
             name: None,
         }

@@ -12,7 +12,10 @@
 //! * **reaps** the leases of dead servers, so their requests are redelivered;
 //! * runs each handler under the request's deadline, catches panics, answers
 //!   undecodable arguments and unknown methods with a fault, dead-letters
-//!   envelopes it cannot read, and skips requests whose deadline passed;
+//!   envelopes it cannot read and requests over
+//!   [`ServeOptions::max_payload`] (answering their caller with a fault too
+//!   when the envelope still names its `id` and `reply_to`), and skips
+//!   requests whose deadline passed;
 //! * writes replies and acknowledgements in batches;
 //! * on shutdown, stops claiming, lets running handlers finish within
 //!   [`ServeOptions::drain_timeout`] and gives the rest back to the queue.
@@ -73,19 +76,40 @@ impl Call {
         &self.request.body
     }
     /// Decodes the arguments; a mismatch (a caller built from another version
-    /// of the contract) is a [`FaultKind::BadRequest`] naming the problem.
+    /// of the contract) is a [`FaultKind::BadRequest`] naming the problem:
+    /// the argument at fault, or a body that is not an object keyed by
+    /// parameter name (positional arguments, an array, are not supported).
     pub fn decode_args<A: DeserializeOwned>(&self) -> Result<A, Fault> {
-        self.request.codec.decode(&self.request.body).map_err(|e| {
+        let (codec, body) = (self.request.codec, &self.request.body);
+        let mismatch = |problem: &str| {
             Fault::new(
                 FaultKind::BadRequest,
                 format!(
-                    "the arguments of {}.{} do not match the contract: {}",
-                    self.request.service,
-                    self.request.method,
-                    e.message()
+                    "the arguments of {}.{} do not match the contract: {problem}",
+                    self.request.service, self.request.method,
                 ),
             )
-        })
+        };
+        if Codec::detect(body) != Some(codec) {
+            let what = if is_array(codec, body) {
+                "positional arguments (an array) are not supported"
+            } else {
+                "they are not an object"
+            };
+            return Err(mismatch(&format!(
+                "{what}; send an object keyed by parameter name"
+            )));
+        }
+        codec.decode_fields(body).map_err(|e| mismatch(e.message()))
+    }
+}
+
+/// Whether `body` is an array (positional arguments) in `codec`.
+fn is_array(codec: Codec, body: &[u8]) -> bool {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match codec {
+        Codec::Json => first == Some(&b'['),
+        _ => matches!(first, Some(0x90..=0x9f | 0xdc | 0xdd)),
     }
 }
 
@@ -111,10 +135,21 @@ pub struct ServeOptions {
     /// How long one claim blocks waiting for work (bounds how fast shutdown
     /// is noticed).
     pub claim_wait: Duration,
-    /// The consumer lease; renewed every third of it.
+    /// The consumer lease; renewed every third of it. It bounds how long a
+    /// call whose server died waits before another server takes it over:
+    /// the lease lapses, then the next reap of a surviving server (every
+    /// half lease, plus up to an eighth of jitter) re-queues it. The default,
+    /// 10 s, redelivers within 16.25 s — well inside a client's default 30 s
+    /// timeout — and still rides out a broker outage of 5 s or more (up to
+    /// 8⅓ s, by when the last renewal was) before handlers are stopped.
     pub lease: Duration,
     /// Deliveries after which a request of a dead server is dead-lettered.
     pub max_deliveries: u32,
+    /// Largest request accepted, in bytes (the same 1 MiB as
+    /// [`ClientOptions::max_payload`](crate::ClientOptions::max_payload) by
+    /// default). A larger one is answered with a
+    /// [`FaultKind::BadRequest`] fault and dead-lettered, never run.
+    pub max_payload: usize,
     /// How long shutdown waits for running handlers before giving their
     /// requests back.
     pub drain_timeout: Duration,
@@ -131,8 +166,9 @@ impl Default for ServeOptions {
             concurrency: 64,
             claim_batch: 128,
             claim_wait: Duration::from_secs(1),
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(10),
             max_deliveries: 5,
+            max_payload: 1024 * 1024,
             drain_timeout: Duration::from_secs(30),
             wait_for_broker: false,
             shutdown: CancellationToken::new(),
@@ -164,6 +200,11 @@ impl ServeOptions {
     /// Sets the maximum deliveries.
     pub fn max_deliveries(mut self, n: u32) -> Self {
         self.max_deliveries = n.max(1);
+        self
+    }
+    /// Sets the largest request accepted, in bytes.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
         self
     }
     /// Sets the drain timeout.
@@ -375,14 +416,19 @@ impl Session {
     /// Decodes a delivery and settles at once what needs no handler: returns
     /// the job to run, or `None` when the delivery was answered already.
     async fn prepare(&self, delivery: Delivery, done: &Finisher<dyn Consumer>) -> Option<Accepted> {
-        let request = match Request::decode(&delivery.payload) {
+        let size = delivery.payload.len();
+        let decoded = if size > self.options.max_payload {
+            Err(format!(
+                "request of {size} bytes is over this server's {}-byte limit",
+                self.options.max_payload
+            ))
+        } else {
+            Request::decode(&delivery.payload).map_err(|e| format!("undecodable request: {e}"))
+        };
+        let request = match decoded {
             Ok(r) => r,
-            Err(e) => {
-                let reason = format!("undecodable request: {e}");
-                tracing::warn!(service = %self.service, %reason, "dead-lettering");
-                if let Err(e) = self.consumer.dead_letter(&delivery.tag, &reason).await {
-                    tracing::warn!(error = %e, "dead-lettering failed; it returns when the lease lapses");
-                }
+            Err(reason) => {
+                self.refuse(&delivery, &reason, done).await;
                 return None;
             }
         };
@@ -391,14 +437,10 @@ impl Session {
         if let Some(to) = &request.reply_to
             && !self.inboxes.is_inbox(to)
         {
-            // No reply can go there: it could name any key of the store.
             let reason = format!(
                 "reply_to {to:?} is no inbox address of this broker; the request was not served"
             );
-            tracing::warn!(service = %self.service, %reason, "dead-lettering");
-            if let Err(e) = self.consumer.dead_letter(&delivery.tag, &reason).await {
-                tracing::warn!(error = %e, "dead-lettering failed; it returns when the lease lapses");
-            }
+            self.refuse(&delivery, &reason, done).await;
             return None;
         }
         let answer = |outcome: Outcome| Accepted::answer(&delivery.tag, &request, outcome);
@@ -436,6 +478,48 @@ impl Session {
             request,
             future,
         })
+    }
+}
+
+impl Session {
+    /// Dead-letters a delivery that cannot be run as it is, then, if its
+    /// envelope still says where, answers the caller with a `bad_request`
+    /// fault — so the caller learns why instead of waiting for its deadline.
+    /// In that order: the answer acknowledges the delivery, and a crash
+    /// between the two leaves the dead letter without an answer, never the
+    /// answer without its dead letter.
+    async fn refuse(&self, delivery: &Delivery, reason: &str, done: &Finisher<dyn Consumer>) {
+        tracing::warn!(service = %self.service, %reason, "dead-lettering");
+        if let Err(e) = self.consumer.dead_letter(&delivery.tag, reason).await {
+            tracing::warn!(error = %e, "dead-lettering failed; it returns when the lease lapses");
+            return;
+        }
+        let Some(back) = Request::return_address(&delivery.payload) else {
+            return;
+        };
+        if !self.inboxes.is_inbox(&back.reply_to) {
+            // No reply can go there: it could name any key of the store.
+            return;
+        }
+        let fault = Fault::new(
+            FaultKind::BadRequest,
+            format!("{reason}; the request was dead-lettered"),
+        );
+        let reply = Reply {
+            id: back.id,
+            codec: back.codec,
+            outcome: Outcome::Fault(fault),
+        };
+        match reply.encode() {
+            Ok(bytes) => {
+                let completion = Completion {
+                    tag: delivery.tag.clone(),
+                    reply: Some((back.reply_to, Bytes::from(bytes))),
+                };
+                done.finish(Finished::Done(completion)).await;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode a fault reply"),
+        }
     }
 }
 
