@@ -7,7 +7,7 @@
 
 use rota::ServeOptions;
 use rota_examples::{BillingServer, Ledger};
-use rota_redis::RedisBroker;
+use rota_redis::{RedisBroker, RedisOptions};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,7 +15,8 @@ async fn main() -> anyhow::Result<()> {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-    let broker = RedisBroker::connect(&url).await?;
+    // Started before its Redis? It waits (and says so) rather than exit.
+    let broker = RedisBroker::connect_waiting(RedisOptions::new(url.clone())).await?;
     let server = BillingServer::new(Ledger::default()).spawn(
         broker,
         "billing",

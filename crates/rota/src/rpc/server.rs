@@ -212,7 +212,8 @@ impl ServeOptions {
         self.drain_timeout = timeout;
         self
     }
-    /// Retry the broker at start instead of failing.
+    /// Retry the broker at start instead of failing. (To connect to a Redis
+    /// that is down at start, use `RedisBroker::connect_waiting`.)
     pub fn wait_for_broker(mut self, wait: bool) -> Self {
         self.wait_for_broker = wait;
         self
