@@ -17,8 +17,10 @@
 //! * [`jobs`] — the job model ([`jobs::NewJob`], [`jobs::Job`],
 //!   [`jobs::JobRecord`]) and the [`jobs::JobStore`] trait family.
 //! * [`names`] — validation of service names and key prefixes.
-//! * [`time`] — absolute deadlines as Unix milliseconds.
+//! * [`time`] — absolute deadlines as Unix milliseconds; [`clock`] — the
+//!   wall clock behind a trait, so tests can move it.
 
+pub mod clock;
 pub mod codec;
 pub mod envelope;
 pub mod error;

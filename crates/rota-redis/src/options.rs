@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use rota_core::clock::{Clock, SharedClock};
+
 use rota_core::BrokerError;
 use rota_core::names::validate_prefix;
 
@@ -25,6 +27,9 @@ pub struct RedisOptions {
     /// PEM of the certificate authority to trust for `rediss://` instead of
     /// the bundled public roots (a private CA).
     pub tls_root_cert: Option<Vec<u8>>,
+    /// The clock of due times and timestamps (leases are key TTLs, on
+    /// Redis's own clock): the system clock but in tests.
+    pub clock: SharedClock,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -35,6 +40,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("reply_ttl", &self.reply_ttl)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
+            .field("clock", &self.clock)
             .field(
                 "tls_root_cert",
                 &self
@@ -56,12 +62,20 @@ impl RedisOptions {
             connect_timeout: Duration::from_secs(3),
             command_timeout: Duration::from_secs(5),
             tls_root_cert: None,
+            clock: rota_core::clock::system(),
         }
     }
 
     /// Trusts the certificate authority in `pem` for `rediss://` URLs.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_root_cert = Some(pem.into());
+        self
+    }
+
+    /// Sets the clock (a [`ManualClock`](rota_core::clock::ManualClock) in
+    /// tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = std::sync::Arc::new(clock);
         self
     }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rota_core::BrokerError;
+use rota_core::clock::{Clock, SharedClock};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -40,6 +41,10 @@ pub struct SqliteOptions {
     /// How often a waiting claim looks for work written by *other*
     /// processes (work written by this process wakes it at once).
     pub poll_interval: Duration,
+    /// The clock of due times, timestamps and leases (leases here are rows
+    /// with an expiry, shared by every process on the file): the system
+    /// clock but in tests.
+    pub clock: SharedClock,
 }
 
 impl SqliteOptions {
@@ -50,7 +55,15 @@ impl SqliteOptions {
             durability: Durability::Process,
             reply_ttl: Duration::from_secs(300),
             poll_interval: Duration::from_millis(50),
+            clock: rota_core::clock::system(),
         }
+    }
+
+    /// Sets the clock (a [`ManualClock`](rota_core::clock::ManualClock) in
+    /// tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Sets the durability of commits.
@@ -171,7 +184,7 @@ impl SqliteBroker {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn)
+            tx::on_clock(&inner.options.clock, || f(&mut conn))
         })
         .await
         .map_err(|e| BrokerError::Protocol(format!("sqlite task failed: {e}")))?

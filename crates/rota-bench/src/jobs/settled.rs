@@ -157,6 +157,9 @@ impl<S: JobStore + Clone> JobStore for Counted<S> {
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         self.inner.cancel(queue, id).await
     }
+    fn clock(&self) -> rota_core::clock::SharedClock {
+        self.inner.clock()
+    }
 }
 
 // Job outcomes travel to the wrapped store's reply inboxes.

@@ -28,11 +28,12 @@ pub use settle::*;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rota_core::clock::Clock;
+pub use rota_core::clock::ManualClock;
 use rota_core::jobs::{
     Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, JobStore,
     NewJob, Next, Retention, Settle,
 };
-use rota_core::time::now_ms;
 use rota_core::{BrokerError, CorrelationId};
 
 use crate::JobBackend;
@@ -63,8 +64,33 @@ pub(crate) fn opts() -> JobConsumerOptions {
     JobConsumerOptions::default().lease(Duration::from_secs(60))
 }
 
+tokio::task_local! {
+    /// The clock of the store under check: due times, retries and
+    /// timestamps move only when a check moves it.
+    static CLOCK: ManualClock;
+}
+
+/// Runs `check` with `clock` as the clock of the store under check (the
+/// generated tests do; a backend's own test calling a check does too).
+pub async fn run_with_clock<F: std::future::Future>(clock: ManualClock, check: F) -> F::Output {
+    CLOCK.scope(clock, check).await
+}
+
+/// Now, by the store's clock.
+pub(crate) fn now_ms() -> u64 {
+    CLOCK.with(|c| c.now_ms())
+}
+
+/// Moves the store's clock forward: due times pass without sleeping.
+pub(crate) fn advance(by: Duration) {
+    CLOCK.with(|c| c.advance(by));
+}
+
+/// Lets short leases lapse: real time for leases kept on tokio's or
+/// Redis's clock, and the store's clock for leases kept by it (SQLite).
 pub(crate) async fn lapse() {
     tokio::time::sleep(SHORT_LEASE * 2).await;
+    advance(SHORT_LEASE * 2);
 }
 
 pub(crate) fn job(queue: &str, tenant: &str) -> NewJob {
@@ -120,9 +146,11 @@ pub(crate) async fn state_of(store: &dyn JobStore, queue: &str, id: JobId) -> Jo
         .expect("record retained")
         .state
 }
-/// Generates one `#[tokio::test]` per job conformance check. `$make` is an
-/// expression evaluating to a future of `(guard, store)`: the guard (say, a
-/// Redis server process) lives as long as the check runs.
+/// Generates one `#[tokio::test]` per job conformance check. `$make` is a
+/// closure from a [`ManualClock`] to a future of `(guard, store)`: the
+/// store keeps its time by that clock (the checks move it instead of
+/// sleeping), and the guard (say, a Redis server process) lives as long as
+/// the check runs.
 #[macro_export]
 macro_rules! jobs_tests {
     ($make:expr) => {
@@ -146,8 +174,9 @@ macro_rules! jobs_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
-                    let (_guard, store) = $make.await;
-                    $crate::jobs::$check(&store).await;
+                    let clock = $crate::jobs::ManualClock::starting_now();
+                    let (_guard, store) = ($make)(clock.clone()).await;
+                    $crate::jobs::run_with_clock(clock, $crate::jobs::$check(&store)).await;
                 }
             )*
         }

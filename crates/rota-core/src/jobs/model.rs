@@ -167,6 +167,8 @@ impl NewJob {
     }
 
     /// Runs no earlier than `delay` from now.
+    /// (The delay counts from the system clock's now; with a store on
+    /// another clock, use [`at`](Self::at) with that clock's time.)
     pub fn after(mut self, delay: Duration) -> Self {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.scheduled_for = Some(now_ms().saturating_add(ms));

@@ -42,6 +42,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::model::{Attempt, Enqueued, Job, JobId, JobRecord, JobState, NewJob, QueueCounts};
+use crate::clock::SharedClock;
 use crate::error::BrokerError;
 use crate::lease::Leased;
 
@@ -213,6 +214,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// Cancels job `id` of `queue` if it has not started (scheduled or
     /// queued). Returns whether it was cancelled.
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError>;
+
+    /// The clock the store keeps due times by; workers time attempts and
+    /// retries by it too. The system clock unless the store was given
+    /// another (a [`ManualClock`](crate::clock::ManualClock) in tests).
+    fn clock(&self) -> SharedClock {
+        crate::clock::system()
+    }
 }
 
 /// A worker's leased claim on one queue's jobs: the shape of every leased

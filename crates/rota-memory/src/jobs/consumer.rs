@@ -8,7 +8,6 @@ use rota_core::BrokerError;
 use rota_core::jobs::{
     Attempt, AttemptOutcome, Job, JobConsumerOptions, JobId, JobState, Next, Settle,
 };
-use rota_core::time::now_ms;
 use rota_core::{Leased, ReapStats};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -30,7 +29,7 @@ impl MemoryJobConsumer {
     /// One claim attempt: the jobs taken, and when the next scheduled job
     /// comes due.
     fn try_claim(&self, max: usize) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
-        let now = now_ms();
+        let now = self.broker.now_ms();
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
         q.check_lease(&self.id, self.epoch)?;
@@ -85,7 +84,7 @@ impl Leased for MemoryJobConsumer {
             // Sleep until woken, the wait ends, or the next scheduled job is
             // due, whichever comes first.
             let wake_at = next_due.map_or(until, |due| {
-                let ms = due.saturating_sub(now_ms()).max(1);
+                let ms = due.saturating_sub(self.broker.now_ms()).max(1);
                 until.min(now + Duration::from_millis(ms))
             });
             let _ = tokio::time::timeout_at(wake_at, notified).await;
@@ -114,7 +113,7 @@ impl Leased for MemoryJobConsumer {
                 )));
             }
         }
-        let now = now_ms();
+        let now = self.broker.now_ms();
         let mut guard = self.broker.lock();
         let state: &mut State = &mut guard;
         let q = state.jobs.queues.entry(self.queue.clone()).or_default();
@@ -185,7 +184,7 @@ impl Leased for MemoryJobConsumer {
     }
 
     async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
-        let now = now_ms();
+        let now = self.broker.now_ms();
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
         q.check_lease(&self.id, self.epoch)?;
@@ -218,11 +217,12 @@ impl Leased for MemoryJobConsumer {
     }
 
     async fn reap(&self) -> Result<ReapStats, BrokerError> {
+        let now = self.broker.now_ms();
         let mut state = self.broker.lock();
         let jobs = &mut state.jobs;
         let mut seq = jobs.seq;
         let q = jobs.queues.entry(self.queue.clone()).or_default();
-        let stats = q.reap(self.options.max_attempts, &mut seq);
+        let stats = q.reap(self.options.max_attempts, &mut seq, now);
         jobs.seq = seq;
         deliver_outbox(&mut state);
         drop(state);

@@ -32,13 +32,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use rota_core::clock::SharedClock;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore, NewJob,
     QueueCounts, validate_batch, validate_reply_to,
 };
-use rota_core::time::now_ms;
 use rota_core::{BrokerError, Inboxes};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -87,7 +87,7 @@ impl JobStore for MemoryBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
         validate_reply_to(&jobs, |to| self.is_inbox(to))?;
-        let now = now_ms();
+        let now = self.now_ms();
         let mut state = self.lock();
         let jobs_state = &mut state.jobs;
         let mut out = Vec::with_capacity(jobs.len());
@@ -150,6 +150,7 @@ impl JobStore for MemoryBroker {
             }
             None => format!("jc-{}", uuid_like()),
         };
+        let now = self.now_ms();
         let (epoch, wake) = {
             let mut guard = self.lock();
             let state = &mut *guard;
@@ -160,7 +161,7 @@ impl JobStore for MemoryBroker {
             // A live holder of the name is taken over: its jobs go back as
             // if its lease had lapsed.
             if let Some(earlier) = q.holders.remove(&id) {
-                q.hand_back(&id, earlier, options.max_attempts, &mut seq);
+                q.hand_back(&id, earlier, options.max_attempts, &mut seq, now);
             }
             let epoch = q.epochs.entry(id.clone()).or_default();
             *epoch += 1;
@@ -234,7 +235,7 @@ impl JobStore for MemoryBroker {
 
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         validate_queue(queue)?;
-        let now = now_ms();
+        let now = self.now_ms();
         let mut state = self.lock();
         let Some(q) = state.jobs.queues.get_mut(queue) else {
             return Ok(false);
@@ -272,9 +273,13 @@ impl JobStore for MemoryBroker {
         Ok(dead.len())
     }
 
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.clock)
+    }
+
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         validate_queue(queue)?;
-        let now = now_ms();
+        let now = self.now_ms();
         let mut state = self.lock();
         let Some(q) = state.jobs.queues.get_mut(queue) else {
             return Ok(false);

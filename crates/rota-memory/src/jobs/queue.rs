@@ -9,7 +9,6 @@ use bytes::Bytes;
 use rota_core::BrokerError;
 use rota_core::ReapStats;
 use rota_core::jobs::{Attempt, AttemptOutcome, JobId, JobRecord, JobState, Retention};
-use rota_core::time::now_ms;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -255,7 +254,7 @@ impl JobQueue {
     }
 
     /// Hands back the jobs of consumers whose lease lapsed.
-    pub(super) fn reap(&mut self, default_max: u32, seq: &mut u64) -> ReapStats {
+    pub(super) fn reap(&mut self, default_max: u32, seq: &mut u64, now: u64) -> ReapStats {
         let now_i = Instant::now();
         let lapsed: Vec<String> = self
             .holders
@@ -266,7 +265,7 @@ impl JobQueue {
         let mut stats = ReapStats::default();
         for worker in lapsed {
             if let Some(holder) = self.holders.remove(&worker) {
-                let s = self.hand_back(&worker, holder, default_max, seq);
+                let s = self.hand_back(&worker, holder, default_max, seq, now);
                 stats.requeued += s.requeued;
                 stats.dead_lettered += s.dead_lettered;
             }
@@ -282,8 +281,8 @@ impl JobQueue {
         holder: Holder,
         default_max: u32,
         seq: &mut u64,
+        now: u64,
     ) -> ReapStats {
-        let now = now_ms();
         let mut stats = ReapStats::default();
         {
             let mut held: Vec<(JobId, u64)> = holder.held.into_iter().collect();

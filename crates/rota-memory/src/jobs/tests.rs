@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use rota_core::ReapStats;
 use rota_core::jobs::{Attempt, AttemptOutcome, Next, Retention, Settle};
+use rota_core::time::now_ms;
 
 use super::*;
 

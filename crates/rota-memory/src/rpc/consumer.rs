@@ -6,7 +6,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rota_core::BrokerError;
 use rota_core::rpc::{Completion, Consumer, ConsumerOptions, DeadLetter, Delivery};
-use rota_core::time::now_ms;
 use rota_core::{Leased, ReapStats};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -48,12 +47,13 @@ impl MemoryConsumer {
 
 /// Hands back what `holder` (the lease `id`) held: each message to the
 /// queue with attempt + 1, or to the dead-letter list once delivered
-/// `max_deliveries` times.
+/// `max_deliveries` times (dead-lettered at `now`, Unix ms).
 pub(super) fn hand_back(
     q: &mut ServiceQueue,
     id: &str,
     holder: Holder,
     max_deliveries: u32,
+    now: u64,
 ) -> ReapStats {
     let mut stats = ReapStats::default();
     let mut held: Vec<_> = holder.held.into_values().collect();
@@ -68,7 +68,7 @@ pub(super) fn hand_back(
                     m.attempt
                 ),
                 attempts: m.attempt,
-                at_ms: now_ms(),
+                at_ms: now,
                 payload: m.payload.to_vec(),
             });
         } else {
@@ -90,7 +90,7 @@ impl Consumer for MemoryConsumer {
                     id: message_id(&m.payload, m.id),
                     reason: reason.to_owned(),
                     attempts: m.attempt,
-                    at_ms: now_ms(),
+                    at_ms: self.broker.now_ms(),
                     payload: m.payload.to_vec(),
                 });
             }
@@ -187,6 +187,7 @@ impl Leased for MemoryConsumer {
     }
 
     async fn reap(&self) -> Result<ReapStats, BrokerError> {
+        let at = self.broker.now_ms();
         let mut guard = self.broker.lock();
         let q = queue(&mut guard.rpc, &self.service);
         let now = Instant::now();
@@ -199,7 +200,7 @@ impl Leased for MemoryConsumer {
         let mut stats = ReapStats::default();
         for id in lapsed {
             if let Some(holder) = q.consumers.remove(&id) {
-                let s = hand_back(q, &id, holder, self.options.max_deliveries);
+                let s = hand_back(q, &id, holder, self.options.max_deliveries, at);
                 stats.requeued += s.requeued;
                 stats.dead_lettered += s.dead_lettered;
             }

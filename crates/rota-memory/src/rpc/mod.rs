@@ -103,6 +103,7 @@ impl Broker for MemoryBroker {
             }
             None => format!("c-{}", uuid_like()),
         };
+        let now = self.now_ms();
         let (epoch, wake) = {
             let mut guard = self.lock();
             let state = &mut guard.rpc;
@@ -110,7 +111,7 @@ impl Broker for MemoryBroker {
             // A live holder of the name is taken over: what it held goes
             // back as if its lease had lapsed.
             if let Some(earlier) = q.consumers.remove(&id) {
-                consumer::hand_back(q, &id, earlier, options.max_deliveries);
+                consumer::hand_back(q, &id, earlier, options.max_deliveries, now);
             }
             let epoch = q.epochs.entry(id.clone()).or_default();
             *epoch += 1;

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use redis::Value;
 use rota_core::BrokerError;
 use rota_core::jobs::{Job, JobConsumerOptions, JobId, JobState, Next, Settle};
-use rota_core::time::now_ms;
 use rota_core::{Leased, ReapStats};
 use tokio::sync::Mutex;
 
@@ -37,7 +36,7 @@ impl RedisJobConsumer {
             .key(&self.base)
             .arg(&self.grant.holder)
             .arg(max.max(1))
-            .arg(now_ms())
+            .arg(self.broker.options().clock.now_ms())
             .arg(self.options.tenant_cap.unwrap_or(0))
             .invoke_async(&mut self.broker.conn())
             .await
@@ -89,7 +88,10 @@ impl Leased for RedisJobConsumer {
             // scheduled job is due, or the wait ends.
             let mut nap = until - now;
             if let Some(due) = next_due {
-                nap = nap.min(Duration::from_millis(due.saturating_sub(now_ms()).max(1)));
+                nap = nap.min(Duration::from_millis(
+                    due.saturating_sub(self.broker.options().clock.now_ms())
+                        .max(1),
+                ));
             }
             let mut cmd = redis::cmd("BLPOP");
             cmd.arg(format!("{}wake", self.base))
@@ -124,7 +126,7 @@ impl Leased for RedisJobConsumer {
         let mut invocation = scripts::JOB_SETTLE.key(&self.base);
         invocation
             .arg(&self.grant.holder)
-            .arg(now_ms())
+            .arg(self.broker.options().clock.now_ms())
             .arg(retention.max_finished)
             .arg(ms(retention.max_age));
         for s in &done {
@@ -162,7 +164,7 @@ impl Leased for RedisJobConsumer {
         let mut invocation = scripts::JOB_RELEASE.key(&self.base);
         invocation
             .arg(&self.grant.holder)
-            .arg(now_ms())
+            .arg(self.broker.options().clock.now_ms())
             .arg(if attempted {
                 "attempted"
             } else {
@@ -181,7 +183,7 @@ impl Leased for RedisJobConsumer {
     async fn reap(&self) -> Result<ReapStats, BrokerError> {
         let (requeued, dead): (usize, Vec<String>) = scripts::JOB_REAP
             .key(&self.base)
-            .arg(now_ms())
+            .arg(self.broker.options().clock.now_ms())
             .arg(self.options.max_attempts)
             .invoke_async(&mut self.broker.conn())
             .await
@@ -198,7 +200,7 @@ impl Leased for RedisJobConsumer {
         let _: i64 = scripts::JOB_RELEASE
             .key(&self.base)
             .arg(&self.grant.holder)
-            .arg(now_ms())
+            .arg(self.broker.options().clock.now_ms())
             .arg("close")
             .invoke_async(&mut self.broker.conn())
             .await

@@ -29,7 +29,6 @@ use rota_core::jobs::{
     NewJob, QueueCounts, StateCounts, validate_batch, validate_queue, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
-use rota_core::time::now_ms;
 use rota_core::{Inboxes, Leased};
 use tokio::sync::Mutex;
 
@@ -152,7 +151,7 @@ impl JobStore for RedisBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
         validate_reply_to(&jobs, |to| self.is_inbox(to))?;
-        let now = now_ms();
+        let now = self.options().clock.now_ms();
         // One script per queue; results come back in the batch's order.
         let mut by_queue: BTreeMap<&str, Vec<(usize, JobId, Job, &NewJob)>> = BTreeMap::new();
         for (i, new) in jobs.iter().enumerate() {
@@ -306,7 +305,7 @@ impl JobStore for RedisBroker {
             .key(self.job_base(queue)?)
             .arg("requeue")
             .arg(id.to_string())
-            .arg(now_ms())
+            .arg(self.options().clock.now_ms())
             .invoke_async(&mut self.conn())
             .await
             .map_err(map)?;
@@ -323,12 +322,16 @@ impl JobStore for RedisBroker {
         Ok(n)
     }
 
+    fn clock(&self) -> rota_core::clock::SharedClock {
+        std::sync::Arc::clone(&self.options().clock)
+    }
+
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         let n: i64 = scripts::JOB_ADMIN
             .key(self.job_base(queue)?)
             .arg("cancel")
             .arg(id.to_string())
-            .arg(now_ms())
+            .arg(self.options().clock.now_ms())
             .invoke_async(&mut self.conn())
             .await
             .map_err(map)?;

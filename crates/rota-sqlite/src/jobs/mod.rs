@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rota_core::BrokerError;
+use rota_core::clock::SharedClock;
 use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
@@ -36,7 +37,6 @@ use rota_core::jobs::{
     QueueCounts, Settle, validate_batch, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
-use rota_core::time::now_ms;
 use rota_core::{Inboxes, Leased, ReapStats};
 use tokio::time::Instant;
 
@@ -140,6 +140,10 @@ impl JobStore for SqliteBroker {
         self.with(move |c| admin::purge_dead_jobs(c, &q)).await
     }
 
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.options().clock)
+    }
+
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         validate_queue(queue)?;
         let (q, ttl) = (queue.to_owned(), self.options().reply_ttl);
@@ -212,7 +216,9 @@ impl Leased for SqliteJobConsumer {
             // due, or it is time to look for other processes' writes.
             let mut wake_at = until.min(now + poll);
             if let Some(due) = next_due {
-                let ms = due.saturating_sub(now_ms()).max(1);
+                let ms = due
+                    .saturating_sub(self.broker.options().clock.now_ms())
+                    .max(1);
                 wake_at = wake_at.min(now + Duration::from_millis(ms));
             }
             let _ = tokio::time::timeout_at(wake_at, notified).await;

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
+use rota_core::clock::SharedClock;
 use rota_core::jobs::{
     Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobOutcome, JobState, JobStore,
     Next, Retention, Settle,
 };
 use rota_core::names::validate_service;
-use rota_core::time::now_ms;
 use rota_core::{BrokerError, Codec, CorrelationId, Deadline, Outcome, Reply};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -466,6 +466,7 @@ impl QueueRunner {
                     job: Arc::new(job),
                     kinds: Arc::clone(&self.kinds),
                     worker_id: consumer.id().to_owned(),
+                    clock: self.store.clock(),
                     fence: tenure.fence.clone(),
                     abandon: tenure.abandon.clone(),
                 };
@@ -512,6 +513,8 @@ struct Run {
     job: Arc<Job>,
     kinds: Arc<HashMap<String, Kind>>,
     worker_id: String,
+    /// The store's clock: attempts and retries are timed by it.
+    clock: SharedClock,
     fence: CancellationToken,
     abandon: CancellationToken,
 }
@@ -519,7 +522,7 @@ struct Run {
 impl Run {
     async fn execute(self) -> Option<Done> {
         let job = &self.job;
-        let started_at_ms = now_ms();
+        let started_at_ms = self.clock.now_ms();
         let settle = |outcome: AttemptOutcome, next: Next| {
             Some(Finished::Done(self.settle(started_at_ms, outcome, next)))
         };
@@ -566,7 +569,7 @@ impl Run {
                 ))
             } else {
                 let wait = after.unwrap_or_else(|| policy.delay(job.attempt));
-                Next::RetryAt(now_ms().saturating_add(wait.as_millis() as u64))
+                Next::RetryAt(self.clock.now_ms().saturating_add(wait.as_millis() as u64))
             }
         };
         match result {
@@ -614,7 +617,7 @@ impl Run {
             attempt: self.job.attempt,
             worker: self.worker_id.clone(),
             started_at_ms,
-            finished_at_ms: now_ms(),
+            finished_at_ms: self.clock.now_ms(),
             outcome,
         };
         let mut settle = Settle::new(self.job.id, attempt, next);
