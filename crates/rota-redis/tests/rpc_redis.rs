@@ -419,10 +419,12 @@ async fn a_request_past_its_deadline_is_not_executed() {
         |n| *n == 0,
     )
     .await;
+    // It was answered — with a fault nobody read: the client that gave up
+    // counts the late reply — and never run.
+    let client = billing.service_client().client().clone();
+    poll(|| async { client.stats().unmatched_replies }, |n| *n == 1).await;
     server.shutdown().await.unwrap();
-    // It was answered with a fault nobody read, never run; the late reply is
-    // counted by the client that gave up.
-    let stats = billing.service_client().client().stats();
+    let stats = client.stats();
     assert_eq!(stats.deadlines_exceeded, 1);
     assert_eq!(
         LATE_RUNS.load(std::sync::atomic::Ordering::SeqCst),
@@ -431,8 +433,9 @@ async fn a_request_past_its_deadline_is_not_executed() {
     );
 }
 
-/// Polls `f` until `done` holds (at most 10 s).
-async fn poll<T, F, Fut>(mut f: F, done: impl Fn(&T) -> bool) -> T
+/// Polls `f` until `done` holds; fails the test after 10 s (a poll that
+/// gave up in silence would let a test pass on nothing).
+async fn poll<T: std::fmt::Debug, F, Fut>(mut f: F, done: impl Fn(&T) -> bool) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = T>,
@@ -440,9 +443,13 @@ where
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let v = f().await;
-        if done(&v) || tokio::time::Instant::now() > until {
+        if done(&v) {
             return v;
         }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "still {v:?} after 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
