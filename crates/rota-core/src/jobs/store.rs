@@ -41,7 +41,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::model::{Attempt, Enqueued, Job, JobId, JobRecord, JobState, NewJob, QueueCounts};
+use super::counts::QueueCounts;
+use super::model::{Attempt, Enqueued, Job, JobId, JobRecord, JobState, NewJob};
 use crate::clock::SharedClock;
 use crate::error::BrokerError;
 use crate::lease::Leased;

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rota_core::BrokerError;
-use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     Attempt, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore,
     NewJob, QueueCounts, StateCounts, validate_batch, validate_queue, validate_reply_to,

@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rota_core::BrokerError;
 use rota_core::clock::SharedClock;
-use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob, Next,
