@@ -180,26 +180,11 @@ async fn a_job_whose_outcome_cannot_be_written_is_dead_not_wedged() {
             Ok::<_, JobError>(v)
         })
         .spawn();
-    let until = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut done = 0;
-        for id in &good {
-            let r = store.job("q", *id).await.unwrap().unwrap();
-            done += usize::from(r.state == JobState::Succeeded);
-        }
-        let bad_state = store.job("q", bad).await.unwrap().unwrap();
-        if done == good.len() && bad_state.state == JobState::Dead {
-            let reason = bad_state.reason.unwrap_or_default();
-            assert!(reason.contains("could not be written"), "{reason}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "{done} of 20; bad job {:?}",
-            bad_state.state
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let within = Duration::from_secs(20);
+    support::await_state(&store, "q", &good, JobState::Succeeded, within).await;
+    let dead = support::await_state(&store, "q", &[bad], JobState::Dead, within).await;
+    let reason = dead[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("could not be written"), "{reason}");
     tokio::time::timeout(Duration::from_secs(10), worker.shutdown())
         .await
         .expect("shutdown hung behind the unwritable outcome")

@@ -114,20 +114,8 @@ async fn a_worker_works_again_once_redis_accepts_writes() {
         .await
         .unwrap()[0]
         .id;
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
-    for id in [first, later] {
-        loop {
-            let state = store.job("q", id).await.unwrap().unwrap().state;
-            if state == JobState::Succeeded {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < until,
-                "job {id} still {state:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    let within = Duration::from_secs(30);
+    support::await_state(&store, "q", &[first, later], JobState::Succeeded, within).await;
     tokio::time::timeout(Duration::from_secs(10), worker.shutdown())
         .await
         .expect("shutdown hung")

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use rota::jobs::{JobContext, JobError, JobState, NewJob, QueueOptions, Worker};
+use rota_conformance::support::await_state;
 use rota_core::jobs::JobStore;
 use rota_sqlite::SqliteBroker;
 
@@ -52,21 +53,15 @@ async fn a_worker_resumes_when_writes_pass_again() {
         .await
         .unwrap()[0]
         .id;
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
-    for id in first.iter().chain([&later]) {
-        loop {
-            let record = store.job("q", *id).await.unwrap().unwrap();
-            if record.state == JobState::Succeeded {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < until,
-                "job {id} still {:?} after writes passed again",
-                record.state
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    let all: Vec<_> = first.iter().copied().chain([later]).collect();
+    await_state(
+        &store,
+        "q",
+        &all,
+        JobState::Succeeded,
+        Duration::from_secs(30),
+    )
+    .await;
     tokio::time::timeout(Duration::from_secs(10), worker.shutdown())
         .await
         .expect("shutdown hung")

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use rota::jobs::{JobContext, JobError, JobState, Jobs, NewJob, QueueOptions, Worker};
 use rota::{Client, ServeOptions};
+use rota_conformance::support::await_state;
 use rota_memory::MemoryBroker;
 use tokio::sync::Notify;
 
@@ -112,19 +113,14 @@ async fn a_dropped_worker_future_lets_its_jobs_run_again() {
             |ctx: JobContext, _: serde_json::Value| async move { Ok::<_, JobError>(ctx.attempt()) },
         )
         .spawn();
-    let until = tokio::time::Instant::now() + Duration::from_secs(600);
-    loop {
-        let record = jobs.job("q", id).await.unwrap().unwrap();
-        if record.state == JobState::Succeeded {
-            assert_eq!(record.job.attempt, 2);
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "never ran again: {:?}",
-            record.state
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let record = await_state(
+        &store,
+        "q",
+        &[id],
+        JobState::Succeeded,
+        Duration::from_secs(600),
+    )
+    .await;
+    assert_eq!(record[0].job.attempt, 2);
     survivor.shutdown().await.unwrap();
 }
