@@ -30,6 +30,8 @@ impl std::fmt::Debug for RedisBroker {
 
 impl RedisBroker {
     /// Connects to the Redis at `url` with default options.
+    ///
+    /// Cancel safe: a dropped call leaves nothing behind.
     pub async fn connect(url: &str) -> Result<Self, BrokerError> {
         Self::connect_with(RedisOptions::new(url)).await
     }
@@ -37,6 +39,8 @@ impl RedisBroker {
     /// Connects with `options`. Fails with [`BrokerError::Config`] for a bad
     /// URL or credentials, and [`BrokerError::Unavailable`] when Redis cannot
     /// be reached (retry later).
+    ///
+    /// Cancel safe: a dropped call leaves nothing behind.
     pub async fn connect_with(options: RedisOptions) -> Result<Self, BrokerError> {
         let client = options.client()?;
         let mut conn = conn::shared(&client, &options).await?;

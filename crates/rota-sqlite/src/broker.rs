@@ -141,6 +141,9 @@ fn map(e: Error) -> BrokerError {
 
 impl SqliteBroker {
     /// Opens (or creates) the database at `path`.
+    ///
+    /// Cancel safe: the file is opened on a blocking thread that finishes on
+    /// its own; the tables are made in one transaction.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, BrokerError> {
         Self::open_with(SqliteOptions::new(path.as_ref())).await
     }
@@ -148,6 +151,9 @@ impl SqliteBroker {
     /// Opens (or creates) the database with `options`. An empty path is a
     /// [`BrokerError::Config`] error: SQLite would open a private temporary
     /// database that vanishes with the handle.
+    ///
+    /// Cancel safe: the file is opened on a blocking thread that finishes on
+    /// its own; the tables are made in one transaction.
     pub async fn open_with(options: SqliteOptions) -> Result<Self, BrokerError> {
         if options.path.as_os_str().is_empty() {
             return Err(BrokerError::Config(

@@ -200,6 +200,9 @@ pub struct WorkerHandle {
 
 impl WorkerHandle {
     /// Stops taking jobs, drains, and waits for the worker to end.
+    ///
+    /// Cancel safe: the worker goes on stopping in its own task; only this
+    /// wait is dropped.
     pub async fn shutdown(self) -> Result<(), WorkerError> {
         self.stop.cancel();
         self.join().await

@@ -261,6 +261,10 @@ impl Client {
     /// Sends a request and waits for its reply. The building block of the
     /// generated clients; `body` is the arguments, already encoded with
     /// [`ClientOptions::codec`]. Returns `None` for a one-way call.
+    ///
+    /// Cancel safety: dropping the future forgets the call (a late reply is
+    /// counted in [`ClientStats::unmatched_replies`]); the request, once
+    /// published, may still run.
     pub async fn call_raw(
         &self,
         service: &str,
@@ -352,6 +356,9 @@ impl Client {
     /// someone else, such as a worker finishing a job — and opens the inbox
     /// if need be. Send the reply to [`ReplyWaiter::address`]. Counts
     /// against [`ClientOptions::max_pending`].
+    ///
+    /// Cancel safe: nothing is registered until it returns; dropping the
+    /// [`ReplyWaiter`] unregisters the wait.
     pub async fn expect_reply(&self, id: CorrelationId) -> Result<ReplyWaiter, RpcError> {
         let permit = match self.inner.options.when_full {
             WhenFull::Fail => Arc::clone(&self.inner.permits)
@@ -398,6 +405,9 @@ impl ReplyWaiter {
     }
 
     /// Waits up to `timeout` for the reply.
+    ///
+    /// Cancel safety: dropping the future forgets the wait; a late reply is
+    /// counted in [`ClientStats::unmatched_replies`].
     pub async fn wait(mut self, timeout: Duration) -> Result<Reply, RpcError> {
         let rx = self.rx.take().ok_or(RpcError::ShuttingDown)?;
         match tokio::time::timeout(timeout, rx).await {

@@ -162,6 +162,9 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Stops claiming, drains and waits for the server to end.
+    ///
+    /// Cancel safe: the server goes on stopping in its own task; only this
+    /// wait is dropped.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         self.stop.cancel();
         self.join().await
@@ -169,6 +172,9 @@ impl ServerHandle {
 
     /// Waits for the server to end (after its shutdown token is cancelled,
     /// or an error).
+    ///
+    /// Cancel safe: dropping the future leaves the server running; use
+    /// [`shutdown`](Self::shutdown) to stop it.
     pub async fn join(self) -> Result<(), ServeError> {
         self.task.await.unwrap_or(Err(ServeError::Panicked))
     }

@@ -113,6 +113,9 @@ impl ServiceClient {
     }
 
     /// Calls a method whose result is `Result<T, E>`.
+    ///
+    /// Cancel safety: dropping the future forgets the call; the request, once
+    /// published, may still run.
     pub async fn call<A, T, E>(
         &self,
         method: &'static str,
@@ -136,6 +139,9 @@ impl ServiceClient {
     }
 
     /// Calls a method that returns a plain `T`.
+    ///
+    /// Cancel safety: dropping the future forgets the call; the request, once
+    /// published, may still run.
     pub async fn call_infallible<A, T>(
         &self,
         method: &'static str,
@@ -171,6 +177,9 @@ impl ServiceClient {
     }
 
     /// Sends a one-way call: done once the broker accepted it.
+    ///
+    /// Not cancel safe: a dropped send may have published the message all the
+    /// same.
     pub async fn send<A: Serialize + Sync>(
         &self,
         method: &'static str,
