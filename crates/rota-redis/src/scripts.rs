@@ -26,9 +26,11 @@ pub(crate) static GRANT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/grant.lua")));
 
 const JOBS_COMMON: &str = include_str!("lua/jobs/common.lua");
+const JOBS_TAKE: &str = include_str!("lua/jobs/take.lua");
 
+/// A job script: the shared helpers and the claiming code, then its body.
 fn job_script(body: &str) -> Script {
-    Script::new(&format!("{JOBS_COMMON}\n{body}"))
+    Script::new(&format!("{JOBS_COMMON}\n{JOBS_TAKE}\n{body}"))
 }
 
 pub(crate) static JOB_ENQUEUE: LazyLock<Script> =
@@ -43,3 +45,5 @@ pub(crate) static JOB_REAP: LazyLock<Script> =
     LazyLock::new(|| job_script(include_str!("lua/jobs/reap.lua")));
 pub(crate) static JOB_ADMIN: LazyLock<Script> =
     LazyLock::new(|| job_script(include_str!("lua/jobs/admin.lua")));
+pub(crate) static JOB_READ: LazyLock<Script> =
+    LazyLock::new(|| job_script(include_str!("lua/jobs/read.lua")));

@@ -174,3 +174,33 @@ pub async fn requeue_and_purge_dead(store: &dyn JobBackend) {
     assert_eq!(store.counts(&q).await.unwrap().total.dead, 0);
     assert_eq!(store.purge_dead_jobs(&q).await.unwrap(), 0);
 }
+
+/// Counts see every queued job: those of a tenant parked at its cap, those
+/// of tenants grouped in one partition (with priorities of their own), and
+/// not those cancelled while queued.
+pub async fn counts_see_capped_grouped_and_cancelled_jobs(store: &dyn JobStore) {
+    let q = queue("counts-capped");
+    let mut batch: Vec<NewJob> = (0..4).map(|_| job(&q, "a")).collect();
+    batch.push(job(&q, "t1").partition("g"));
+    batch.push(job(&q, "t1").partition("g"));
+    batch.push(job(&q, "t2").partition("g").priority(3));
+    let enq = store.enqueue(batch).await.unwrap();
+    assert!(store.cancel(&q, enq[3].id).await.unwrap());
+    let c = store.job_consumer(&q, opts().tenant_cap(1)).await.unwrap();
+    let got = c.claim(10, FOUND).await.unwrap();
+    let mut tenants: Vec<&str> = got.iter().map(|j| j.tenant.as_str()).collect();
+    tenants.sort_unstable();
+    assert_eq!(
+        tenants,
+        ["a", "t1", "t2"],
+        "one job per tenant under the cap"
+    );
+    let counts = store.counts(&q).await.unwrap();
+    let t = counts.total;
+    assert_eq!((t.queued, t.running, t.cancelled), (3, 3, 1), "{counts:?}");
+    let a = counts.partitions.get("a").expect("partition a");
+    assert_eq!((a.queued, a.running), (2, 1));
+    let g = counts.partitions.get("g").expect("partition g");
+    assert_eq!((g.queued, g.running), (1, 2));
+    assert!(c.claim(10, NOTHING).await.unwrap().is_empty(), "all capped");
+}

@@ -289,3 +289,81 @@ pub async fn a_reply_to_that_is_no_inbox_is_refused(store: &dyn JobBackend) {
         .await
         .unwrap();
 }
+
+/// A batch over several queues with an invalid job is refused whole,
+/// before anything is written: none of its queues gets a job.
+pub async fn an_invalid_job_refuses_a_batch_over_several_queues(store: &dyn JobStore) {
+    let (a, b) = (queue("multi-a"), queue("multi-b"));
+    let mut bad = job(&b, "y");
+    bad.payload = Bytes::from_static(b"{nope");
+    let batch = vec![job(&a, "x"), job(&b, "y"), bad, job(&a, "z")];
+    let err = store.enqueue(batch).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("nothing was enqueued"), "{err}");
+    for q in [&a, &b] {
+        assert_eq!(store.counts(q).await.unwrap().total, Default::default());
+    }
+}
+
+/// A batch is all or nothing **per queue**: when the store fails on one
+/// queue's part of a batch — `break_queue` makes it fail the way only the
+/// store can tell, after looking at some of that queue's jobs — none of that
+/// queue's jobs is enqueued, however many came before the one it failed
+/// on, and the error names the queue; another queue's part is there whole
+/// or not at all. After `mend_queue`, the same jobs go in.
+///
+/// Not in [`jobs_tests!`](crate::jobs_tests): a backend calls it with the
+/// sabotage it can do.
+pub async fn a_queue_the_store_fails_on_gets_none_of_its_jobs(
+    store: &dyn JobStore,
+    break_queue: impl AsyncFn(&str),
+    mend_queue: impl AsyncFn(&str),
+) {
+    let (good, bad) = (queue("whole-good"), queue("whole-bad"));
+    let ids: Vec<JobId> = (0..5).map(|_| JobId::new()).collect();
+    let batch = || {
+        vec![
+            job(&good, "a").with_id(ids[0]),
+            job(&bad, "b").with_id(ids[1]),
+            job(&bad, "c").with_id(ids[2]),
+            job(&good, "d").with_id(ids[3]),
+            // The store fails on this one, after two of its queue's jobs.
+            job(&bad, "e").with_id(ids[4]).idempotency_key("k-e"),
+        ]
+    };
+    break_queue(&bad).await;
+    let err = store.enqueue(batch()).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&bad),
+        "the error names the queue: {err}"
+    );
+    for id in [ids[1], ids[2], ids[4]] {
+        assert!(
+            store.job(&bad, id).await.unwrap().is_none(),
+            "part of the failed queue's jobs were enqueued"
+        );
+    }
+    assert_eq!(store.counts(&bad).await.unwrap().total, Default::default());
+    let good_in = 2 - missing(store, &good, &[ids[0], ids[3]]).await;
+    assert!(
+        good_in == 0 || good_in == 2,
+        "another queue's part was half enqueued ({good_in} of 2)"
+    );
+
+    mend_queue(&bad).await;
+    let enq = store.enqueue(batch()).await.expect("enqueue once mended");
+    assert!(enq[1..3].iter().all(|e| !e.duplicate) && !enq[4].duplicate);
+    assert_eq!(store.counts(&bad).await.unwrap().total.queued, 3);
+    assert_eq!(store.counts(&good).await.unwrap().total.queued, 2);
+}
+
+/// How many of `ids` in `queue` have no record.
+async fn missing(store: &dyn JobStore, queue: &str, ids: &[JobId]) -> usize {
+    let mut none = 0;
+    for id in ids {
+        if store.job(queue, *id).await.unwrap().is_none() {
+            none += 1;
+        }
+    }
+    none
+}

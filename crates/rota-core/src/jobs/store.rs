@@ -7,7 +7,11 @@
 //! # Semantics every backend keeps (checked by `rota_conformance::jobs`)
 //!
 //! * **Enqueue** validates every job ([`validate_job`](super::validate_job))
-//!   and accepts a batch all or nothing, in one round trip. A job whose
+//!   and accepts a batch in one round trip, all or nothing **per queue**: an
+//!   invalid job refuses the whole batch before anything is written, and a
+//!   store that fails on one queue's part writes none of that queue's jobs
+//!   — another queue's part may be in (a store may keep queues apart, as
+//!   Redis keeps each under a hash tag of its own). A job whose
 //!   `scheduled_for` is in the future is `Scheduled`, else `Queued`. An
 //!   idempotency key seen before (within the queue, while the earlier job's
 //!   record is retained) returns the earlier job with `duplicate: true`.
@@ -184,7 +188,7 @@ impl JobConsumerOptions {
 /// A store of jobs. See the module docs for the semantics.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
-    /// Accepts a batch of jobs, all or none.
+    /// Accepts a batch of jobs, all or none per queue (see the module docs).
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError>;
 
     /// Registers a consumer of `queue` under a new lease.

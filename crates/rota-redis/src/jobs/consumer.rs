@@ -1,15 +1,18 @@
 //! A worker's fenced claim on one queue's jobs.
 
+use std::collections::HashMap;
+use std::sync::Mutex as SyncMutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Value;
-use rota_core::BrokerError;
 use rota_core::jobs::{Job, JobConsumerOptions, JobId, JobState, Next, Settle};
-use rota_core::{Leased, ReapStats};
+use rota_core::{BrokerError, Leased, ReapStats};
 use tokio::sync::Mutex;
 
-use super::{ClaimedRow, protocol, state_name};
+use super::keys::QueueKeys;
+use super::record::{claimed, protocol, state_name};
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
@@ -17,27 +20,83 @@ use crate::inbox::push_replies;
 use crate::lease::{Grant, fenced, ms, renew};
 use crate::scripts;
 
+/// Whole milliseconds of `d`, rounded down (0 for less than one).
+fn ms_of(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// A worker's claim on one queue's jobs.
 pub(super) struct RedisJobConsumer {
     pub(super) broker: RedisBroker,
     pub(super) queue: String,
-    pub(super) base: String,
+    pub(super) keys: QueueKeys,
     /// The lease grant; its holder name is the consumer the scripts know.
     pub(super) grant: Grant,
-    pub(super) lease_key: String,
     pub(super) options: JobConsumerOptions,
     pub(super) blocking: Mutex<Blocking>,
+    /// Whether the last claim found nothing and registered this consumer as
+    /// waiting (the next claim takes the registration back).
+    pub(super) waiting: AtomicBool,
+    /// The tenant of each job held, from its claim: a settle passes it, so
+    /// the script need not read it to count the tenant's running jobs down.
+    pub(super) tenants: SyncMutex<HashMap<JobId, String>>,
 }
 
 impl RedisJobConsumer {
+    /// An invocation of `script` with this consumer's keys after the
+    /// queue's fixed ones.
+    fn invoke<'a>(&self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+        let mut invocation = self.keys.invoke(script);
+        invocation
+            .key(self.keys.held(&self.grant.holder))
+            .key(self.keys.lease(&self.grant.holder))
+            .key(self.keys.handoff(&self.grant.holder))
+            .arg(&self.grant.holder);
+        invocation
+    }
+
+    /// Now, by the store's clock.
+    fn now_ms(&self) -> u64 {
+        self.broker.options().clock.now_ms()
+    }
+
+    fn remember(&self, jobs: &[Job]) {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        for job in jobs {
+            tenants.insert(job.id, job.tenant.clone());
+        }
+    }
+
+    fn forget(&self, id: &JobId) -> Option<String> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        tenants.remove(id)
+    }
+
+    fn parse(&self, rows: &[Vec<u8>]) -> Result<Vec<Job>, BrokerError> {
+        let jobs = rows
+            .iter()
+            .map(|r| claimed(r, &self.queue))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.remember(&jobs);
+        Ok(jobs)
+    }
+
     /// One claim attempt: the jobs, and when the next scheduled one is due.
-    async fn try_claim(&self, max: usize) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
-        let value: Value = scripts::JOB_CLAIM
-            .key(&self.base)
-            .arg(&self.grant.holder)
+    /// Finding none, the consumer stays registered as waiting for `wait`.
+    async fn try_claim(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
+        let now = self.now_ms();
+        let registered = self.waiting.load(Ordering::SeqCst);
+        let value: Value = self
+            .invoke(&scripts::JOB_CLAIM)
             .arg(max.max(1))
-            .arg(self.broker.options().clock.now_ms())
+            .arg(now)
             .arg(self.options.tenant_cap.unwrap_or(0))
+            .arg(if registered { "1" } else { "0" })
+            .arg(now.saturating_add(ms_of(wait)))
             .invoke_async(&mut self.broker.conn())
             .await
             .map_err(map)?;
@@ -45,16 +104,42 @@ impl RedisJobConsumer {
             fenced(n)?;
             return Ok((Vec::new(), None));
         }
-        let (next_due, rows): (i64, Vec<ClaimedRow>) =
+        let (next_due, waits, rows): (i64, u8, Vec<Vec<u8>>) =
             redis::from_redis_value(value).map_err(protocol)?;
-        let mut jobs = Vec::with_capacity(rows.len());
-        for (_, attempt, due, json) in rows {
-            let mut job: Job = serde_json::from_slice(&json).map_err(protocol)?;
-            job.attempt = attempt;
-            job.scheduled_for_ms = due;
-            jobs.push(job);
+        self.waiting.store(waits == 1, Ordering::SeqCst);
+        Ok((self.parse(&rows)?, u64::try_from(next_due).ok()))
+    }
+
+    /// Waits up to `nap` on the hand-off list for jobs handed to this
+    /// (waiting) consumer.
+    async fn handed(&self, max: usize, nap: Duration) -> Result<Vec<Job>, BrokerError> {
+        let mut cmd = redis::cmd("BLMPOP");
+        cmd.arg(nap.as_secs_f64().max(0.001))
+            .arg(1)
+            .arg(self.keys.handoff(&self.grant.holder))
+            .arg("LEFT")
+            .arg("COUNT")
+            .arg(max.max(1));
+        let value = self
+            .blocking
+            .lock()
+            .await
+            .query(&cmd, nap)
+            .await
+            .map_err(map)?;
+        // [key, [job, …]] or nil.
+        let Value::Array(mut parts) = value else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<Vec<u8>> = match parts.pop() {
+            Some(v) => redis::from_redis_value(v).map_err(protocol)?,
+            None => Vec::new(),
+        };
+        if !rows.is_empty() {
+            // The script that handed them took the registration back.
+            self.waiting.store(false, Ordering::SeqCst);
         }
-        Ok((jobs, u64::try_from(next_due).ok()))
+        self.parse(&rows)
     }
 }
 
@@ -79,34 +164,31 @@ impl Leased for RedisJobConsumer {
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
         let until = tokio::time::Instant::now() + wait;
         loop {
-            let (jobs, next_due) = self.try_claim(max).await?;
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            let (jobs, next_due) = self.try_claim(max, left).await?;
             let now = tokio::time::Instant::now();
             if !jobs.is_empty() || now >= until {
                 return Ok(jobs);
             }
-            // Sleep on the wake-up list until work is enqueued, the next
-            // scheduled job is due, or the wait ends.
+            // Registered as waiting: sleep on the hand-off list until work
+            // is handed over, the next scheduled job is due, or the wait
+            // ends.
             let mut nap = until - now;
             if let Some(due) = next_due {
                 nap = nap.min(Duration::from_millis(
-                    due.saturating_sub(self.broker.options().clock.now_ms())
-                        .max(1),
+                    due.saturating_sub(self.now_ms()).max(1),
                 ));
             }
-            let mut cmd = redis::cmd("BLPOP");
-            cmd.arg(format!("{}wake", self.base))
-                .arg(nap.as_secs_f64().max(0.001));
-            self.blocking
-                .lock()
-                .await
-                .query(&cmd, nap)
-                .await
-                .map_err(map)?;
+            let jobs = self.handed(max, nap).await?;
+            if !jobs.is_empty() {
+                return Ok(jobs);
+            }
         }
     }
 
     async fn renew(&self) -> Result<(), BrokerError> {
-        renew(&mut self.broker.conn(), &self.lease_key, self.options.lease).await
+        let lease = self.keys.lease(&self.grant.holder);
+        renew(&mut self.broker.conn(), &lease, self.options.lease).await
     }
 
     async fn settle(&self, done: Vec<Settle>) -> Result<usize, BrokerError> {
@@ -123,10 +205,12 @@ impl Leased for RedisJobConsumer {
             let _: () = pipe.query_async(&mut conn).await.map_err(map)?;
         }
         let retention = self.options.retention;
-        let mut invocation = scripts::JOB_SETTLE.key(&self.base);
+        let mut invocation = self.keys.invoke(&scripts::JOB_SETTLE);
         invocation
+            .key(self.keys.held(&self.grant.holder))
+            .key(self.keys.lease(&self.grant.holder))
             .arg(&self.grant.holder)
-            .arg(self.broker.options().clock.now_ms())
+            .arg(self.now_ms())
             .arg(retention.max_finished)
             .arg(ms(retention.max_age));
         for s in &done {
@@ -146,8 +230,11 @@ impl Leased for RedisJobConsumer {
             };
             let attempt = serde_json::to_string(&s.attempt).map_err(protocol)?;
             let result = s.result.as_ref().map(|r| r.to_string()).unwrap_or_default();
+            let tenant = self.forget(&s.id).unwrap_or_default();
             invocation
+                .key(self.keys.job(s.id))
                 .arg(s.id.to_string())
+                .arg(tenant)
                 .arg(attempt)
                 .arg(kind)
                 .arg(value)
@@ -161,17 +248,15 @@ impl Leased for RedisJobConsumer {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut invocation = scripts::JOB_RELEASE.key(&self.base);
-        invocation
-            .arg(&self.grant.holder)
-            .arg(self.broker.options().clock.now_ms())
-            .arg(if attempted {
-                "attempted"
-            } else {
-                "unattempted"
-            });
-        for id in ids {
-            invocation.arg(id.to_string());
+        let mut invocation = self.invoke(&scripts::JOB_RELEASE);
+        invocation.arg(self.now_ms()).arg(if attempted {
+            "attempted"
+        } else {
+            "unattempted"
+        });
+        for id in &ids {
+            self.forget(id);
+            invocation.key(self.keys.job(id)).arg(id.to_string());
         }
         let n: i64 = invocation
             .invoke_async(&mut self.broker.conn())
@@ -181,30 +266,42 @@ impl Leased for RedisJobConsumer {
     }
 
     async fn reap(&self) -> Result<ReapStats, BrokerError> {
-        let (requeued, dead): (usize, Vec<String>) = scripts::JOB_REAP
-            .key(&self.base)
-            .arg(self.broker.options().clock.now_ms())
-            .arg(self.options.max_attempts)
-            .invoke_async(&mut self.broker.conn())
-            .await
-            .map_err(map)?;
-        let dead: Vec<JobId> = dead.iter().filter_map(|d| JobId::parse(d).ok()).collect();
-        self.broker.reply_outcomes(&self.queue, &dead).await?;
-        Ok(ReapStats {
-            requeued,
-            dead_lettered: dead.len(),
-        })
+        let mut stats = ReapStats::default();
+        loop {
+            let (requeued, dead, more): (usize, Vec<String>, u8) = self
+                .keys
+                .invoke(&scripts::JOB_REAP)
+                .arg(self.now_ms())
+                .arg(self.options.max_attempts)
+                .invoke_async(&mut self.broker.conn())
+                .await
+                .map_err(map)?;
+            let dead: Vec<JobId> = dead.iter().filter_map(|d| JobId::parse(d).ok()).collect();
+            self.broker.reply_outcomes(&self.queue, &dead).await?;
+            stats.requeued += requeued;
+            stats.dead_lettered += dead.len();
+            if more == 0 {
+                return Ok(stats);
+            }
+        }
     }
 
     async fn close(&self) -> Result<(), BrokerError> {
-        let _: i64 = scripts::JOB_RELEASE
-            .key(&self.base)
-            .arg(&self.grant.holder)
-            .arg(self.broker.options().clock.now_ms())
-            .arg("close")
-            .invoke_async(&mut self.broker.conn())
-            .await
-            .map_err(map)?;
-        Ok(())
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        loop {
+            let left: i64 = self
+                .invoke(&scripts::JOB_RELEASE)
+                .arg(self.now_ms())
+                .arg("close")
+                .invoke_async(&mut self.broker.conn())
+                .await
+                .map_err(map)?;
+            if left <= 0 {
+                return Ok(());
+            }
+        }
     }
 }

@@ -5,138 +5,120 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `job:<id>` | hash | the job (`j`: JSON), attempt `a`, state `s`, partition `p`, tenant `t`, priority `pr`, due `due`, order `q`, result `r`, reason `rs`, finished `f`, claimed at `ca` |
-//! | `job:<id>:h` | list | the job's attempts, as JSON |
-//! | `ready:<partition>` | zset | queued job ids by priority, then order |
-//! | `ring` | list | partitions with queued jobs, rotated by each claim |
+//! | `job:<id>` | hash | the job: `j` (its JSON as accepted, without what the keys and fields say or what has its default), partition `p`, tenant `t` (absent when it is the partition), score `sc` (priority, then order), max attempts `m` (if its own); state `s` (absent while queued or running); attempt `a` and due time `due` once they change; finished at `f`, result `r`, reason `rs`; each finished attempt as `h<n>` (JSON, `n` growing) |
+//! | `ready:<lane>` | list | a **lane**: `<score> <id> <attempt> <due or -> <j>` of queued jobs of one tenant at one priority in one partition, oldest first (all a claim answers with, so it reads no hash); the lane of a partition's own tenant at priority 0 is named after the partition, any other is `<p>:<t>:<priority>` |
+//! | `ring` | zset | the partitions with claimable jobs, by turn: one that becomes ready joins at the front, a served one goes to the back |
+//! | `grp` | set | partitions with other lanes than their own (grouped tenants, priorities) |
+//! | `lanes:<p>` | zset | such a partition's claimable lanes, scored by (about) their first job |
+//! | `tomb` | hash | per lane, jobs cancelled while queued and not yet met by a claim (they stay in their list) |
 //! | `sched` | zset | scheduled job ids by due time |
-//! | `running` / `prun` / `psched` | hash | running per tenant, running and scheduled per partition |
-//! | `held:<consumer>` | set | what a worker holds |
-//! | `lease:<consumer>` | string with TTL | the worker's fenced lease |
-//! | `consumers`, `parts`, `keys`, `finished`, `fin`, `dead`, `seq`, `wake` | | registry, partitions, idempotency keys, retention, counts, dead set, order, wake-up tokens |
+//! | `psched` | hash | scheduled jobs per partition |
+//! | `run` | hash | running jobs per tenant, plus 2⁴⁰ while the tenant is **parked** |
+//! | `parked:<t>` | set | lanes of tenant `t` parked: it reached the cap, and they left the claims' way until one of its jobs stops |
+//! | `held:<c>` | hash | job id → claim time (ms) of the jobs consumer `c` holds: the running jobs |
+//! | `lease:<c>` | string with TTL | the consumer's fenced lease |
+//! | `waiting`, `wants` | zset, hash | consumers blocked in a claim that found nothing (until when; how many jobs, under which cap) |
+//! | `handoff:<c>` | list | jobs claimed for waiting consumer `c` by the script that made them claimable; its blocked claim reads them |
+//! | `finished` | list | `<finished at> <state> <id>` of finished jobs in the order they finished, for retention |
+//! | `fin` | hash | finished jobs per state |
+//! | `dead` | zset | dead job ids, oldest first |
+//! | `keys`, `kof` | hash | idempotency key → job id, and back |
+//! | `consumers`, `seq`, `tidy` | set, string, hash | registered consumers; the counter of orders, turns and attempts; the cursor of the running counts' tidying |
 //!
-//! Every state change is one Lua script (`lua/jobs/`); outcome replies go
-//! to the client's inbox (another hash tag) just before the settling
-//! script, like call replies.
+//! A claim moves a job from its lane into its consumer's `held` hash and
+//! leaves the job's hash as it is (a write per job spared): a job without a
+//! state is running while a consumer holds it, queued otherwise.
+//!
+//! Every state change is one Lua script (`lua/jobs/`), whose cost per job
+//! does not grow with the number of partitions: the ring is a sorted set, a
+//! lane a list, a capped tenant is skipped once (parked) rather than
+//! scanned, and work on a whole queue (purge, reap, close, retention,
+//! counts) goes in chunks of 1 000 looped from Rust. Outcome replies go to
+//! the client's inbox (another hash tag) just before the settling script,
+//! like call replies.
+//!
+//! An enqueue is all or nothing per queue: each queue's part is one
+//! script, all of them sent in one round trip.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use rota_core::BrokerError;
+use rota_core::clock::SharedClock;
 use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
-    Attempt, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore,
-    NewJob, QueueCounts, StateCounts, validate_batch, validate_queue, validate_reply_to,
+    Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob,
+    QueueCounts, validate_batch, validate_queue, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
-use rota_core::{Inboxes, Leased};
+use rota_core::{BrokerError, Inboxes, Leased};
 use tokio::sync::Mutex;
 
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
-use crate::error::map;
+use crate::error::{is_noscript, map};
 use crate::inbox::push_replies;
 use crate::lease::grant;
 use crate::scripts;
 
 mod consumer;
-use consumer::RedisJobConsumer;
+mod counts;
+mod keys;
+mod record;
 
-fn base(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{j:{queue}}}:")
-}
+use consumer::RedisJobConsumer;
+use keys::QueueKeys;
+use record::{RawRecord, pack, protocol, record};
 
 /// The set of every queue's name, for listing queues.
 fn queues_key(prefix: &str) -> String {
     format!("{prefix}:queues")
 }
 
-fn state_name(state: JobState) -> &'static str {
-    match state {
-        JobState::Scheduled => "scheduled",
-        JobState::Queued => "queued",
-        JobState::Running => "running",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-        _ => "dead",
-    }
-}
-
-fn parse_state(s: &str) -> Option<JobState> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
-}
-
-fn protocol(what: impl std::fmt::Display) -> BrokerError {
-    BrokerError::Protocol(what.to_string())
-}
-
-/// Builds a record from a job hash (HGETALL) and its history (LRANGE), or
-/// `None` if it is gone.
-fn record(fields: HashMapBytes, history: Vec<String>) -> Result<Option<JobRecord>, BrokerError> {
-    let get = |name: &str| fields.get(name).map(|v| v.as_slice());
-    let Some(json) = get("j") else {
-        return Ok(None);
-    };
-    let text = |name: &str| get(name).and_then(|v| std::str::from_utf8(v).ok());
-    let mut job: Job = serde_json::from_slice(json).map_err(protocol)?;
-    job.attempt = text("a").and_then(|a| a.parse().ok()).unwrap_or(1);
-    if let Some(due) = text("due").and_then(|d| d.parse().ok()) {
-        job.scheduled_for_ms = due;
-    }
-    let state = text("s").and_then(parse_state).unwrap_or(JobState::Queued);
-    let attempts: Vec<Attempt> = history
-        .iter()
-        .map(|a| serde_json::from_str(a))
-        .collect::<Result<_, _>>()
-        .map_err(protocol)?;
-    let mut record = JobRecord::new(job, 0);
-    record.state = state;
-    record.attempts = attempts;
-    record.result = get("r").and_then(|r| serde_json::from_slice(r).ok());
-    record.reason = text("rs").map(str::to_owned);
-    record.finished_at_ms = text("f").and_then(|f| f.parse().ok());
-    Ok(Some(record))
-}
-
-type HashMapBytes = std::collections::HashMap<String, Vec<u8>>;
-
-/// A claimed job as the claim script returns it: id, attempt, due, JSON.
-type ClaimedRow = (String, u32, u64, Vec<u8>);
-
-/// The counts script's answer: (partition, scheduled, queued, running)
-/// rows, finished counts per state, and the dead count.
-type CountsReply = (Vec<(String, u64, u64, u64)>, Vec<(String, u64)>, u64);
+/// Records read per script call.
+const READ_PAGE: usize = 1000;
 
 impl RedisBroker {
-    fn job_base(&self, queue: &str) -> Result<String, BrokerError> {
+    fn queue_keys(&self, queue: &str) -> Result<QueueKeys, BrokerError> {
         validate_queue(queue)?;
-        Ok(base(&self.options().prefix, queue))
+        Ok(QueueKeys::new(&self.options().prefix, queue))
     }
 
-    async fn load(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
-        let key = format!("{}job:{id}", self.job_base(queue)?);
-        let (fields, history): (HashMapBytes, Vec<String>) = redis::pipe()
-            .cmd("HGETALL")
-            .arg(&key)
-            .cmd("LRANGE")
-            .arg(format!("{key}:h"))
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(map)?;
-        record(fields, history)
+    /// The records of `ids` in `queue`, in order (`None` for those gone).
+    async fn load(
+        &self,
+        queue: &str,
+        ids: &[JobId],
+    ) -> Result<Vec<Option<JobRecord>>, BrokerError> {
+        let keys = self.queue_keys(queue)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for page in ids.chunks(READ_PAGE) {
+            let mut invocation = keys.invoke(&scripts::JOB_READ);
+            for id in page {
+                invocation.key(keys.job(id)).arg(id.to_string());
+            }
+            let raw: Vec<RawRecord> = invocation
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(map)?;
+            for (r, id) in raw.into_iter().zip(page) {
+                out.push(record(r, *id, queue)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Sends the outcome replies of jobs the store made final itself.
     async fn reply_outcomes(&self, queue: &str, ids: &[JobId]) -> Result<(), BrokerError> {
-        let mut owed = Vec::new();
-        for id in ids {
-            if let Some(reply) = self.load(queue, *id).await?.and_then(|r| r.outcome_reply()) {
-                owed.push(reply);
-            }
+        if ids.is_empty() {
+            return Ok(());
         }
+        let owed: Vec<_> = self
+            .load(queue, ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.outcome_reply())
+            .collect();
         let mut pipe = redis::pipe();
         let replies = owed.iter().map(|(to, r)| (to.as_str(), r.as_ref()));
         if push_replies(&mut pipe, replies, self.options().reply_ttl) {
@@ -144,6 +126,26 @@ impl RedisBroker {
         }
         Ok(())
     }
+
+    /// Runs a script of admin.lua on one job of `queue`.
+    async fn admin(&self, queue: &str, op: &str, id: JobId) -> Result<i64, BrokerError> {
+        let keys = self.queue_keys(queue)?;
+        keys.invoke(&scripts::JOB_ADMIN)
+            .key(keys.job(id))
+            .arg(op)
+            .arg(id.to_string())
+            .arg(self.options().clock.now_ms())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(map)
+    }
+}
+
+/// One queue's part of an enqueue: the batch positions of its jobs.
+struct Part<'a> {
+    queue: &'a str,
+    at: Vec<usize>,
+    invocation: redis::ScriptInvocation<'static>,
 }
 
 #[async_trait]
@@ -151,33 +153,27 @@ impl JobStore for RedisBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
         validate_reply_to(&jobs, |to| self.is_inbox(to))?;
-        let now = self.options().clock.now_ms();
-        // One script per queue; results come back in the batch's order.
-        let mut by_queue: BTreeMap<&str, Vec<(usize, JobId, Job, &NewJob)>> = BTreeMap::new();
-        for (i, new) in jobs.iter().enumerate() {
-            let id = new.id.unwrap_or_default();
-            by_queue.entry(new.queue.as_str()).or_default().push((
-                i,
-                id,
-                Job::accept(id, new, now),
-                new,
-            ));
+        if jobs.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut out = vec![None; jobs.len()];
-        let mut conn = self.conn();
-        let _: () = redis::cmd("SADD")
-            .arg(queues_key(&self.options().prefix))
-            .arg(by_queue.keys().collect::<Vec<_>>())
-            .query_async(&mut conn)
-            .await
-            .map_err(map)?;
-        for (queue, batch) in by_queue {
-            let mut invocation = scripts::JOB_ENQUEUE.key(self.job_base(queue)?);
-            let chosen = batch.iter().any(|(_, _, _, new)| new.id.is_some());
+        let now = self.options().clock.now_ms();
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id.unwrap_or_default()).collect();
+        let mut by_queue: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, new) in jobs.iter().enumerate() {
+            by_queue.entry(new.queue.as_str()).or_default().push(i);
+        }
+        let mut parts = Vec::with_capacity(by_queue.len());
+        for (queue, at) in by_queue {
+            let keys = self.queue_keys(queue)?;
+            let mut invocation = keys.invoke(&scripts::JOB_ENQUEUE);
+            let chosen = at.iter().any(|i| jobs[*i].id.is_some());
             invocation.arg(now).arg(if chosen { "1" } else { "0" });
-            for (_, id, job, new) in &batch {
-                let json = serde_json::to_string(job).map_err(protocol)?;
+            for i in &at {
+                let (new, id) = (&jobs[*i], ids[*i]);
+                let job = Job::accept(id, new, now);
+                let json = pack(&job)?;
                 invocation
+                    .key(keys.job(id))
                     .arg(id.to_string())
                     .arg(&job.partition)
                     .arg(&job.tenant)
@@ -187,18 +183,96 @@ impl JobStore for RedisBroker {
                     .arg(new.max_attempts.map(|m| m.to_string()).unwrap_or_default())
                     .arg(json);
             }
-            let results: Vec<(String, u8)> =
-                invocation.invoke_async(&mut conn).await.map_err(map)?;
-            for ((i, ..), (id, dup)) in batch.iter().zip(results) {
-                out[*i] = Some(Enqueued {
-                    id: JobId::parse(&id)?,
-                    duplicate: dup == 1,
-                });
+            parts.push(Part {
+                queue,
+                at,
+                invocation,
+            });
+        }
+        // One round trip: the queue registry, and each queue's script.
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SADD")
+            .arg(queues_key(&self.options().prefix))
+            .arg(parts.iter().map(|p| p.queue).collect::<Vec<_>>());
+        for part in &parts {
+            pipe.invoke_script(&part.invocation);
+        }
+        let mut results: Vec<redis::RedisResult<redis::Value>> = pipe
+            .ignore_errors()
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        let registry = results.remove(0);
+        // Scripts not loaded (Redis restarted) ran nothing: load, run again.
+        if results.iter().any(|r| r.as_ref().is_err_and(is_noscript)) {
+            scripts::JOB_ENQUEUE
+                .prepare_invoke()
+                .load_async(&mut conn)
+                .await
+                .map_err(map)?;
+            let mut again = redis::pipe();
+            let retried: Vec<usize> = (0..parts.len())
+                .filter(|i| results[*i].as_ref().is_err_and(is_noscript))
+                .collect();
+            for i in &retried {
+                again.invoke_script(&parts[*i].invocation);
+            }
+            let answers: Vec<redis::RedisResult<redis::Value>> = again
+                .ignore_errors()
+                .query_async(&mut conn)
+                .await
+                .map_err(map)?;
+            for (i, answer) in retried.into_iter().zip(answers) {
+                results[i] = answer;
             }
         }
-        out.into_iter()
-            .map(|e| e.ok_or_else(|| protocol("enqueue returned too few results")))
-            .collect()
+        let mut out: Vec<Enqueued> = ids
+            .iter()
+            .map(|id| Enqueued {
+                id: *id,
+                duplicate: false,
+            })
+            .collect();
+        let mut failed = Vec::new();
+        let mut written = Vec::new();
+        for (part, result) in parts.iter().zip(results) {
+            // (position in the part, from 1; the earlier job's id) per duplicate.
+            let dups: Vec<(usize, String)> =
+                match result.and_then(|v| redis::from_redis_value(v).map_err(Into::into)) {
+                    Ok(dups) => dups,
+                    Err(e) => {
+                        failed.push((part.queue, map(e)));
+                        continue;
+                    }
+                };
+            written.push(part.queue);
+            for (at, earlier) in dups {
+                let i = *part
+                    .at
+                    .get(at.wrapping_sub(1))
+                    .ok_or_else(|| protocol("enqueue named a job it was not given"))?;
+                out[i] = Enqueued {
+                    id: JobId::parse(&earlier)?,
+                    duplicate: true,
+                };
+            }
+        }
+        if let Some((queue, first)) = failed.first() {
+            let failed_queues: Vec<&str> = failed.iter().map(|(q, _)| *q).collect();
+            let what = format!(
+                "none of the batch's jobs for queue(s) {failed_queues:?} was enqueued ({queue}: {first}); \
+                 those for {written:?} were (a batch is all or nothing per queue), so enqueueing \
+                 the batch again repeats them unless they carry ids or idempotency keys"
+            );
+            return Err(match first {
+                BrokerError::Unavailable(_) => BrokerError::Unavailable(what),
+                BrokerError::Config(_) => BrokerError::Config(what),
+                _ => BrokerError::Protocol(what),
+            });
+        }
+        registry.map_err(map)?;
+        Ok(out)
     }
 
     async fn job_consumer(
@@ -206,22 +280,22 @@ impl JobStore for RedisBroker {
         queue: &str,
         options: JobConsumerOptions,
     ) -> Result<Box<dyn JobConsumer>, BrokerError> {
-        let base = self.job_base(queue)?;
+        let keys = self.queue_keys(queue)?;
         if let Some(name) = &options.name {
             validate_lease_name(name)?;
         }
         let mut conn = self.conn();
         let grant = grant(
             &mut conn,
-            &format!("{base}epochs"),
-            &format!("{base}lease:"),
+            &keys.key("epochs"),
+            &keys.key("lease:"),
             options.name.as_deref(),
             options.lease,
         )
         .await?;
         let _: () = redis::pipe()
             .cmd("SADD")
-            .arg(format!("{base}consumers"))
+            .arg(keys.key("consumers"))
             .arg(&grant.holder)
             .ignore()
             .cmd("SADD")
@@ -234,11 +308,12 @@ impl JobStore for RedisBroker {
         let consumer = RedisJobConsumer {
             broker: self.clone(),
             queue: queue.to_owned(),
-            lease_key: format!("{base}lease:{}", grant.holder),
-            base,
+            keys,
             grant,
             options,
             blocking: Mutex::new(Blocking::new(self.client().clone(), self.options())),
+            waiting: Default::default(),
+            tenants: Default::default(),
         };
         if consumer.grant.epoch > 1 {
             // The name's earlier holder lost its lease: hand back what it
@@ -249,92 +324,62 @@ impl JobStore for RedisBroker {
     }
 
     async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
-        self.job_base(queue)?;
-        self.load(queue, id).await
+        Ok(self.load(queue, &[id]).await?.pop().flatten())
     }
 
     async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError> {
-        let base = self.job_base(queue)?;
-        let mut conn = self.conn();
-        let (rows, fin, dead): CountsReply = scripts::JOB_ADMIN
-            .key(&base)
-            .arg("counts")
-            .invoke_async(&mut conn)
-            .await
-            .map_err(map)?;
-        let mut counts = QueueCounts::default();
-        for (part, scheduled, queued, running) in rows {
-            let mut c = StateCounts::default();
-            c.add(JobState::Scheduled, scheduled);
-            c.add(JobState::Queued, queued);
-            c.add(JobState::Running, running);
-            counts.total.add(JobState::Scheduled, scheduled);
-            counts.total.add(JobState::Queued, queued);
-            counts.total.add(JobState::Running, running);
-            counts.partitions.insert(part, c);
-        }
-        for (state, n) in fin {
-            if let Some(state) = parse_state(&state) {
-                counts.total.add(state, n);
-            }
-        }
-        counts.total.add(JobState::Dead, dead);
-        Ok(counts)
+        let keys = self.queue_keys(queue)?;
+        counts::counts(self, &keys).await
     }
 
     async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
-        let base = self.job_base(queue)?;
+        let keys = self.queue_keys(queue)?;
         let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(format!("{base}dead"))
+            .arg(keys.key("dead"))
             .arg(0)
             .arg(limit.max(1) as i64 - 1)
             .query_async(&mut self.conn())
             .await
             .map_err(map)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(r) = self.load(queue, JobId::parse(&id)?).await? {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        let ids = ids
+            .iter()
+            .map(|id| JobId::parse(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self
+            .load(queue, &ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
-        let n: i64 = scripts::JOB_ADMIN
-            .key(self.job_base(queue)?)
-            .arg("requeue")
-            .arg(id.to_string())
-            .arg(self.options().clock.now_ms())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(map)?;
-        Ok(n == 1)
+        Ok(self.admin(queue, "requeue", id).await? == 1)
     }
 
     async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError> {
-        let n: usize = scripts::JOB_ADMIN
-            .key(self.job_base(queue)?)
-            .arg("purge")
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(map)?;
-        Ok(n)
+        let keys = self.queue_keys(queue)?;
+        let mut purged = 0;
+        loop {
+            let n: usize = keys
+                .invoke(&scripts::JOB_ADMIN)
+                .arg("purge")
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(map)?;
+            if n == 0 {
+                return Ok(purged);
+            }
+            purged += n;
+        }
     }
 
-    fn clock(&self) -> rota_core::clock::SharedClock {
+    fn clock(&self) -> SharedClock {
         std::sync::Arc::clone(&self.options().clock)
     }
 
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
-        let n: i64 = scripts::JOB_ADMIN
-            .key(self.job_base(queue)?)
-            .arg("cancel")
-            .arg(id.to_string())
-            .arg(self.options().clock.now_ms())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(map)?;
+        let n = self.admin(queue, "cancel", id).await?;
         if n == 1 {
             self.reply_outcomes(queue, &[id]).await?;
         }

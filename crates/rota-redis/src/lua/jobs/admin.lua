@@ -1,52 +1,50 @@
--- Cancels, re-queues dead, purges dead, counts.
--- ARGV[1]: op; the rest depends on it.
-local op = ARGV[1]
+-- Cancels a job, re-queues a dead one, purges dead ones.
+-- KEYS: the fixed ones, then (cancel, requeue) the job's key.
+-- ARGV: base, op, then by op:
+--   cancel <id> <now>: 1 if the job was scheduled or queued and is now
+--     cancelled, else 0;
+--   requeue <id> <now>: 1 if the job was dead and is queued again;
+--   purge: deletes up to CHUNK dead jobs; returns how many (call again
+--     until 0).
+local op = ARGV[2]
 if op == 'cancel' then
-  local id, now = ARGV[2], tonumber(ARGV[3])
-  local f = redis.call('HMGET', jk(id), 's', 'p')
+  local id, now, jkey = ARGV[3], tonumber(ARGV[4]), KEYS[FIXED + 1]
+  local f = redis.call('HMGET', jkey, 's', 'p', 't', 'sc')
+  local p = f[2]
+  if not p then return 0 end
   if f[1] == 'scheduled' then
-    redis.call('ZREM', k('sched'), id)
-    hincr(k('psched'), f[2], -1)
-  elseif f[1] == 'queued' then
-    local ready = k('ready:' .. f[2])
-    redis.call('ZREM', ready, id)
-    if redis.call('ZCARD', ready) == 0 then redis.call('LREM', k('ring'), 0, f[2]) end
+    if redis.call('ZREM', SCHED, id) == 0 then return 0 end
+    if redis.call('HINCRBY', PSCHED, p, -1) <= 0 then redis.call('HDEL', PSCHED, p) end
+  elseif not f[1] then
+    -- Queued, unless a consumer holds it. A queued one stays in its lane,
+    -- marked by its state, until a claim meets it (a lane is a list: taking
+    -- a job out of its middle would cost its length); its lane counts it
+    -- in TOMB meanwhile.
+    if is_held(id) then return 0 end
+    redis.call('HINCRBY', TOMB, lane_of(p, f[3] or p, prio_of(f[4])), 1)
   else
     return 0
   end
-  finish(id, 'cancelled', 'cancelled before it ran', now)
+  redis.call('HSET', jkey, 's', 'cancelled', 'f', int(now), 'rs', 'cancelled before it ran')
+  done_add('cancelled', id, now)
+  done_flush()
   return 1
 elseif op == 'requeue' then
-  local id = ARGV[2]
-  if redis.call('HGET', jk(id), 's') ~= 'dead' then return 0 end
-  local score = redis.call('ZSCORE', k('dead'), id)
-  redis.call('ZREM', k('dead'), id)
-  local f = redis.call('HMGET', jk(id), 'p', 'pr')
-  local seq = redis.call('INCR', k('seq'))
-  redis.call('HSET', jk(id), 'a', 1, 'q', seq, 'due', ARGV[3])
-  redis.call('HDEL', jk(id), 'f', 'rs')
-  push_ready(id, f[1], f[2], seq)
-  wake(1)
+  local id, now, jkey = ARGV[3], tonumber(ARGV[4]), KEYS[FIXED + 1]
+  if redis.call('ZREM', DEAD, id) == 0 then return 0 end
+  local f = redis.call('HMGET', jkey, 'p', 't', 'sc', 'j')
+  local sc = score(prio_of(f[3]), seq_take(1) + 1)
+  redis.call('HSET', jkey, 'a', 1, 'sc', sc, 'due', int(now))
+  redis.call('HDEL', jkey, 's', 'f', 'rs')
+  ready_add(id, f[1], f[2] or f[1], sc, 1, int(now), f[4])
+  ready_flush()
+  handoff(now)
   return 1
 elseif op == 'purge' then
-  local ids = redis.call('ZRANGE', k('dead'), 0, -1)
-  for _, id in ipairs(ids) do forget(id, false) end
-  redis.call('DEL', k('dead'))
+  local ids = redis.call('ZRANGE', DEAD, 0, CHUNK - 1)
+  if #ids == 0 then return 0 end
+  redis.call('ZREMRANGEBYRANK', DEAD, 0, #ids - 1)
+  forget(ids)
   return #ids
-elseif op == 'counts' then
-  local parts = redis.call('SMEMBERS', k('parts'))
-  local rows = {}
-  for _, p in ipairs(parts) do
-    local q = redis.call('ZCARD', k('ready:' .. p))
-    local s = tonumber(redis.call('HGET', k('psched'), p) or '0')
-    local r = tonumber(redis.call('HGET', k('prun'), p) or '0')
-    if q + s + r > 0 then
-      rows[#rows + 1] = {p, s, q, r}
-    else
-      redis.call('SREM', k('parts'), p)
-    end
-  end
-  local fin = redis.call('HGETALL', k('fin'))
-  return {rows, fin, redis.call('ZCARD', k('dead'))}
 end
 return redis.error_reply('unknown op ' .. tostring(op))

@@ -1,50 +1,33 @@
--- Claims up to max jobs, one per partition per turn of the ring.
--- ARGV: consumer, max, now, tenant cap (0: none)
--- Returns -1 if the lease lapsed, else {next due ms or -1, {id, attempt, due, json}...}
-local consumer, max, now, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if not lease_ok(consumer) then return -1 end
--- Promote due scheduled jobs.
-local due = redis.call('ZRANGEBYSCORE', k('sched'), '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(due) do
-  redis.call('ZREM', k('sched'), id)
-  local f = redis.call('HMGET', jk(id), 'p', 'pr', 'q')
-  if f[1] then
-    hincr(k('psched'), f[1], -1)
-    push_ready(id, f[1], f[2], f[3])
-  end
+-- Claims up to max jobs for a consumer, fenced by its lease.
+-- KEYS: the fixed ones, then held:<c>, lease:<c>, handoff:<c>.
+-- ARGV: base, consumer, max, now, tenant cap (0: none), '1' if the consumer
+-- may be registered as waiting (its last claim found nothing), the end of
+-- the claim's wait (ms).
+-- Returns -1 if the lease lapsed, else {next due ms or -1, 1 if the
+-- consumer now waits, jobs as take() packs them}: first what was handed to
+-- it since it registered, then what it claims. A claim that finds nothing
+-- and may still wait registers the consumer as waiting until the end of
+-- its wait, so that work made claimable meanwhile is handed to it
+-- (take.lua, handoff()); its blocked read of the hand-off list then wakes
+-- with the jobs. The claim after the wait ends takes what was handed too
+-- late for that read.
+local c, max, now, cap = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local wait_end = tonumber(ARGV[7])
+if not lease_ok(c) then return -1 end
+local HANDOFF = KEYS[FIXED + 3]
+if ARGV[6] == '1' then
+  redis.call('ZREM', WAITING, c)
+  redis.call('HDEL', WANTS, c)
 end
-local out = {}
-local misses = 0
-local ring = redis.call('LLEN', k('ring'))
-while #out < max do
-  if ring == 0 or misses >= ring then break end
-  local part = redis.call('LMOVE', k('ring'), k('ring'), 'LEFT', 'RIGHT')
-  local ready = k('ready:' .. part)
-  local pick = nil
-  if cap > 0 then
-    for _, id in ipairs(redis.call('ZRANGE', ready, 0, 19)) do
-      local t = redis.call('HGET', jk(id), 't')
-      if tonumber(redis.call('HGET', k('running'), t) or '0') < cap then pick = id break end
-    end
-    if pick then redis.call('ZREM', ready, pick) end
-  else
-    pick = redis.call('ZPOPMIN', ready)[1]
-  end
-  if pick then
-    misses = 0
-    if redis.call('ZCARD', ready) == 0 then
-      redis.call('LREM', k('ring'), -1, part)
-      ring = ring - 1
-    end
-    local f = redis.call('HMGET', jk(pick), 't', 'a', 'due', 'j')
-    redis.call('HSET', jk(pick), 's', 'running', 'ca', now)
-    redis.call('HINCRBY', k('running'), f[1], 1)
-    redis.call('HINCRBY', k('prun'), part, 1)
-    redis.call('SADD', k('held:' .. consumer), pick)
-    out[#out + 1] = {pick, f[2], f[3], f[4]}
-  else
-    misses = misses + 1
-  end
+local rows = redis.call('LPOP', HANDOFF, max) or {}
+local promoted = promote(now)
+if #rows < max then
+  for _, row in ipairs(take(c, max - #rows, cap, now)) do rows[#rows + 1] = row end
 end
-local next_due = redis.call('ZRANGE', k('sched'), 0, 0, 'WITHSCORES')[2] or -1
-return {next_due, out}
+-- Promoted jobs this claim left go to whoever waits.
+if promoted > 0 then handoff(now) end
+if #rows > 0 or wait_end <= now then return {-1, 0, rows} end
+redis.call('ZADD', WAITING, wait_end, c)
+redis.call('HSET', WANTS, c, max .. ' ' .. cap)
+local next_due = redis.call('ZRANGE', SCHED, 0, 0, 'WITHSCORES')[2] or -1
+return {next_due, 1, rows}

@@ -1,40 +1,113 @@
--- Shared by the job scripts (prepended to each). Every key of a queue
--- shares the hash tag of KEYS[1], the queue's base: "<prefix>:{j:<queue>}:".
-local base = KEYS[1]
-local function k(suffix) return base .. suffix end
+-- Shared by the job scripts (prepended to each, then take.lua).
+--
+-- KEYS[1..16] are the queue's fixed keys, in the order below; each script's
+-- own keys follow them. ARGV[1] is the queue's base, "<prefix>:{j:<queue>}:".
+-- Keys a script can only name once it has read something -- the job of an id
+-- popped from a lane, a lane of a partition taken from the ring, the keys of
+-- a consumer found in the registry -- are derived from the base; they carry
+-- its hash tag, so they live on the queue's node like the rest.
+--
+-- A job's hash: j (the job's JSON as accepted), p (partition), t (tenant,
+-- absent when it is the partition), sc (its score: priority, then order),
+-- m (max attempts, if its own), s (state; absent while queued or running,
+-- and running means held: in a consumer's held hash), a (attempt, absent
+-- for 1), due (when due, once it changed), f (finished at), r (result), rs
+-- (reason), h<n> (each finished attempt, n growing).
+--
+-- Queued jobs wait in lanes: lists of "<score> <id> <attempt> <due or ->
+-- <job JSON as stored>" (all a claim answers with, so it reads no hash),
+-- oldest first, one per partition, tenant and priority. The lane of a partition's own tenant at
+-- priority 0 -- the usual case, a partition per tenant -- is named after
+-- the partition; any other is "<p>:<t>:<priority>", and its partition is
+-- grouped: its lanes wait in lanes:<p>, scored by their first job, for a
+-- claim to pick the best.
+local RING, SEQ, SCHED, PSCHED, RUN, GRP, WAITING, WANTS, FINISHED, FIN, DEAD, IKEYS,
+  KOF, CONSUMERS, TIDY, TOMB =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
+  KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
+local FIXED = 16
+local base = ARGV[1]
+
 local function jk(id) return base .. 'job:' .. id end
+local function lane_of(p, t, prio)
+  if t == p and prio == 0 then return p end
+  return p .. ':' .. t .. ':' .. prio
+end
+local function lane_key(lane) return base .. 'ready:' .. lane end
+-- The tenant of a lane of partition p.
+local function lane_tenant(p, lane)
+  if lane == p then return p end
+  return string.match(lane, '^[^:]+:(.+):[^:]+$')
+end
+local function lanes_of(p) return base .. 'lanes:' .. p end
+local function parked_key(t) return base .. 'parked:' .. t end
+local function held_key(c) return base .. 'held:' .. c end
+local function handoff_key(c) return base .. 'handoff:' .. c end
 
--- Priority is clamped so that the ready score (priority, then order)
--- stays exact in a double.
-local function score(prio, seq)
-  prio = math.max(-4000, math.min(4000, tonumber(prio) or 0))
-  return -prio * 1e12 + tonumber(seq)
+-- Added to a tenant's running count while it is parked (at its cap, its
+-- lanes out of the claims' way): a settle that finds the count above it
+-- knows a slot freed for a parked tenant.
+local BIG = 1099511627776 -- 2^40
+
+-- A job's score: priority (clamped, so the score stays exact in a double),
+-- then order; and back.
+local function clamp(prio)
+  return math.max(-4000, math.min(4000, tonumber(prio) or 0))
+end
+local function score(prio, seq) return -prio * 1e12 + seq end
+local function prio_of(sc)
+  local prio = -math.floor(tonumber(sc) / 1e12)
+  if prio == 0 then return 0 end
+  return prio
+end
+-- An entry of a lane, and its parts.
+local function entry(sc, id, a, due, json)
+  return string.format('%d', sc) .. ' ' .. id .. ' ' .. a .. ' ' .. due .. ' ' .. json
+end
+local function entry_id(e)
+  local at = string.find(e, ' ', 1, true) + 1
+  return string.sub(e, at, string.find(e, ' ', at, true) - 1)
+end
+local function entry_score(e) return tonumber(string.sub(e, 1, string.find(e, ' ', 1, true) - 1)) end
+
+-- Takes n numbers from the queue's counter (job order, turns, history);
+-- returns the one before the first.
+local function seq_take(n)
+  if n <= 0 then return 0 end
+  return redis.call('INCRBY', SEQ, n) - n
 end
 
-local function hincr(key, field, by)
-  local n = redis.call('HINCRBY', key, field, by)
-  if n <= 0 then redis.call('HDEL', key, field) end
-end
+-- An integer as text (Lua would write one of over 14 digits rounded;
+-- numbers given to redis.call are exact).
+local function int(x) return string.format('%d', x) end
 
--- Makes a job ready in its partition; the partition joins the ring.
-local function push_ready(id, part, prio, seq)
-  local ready = k('ready:' .. part)
-  redis.call('ZADD', ready, score(prio, seq), id)
-  if redis.call('ZCARD', ready) == 1 then
-    redis.call('RPUSH', k('ring'), part)
+-- Runs `cmd` on the fixed arguments `pre` (the key, options; at most
+-- two) and then `args`, in chunks Lua's stack can take; `step` keeps pairs
+-- together. Returns the chunks' answers, concatenated.
+local CHUNK = 1000
+local function bulk(cmd, pre, args, step)
+  local n = #args
+  local size = CHUNK * (step or 1)
+  if n <= size then
+    if #pre == 1 then return redis.call(cmd, pre[1], unpack(args)) end
+    if #pre == 2 then return redis.call(cmd, pre[1], pre[2], unpack(args)) end
+    return redis.call(cmd, unpack(args))
   end
-  redis.call('HSET', jk(id), 's', 'queued')
+  local out = {}
+  for i = 1, n, size do
+    local a = {}
+    for _, v in ipairs(pre) do a[#a + 1] = v end
+    for j = i, math.min(i + size - 1, n) do a[#a + 1] = args[j] end
+    local r = redis.call(cmd, unpack(a))
+    if type(r) == 'table' then
+      for _, v in ipairs(r) do out[#out + 1] = v end
+    end
+  end
+  return out
 end
 
-local function schedule(id, part, due)
-  redis.call('ZADD', k('sched'), due, id)
-  redis.call('HINCRBY', k('psched'), part, 1)
-  redis.call('HSET', jk(id), 's', 'scheduled', 'due', due)
-end
-
--- Appends an attempt (JSON text) to a job's history, a list beside it.
-local function record_attempt(id, json)
-  redis.call('RPUSH', jk(id) .. ':h', json)
+local function lease_ok(consumer)
+  return redis.call('EXISTS', base .. 'lease:' .. consumer) == 1
 end
 
 -- A holder is "<name>#<epoch>" for a named lease: the history names the
@@ -46,46 +119,282 @@ local function attempt_json(attempt, worker, started, finished, outcome)
     attempt, worker, started, finished, outcome)
 end
 
--- Stops counting a job as running (tenant cap, partition counts).
-local function stop_running(id)
-  local f = redis.call('HMGET', jk(id), 't', 'p')
-  if f[1] then hincr(k('running'), f[1], -1) end
-  if f[2] then hincr(k('prun'), f[2], -1) end
-end
-
-local function finish(id, state, reason, now)
-  redis.call('HSET', jk(id), 's', state, 'f', now)
-  if reason and reason ~= '' then redis.call('HSET', jk(id), 'rs', reason) end
-  redis.call('ZADD', k('finished'), now, id)
-  redis.call('HINCRBY', k('fin'), state, 1)
-end
-
-local function bury(id, reason, now)
-  redis.call('HSET', jk(id), 's', 'dead', 'f', now, 'rs', reason)
-  redis.call('ZADD', k('dead'), redis.call('INCR', k('seq')), id)
-end
-
--- Deletes a job and frees its idempotency key; with `counted`, also takes
--- it off the finished counts.
-local function forget(id, counted)
-  local f = redis.call('HMGET', jk(id), 'k', 's')
-  local key, state = f[1], f[2]
-  if counted and state then hincr(k('fin'), state, -1) end
-  if key and key ~= '' and redis.call('HGET', k('keys'), key) == id then
-    redis.call('HDEL', k('keys'), key)
+-- Whether a consumer holds job id (then it runs).
+local function is_held(id)
+  for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
+    if redis.call('HEXISTS', held_key(c), id) == 1 then return true end
   end
-  redis.call('DEL', jk(id), jk(id) .. ':h')
+  return false
 end
 
-local function wake(n)
-  if n > 0 then
-    local tokens = {}
-    for i = 1, math.min(n, 64) do tokens[i] = '1' end
-    redis.call('LPUSH', k('wake'), unpack(tokens))
-    redis.call('LTRIM', k('wake'), 0, 255)
+-- Partitions that become ready join the ring at its front, ahead of those
+-- taking turns, in the order given: a tenant that was idle, however many
+-- others have backlogs, is served at the next claim, then takes its turns
+-- at the back. (A partition at the front gets one job per turn like any
+-- other; only one that empties and comes back is served first again.) One
+-- already in the ring keeps its turn.
+local function ring_join(parts)
+  if #parts == 0 then return end
+  local head = tonumber(redis.call('ZRANGE', RING, 0, 0, 'WITHSCORES')[2] or '0')
+  local first = math.min(head, 0) - #parts
+  local args = {}
+  for i, p in ipairs(parts) do
+    args[2 * i - 1] = first + i - 1
+    args[2 * i] = p
   end
+  bulk('ZADD', {RING, 'NX'}, args, 2)
 end
 
-local function lease_ok(consumer)
-  return redis.call('EXISTS', k('lease:' .. consumer)) == 1
+local function is_parked(t)
+  return tonumber(redis.call('HGET', RUN, t) or '0') >= BIG
+end
+
+-- The first entry of a lane and its score, or nil.
+local function lane_head(lane)
+  local e = redis.call('LINDEX', lane_key(lane), 0)
+  if e then return e, entry_score(e) end
+end
+
+-- Jobs made claimable by this script, gathered to write each lane, the
+-- grouped partitions' lanes and the ring once: job id of partition p and
+-- tenant t, score sc, at attempt a (due `due`, or '-' for the time in its
+-- JSON). A job given back (`front`) goes ahead of its lane; others behind.
+local ready = {lanes = {}, order = {}, n = 0}
+local function ready_add(id, p, t, sc, a, due, json, front)
+  local prio = prio_of(sc)
+  local lane = lane_of(p, t, prio)
+  local l = ready.lanes[lane]
+  if not l then
+    l = {p = p, t = t, back = {}, front = {}, best = sc}
+    ready.lanes[lane] = l
+    ready.order[#ready.order + 1] = lane
+  elseif sc < l.best then
+    l.best = sc
+  end
+  local list = front and l.front or l.back
+  list[#list + 1] = entry(sc, id, a, due, json)
+  ready.n = ready.n + 1
+end
+
+local function ready_flush()
+  if ready.n == 0 then return 0 end
+  local n = ready.n
+  local parts, plist, other = {}, {}, false
+  for _, lane in ipairs(ready.order) do
+    local l = ready.lanes[lane]
+    if #l.back > 0 then bulk('RPUSH', {lane_key(lane)}, l.back) end
+    if #l.front > 0 then
+      -- Given back in order: the first pushed last, to end up first.
+      local rev = {}
+      for i = #l.front, 1, -1 do rev[#rev + 1] = l.front[i] end
+      bulk('LPUSH', {lane_key(lane)}, rev)
+    end
+    l.name = lane
+    local ls = parts[l.p]
+    if not ls then
+      ls = {}
+      parts[l.p] = ls
+      plist[#plist + 1] = l.p
+    end
+    ls[#ls + 1] = l
+    if lane ~= l.p then other = true end
+  end
+  -- A partition with another lane than its own tenant's at priority 0 is
+  -- grouped: its lanes wait in lanes:<p>, by their first job.
+  local grouped = bulk('SMISMEMBER', {GRP}, plist)
+  for i, p in ipairs(plist) do
+    local ls = parts[p]
+    local g = grouped[i] == 1
+    if not g and other then
+      local own, others = false, false
+      for _, l in ipairs(ls) do
+        if l.name == p then own = true else others = true end
+      end
+      if others then
+        redis.call('SADD', GRP, p)
+        g = true
+        if not own and not is_parked(p) then
+          local e, sc = lane_head(p)
+          if e then redis.call('ZADD', lanes_of(p), sc, p) end
+        end
+      end
+    end
+    if g then
+      local args = {}
+      for _, l in ipairs(ls) do
+        args[#args + 1] = l.best
+        args[#args + 1] = l.name
+      end
+      bulk('ZADD', {lanes_of(p), 'LT'}, args, 2)
+    end
+  end
+  ring_join(plist)
+  ready = {lanes = {}, order = {}, n = 0}
+  return n
+end
+
+-- Scheduled jobs gathered by this script.
+local later = {items = {}, parts = {}, plist = {}}
+local function later_add(id, p, due)
+  local items = later.items
+  items[#items + 1] = due
+  items[#items + 1] = id
+  if not later.parts[p] then
+    later.parts[p] = 0
+    later.plist[#later.plist + 1] = p
+  end
+  later.parts[p] = later.parts[p] + 1
+end
+local function later_flush()
+  if #later.items == 0 then return end
+  bulk('ZADD', {SCHED}, later.items, 2)
+  for _, p in ipairs(later.plist) do
+    redis.call('HINCRBY', PSCHED, p, later.parts[p])
+  end
+  later = {items = {}, parts = {}, plist = {}}
+end
+
+-- Dead jobs gathered by this script, in order.
+local buried = {}
+local function bury(jkey, id, reason, now, hist, att)
+  redis.call('HSET', jkey, 's', 'dead', 'f', int(now), 'rs', reason, hist, att)
+  buried[#buried + 1] = id
+end
+local function buried_flush()
+  if #buried == 0 then return end
+  local s0 = seq_take(#buried)
+  local args = {}
+  for i, id in ipairs(buried) do
+    args[2 * i - 1] = s0 + i
+    args[2 * i] = id
+  end
+  bulk('ZADD', {DEAD}, args, 2)
+  buried = {}
+end
+
+-- Finished jobs gathered by this script, per state. The finished list
+-- holds "<finished at> <state> <id>" in the order jobs finished, so
+-- retention knows age and state without a read.
+local done = {items = {}, states = {}, slist = {}}
+local function done_add(state, id, now)
+  local items = done.items
+  items[#items + 1] = int(now) .. ' ' .. state .. ' ' .. id
+  if not done.states[state] then
+    done.states[state] = 0
+    done.slist[#done.slist + 1] = state
+  end
+  done.states[state] = done.states[state] + 1
+end
+local function done_flush()
+  if #done.items == 0 then return end
+  bulk('RPUSH', {FINISHED}, done.items)
+  for _, s in ipairs(done.slist) do
+    redis.call('HINCRBY', FIN, s, done.states[s])
+  end
+  done = {items = {}, states = {}, slist = {}}
+end
+
+-- Parked lanes of tenant t come back: into their grouped partition's
+-- lanes, and their partitions into the ring. Returns whether any did.
+local function unpark(t)
+  redis.call('HINCRBY', RUN, t, -BIG)
+  local back, seen = {}, {}
+  for _, lane in ipairs(redis.call('SMEMBERS', parked_key(t))) do
+    local e, sc = lane_head(lane)
+    if e then
+      local p = string.match(lane, '^[^:]+')
+      if redis.call('SISMEMBER', GRP, p) == 1 then
+        redis.call('ZADD', lanes_of(p), 'LT', sc, lane)
+      end
+      if not seen[p] then
+        seen[p] = true
+        back[#back + 1] = p
+      end
+    end
+  end
+  redis.call('DEL', parked_key(t))
+  ring_join(back)
+  return #back > 0
+end
+
+-- Jobs that stopped running, per tenant.
+local stopped = {counts = {}, tlist = {}}
+local function stop(t)
+  local n = stopped.counts[t]
+  if not n then
+    n = 0
+    stopped.tlist[#stopped.tlist + 1] = t
+  end
+  stopped.counts[t] = n + 1
+end
+-- Writes the running counts down; a tenant that was parked comes back.
+-- Returns whether work came back.
+local function stopped_flush()
+  local back = false
+  for _, t in ipairs(stopped.tlist) do
+    local v = redis.call('HINCRBY', RUN, t, -stopped.counts[t])
+    if v >= BIG and unpark(t) then back = true end
+  end
+  stopped = {counts = {}, tlist = {}}
+  return back
+end
+
+-- Deletes jobs and frees their idempotency keys.
+local function forget(ids)
+  if #ids == 0 then return end
+  local keys = bulk('HMGET', {KOF}, ids)
+  local kid, kname = {}, {}
+  for i = 1, #ids do
+    if keys[i] then
+      kid[#kid + 1] = ids[i]
+      kname[#kname + 1] = keys[i]
+    end
+  end
+  if #kname > 0 then
+    local owners = bulk('HMGET', {IKEYS}, kname)
+    local free = {}
+    for i = 1, #kname do
+      if owners[i] == kid[i] then free[#free + 1] = kname[i] end
+    end
+    if #free > 0 then bulk('HDEL', {IKEYS}, free) end
+    bulk('HDEL', {KOF}, kid)
+  end
+  local jobs = {}
+  for i, id in ipairs(ids) do jobs[i] = jk(id) end
+  bulk('DEL', {}, jobs)
+end
+
+-- Deletes finished jobs beyond the retention, oldest first: those over
+-- `keep`, then those finished more than `age` ms ago; at most CHUNK per
+-- call (each settle adds no more than it settles, so a surplus shrinks).
+local function retain(keep, age, now)
+  local n = math.max(0, math.min(redis.call('LLEN', FINISHED) - keep, CHUNK))
+  local cutoff = now - age
+  while n < CHUNK do
+    local page = redis.call('LRANGE', FINISHED, n, math.min(n + 15, CHUNK - 1))
+    local young = false
+    for _, m in ipairs(page) do
+      if tonumber(string.match(m, '^%d+')) >= cutoff then
+        young = true
+        break
+      end
+      n = n + 1
+    end
+    if young or #page < 16 then break end
+  end
+  if n == 0 then return end
+  local ids, per, slist = {}, {}, {}
+  for i, m in ipairs(redis.call('LPOP', FINISHED, n)) do
+    local s, id = string.match(m, '^%d+ (%a+) (.+)$')
+    ids[i] = id
+    if not per[s] then
+      per[s] = 0
+      slist[#slist + 1] = s
+    end
+    per[s] = per[s] + 1
+  end
+  for _, s in ipairs(slist) do
+    if redis.call('HINCRBY', FIN, s, -per[s]) <= 0 then redis.call('HDEL', FIN, s) end
+  end
+  forget(ids)
 end

@@ -1,58 +1,99 @@
--- Accepts a batch of validated jobs.
--- ARGV[1] now, ARGV[2] '1' if the enqueuer chose any ids; then 8 per job:
--- id, partition, tenant, priority, due, idempotency key, max attempts ('' for
--- the default), job JSON.
--- Returns per job {id, duplicate (0/1)}.
-local now, chosen = tonumber(ARGV[1]), ARGV[2] == '1'
-local count = (#ARGV - 2) / 8
--- Reserve the batch's order numbers at once.
-local seq = redis.call('INCRBY', k('seq'), count) - count
-local out = {}
-local woken = 0
-local parts = {}
-for i = 3, #ARGV, 8 do
-  local id, part, tenant, prio, due, key, max, json = ARGV[i], ARGV[i + 1], ARGV[i + 2],
-    ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  seq = seq + 1
-  local existing = nil
-  if key ~= '' then
-    existing = redis.call('HGET', k('keys'), key)
-    if existing and redis.call('EXISTS', jk(existing)) == 0 then existing = nil end
+-- Accepts a batch of validated jobs of one queue, all or none: every read
+-- comes before the first write, so an error of a read -- or Redis refusing
+-- to write at all, which it says at the first write -- leaves nothing
+-- written.
+-- KEYS: the fixed ones, then the job key of each job, in order.
+-- ARGV: base, now, '1' if the enqueuer chose any id; then 8 per job: id,
+-- partition, tenant, priority, due, idempotency key ('' for none), max
+-- attempts ('' for the default), job JSON.
+-- Returns {position, earlier id} (flat, positions from 1) for each job that
+-- is a duplicate: of an earlier job with its idempotency key (retained, or
+-- earlier in the batch), or of one with its chosen id.
+local now, chosen = tonumber(ARGV[2]), ARGV[3] == '1'
+local FIRST, PER = 4, 8
+local count = (#ARGV - FIRST + 1) / PER
+
+-- Reads: the earlier holders of the batch's idempotency keys, and chosen
+-- ids already taken.
+local names = {}
+for a = FIRST + 5, #ARGV, PER do
+  if ARGV[a] ~= '' then names[#names + 1] = ARGV[a] end
+end
+local dups, skip = {}, {}
+if #names > 0 or chosen then
+  local known = {}
+  if #names > 0 then
+    local owners = bulk('HMGET', {IKEYS}, names)
+    for i = 1, #names do
+      local id = owners[i]
+      -- A key outlives its job only if the job was deleted by hand.
+      if id and redis.call('EXISTS', jk(id)) == 1 then known[names[i]] = id end
+    end
   end
-  if not existing and chosen and redis.call('EXISTS', jk(id)) == 1 then existing = id end
-  if existing then
-    out[#out + 1] = {existing, 1}
-  else
-    local state = 'queued'
-    if due > now then state = 'scheduled' end
-    if max ~= '' then
-      redis.call('HSET', jk(id), 'j', json, 'a', 1, 'p', part, 't', tenant, 'pr', prio,
-        'due', due, 'q', seq, 'k', key, 's', state, 'm', max)
-    else
-      redis.call('HSET', jk(id), 'j', json, 'a', 1, 'p', part, 't', tenant, 'pr', prio,
-        'due', due, 'q', seq, 'k', key, 's', state)
+  local by_key, by_id = {}, {}
+  for i = 0, count - 1 do
+    local a = FIRST + i * PER
+    local id, key = ARGV[a], ARGV[a + 5]
+    local earlier = nil
+    if key ~= '' then earlier = by_key[key] or known[key] end
+    if not earlier and chosen and (by_id[id] or redis.call('EXISTS', KEYS[FIXED + 1 + i]) == 1) then
+      earlier = id
     end
-    if state == 'scheduled' then
-      redis.call('ZADD', k('sched'), due, id)
-      redis.call('HINCRBY', k('psched'), part, 1)
+    if earlier then
+      dups[#dups + 1] = i + 1
+      dups[#dups + 1] = earlier
+      skip[i] = true
     else
-      redis.call('ZADD', k('ready:' .. part), score(prio, seq), id)
-      woken = woken + 1
+      by_id[id] = true
+      if key ~= '' then by_key[key] = id end
     end
-    parts[part] = true
-    if key ~= '' then redis.call('HSET', k('keys'), key, id) end
-    out[#out + 1] = {id, 0}
   end
 end
--- Once per partition: register it, and put it in the ring if it just got
--- its first queued jobs.
-for part in pairs(parts) do
-  redis.call('SADD', k('parts'), part)
-  local ready = k('ready:' .. part)
-  local n = redis.call('ZCARD', ready)
-  if n > 0 and redis.call('LPOS', k('ring'), part) == false then
-    redis.call('RPUSH', k('ring'), part)
+
+-- Writes.
+local s0 = seq_take(count - #dups / 2)
+local ikeys, kof = {}, {}
+local q = s0
+for i = 0, count - 1 do
+  if not skip[i] then
+    local a = FIRST + i * PER
+    local id, p, t, pr, due, key, max = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
+      tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
+    local jkey = KEYS[FIXED + 1 + i]
+    q = q + 1
+    local sc = q
+    if pr ~= '0' then sc = score(clamp(pr), q) end
+    if t == p and max == '' and due <= now then
+      redis.call('HSET', jkey, 'j', ARGV[a + 7], 'p', p, 'sc', sc)
+    else
+      local fields = {'j', ARGV[a + 7], 'p', p, 'sc', sc}
+      if t ~= p then
+        fields[#fields + 1] = 't'
+        fields[#fields + 1] = t
+      end
+      if max ~= '' then
+        fields[#fields + 1] = 'm'
+        fields[#fields + 1] = max
+      end
+      if due > now then
+        fields[#fields + 1] = 's'
+        fields[#fields + 1] = 'scheduled'
+      end
+      redis.call('HSET', jkey, unpack(fields))
+    end
+    if due > now then later_add(id, p, due) else ready_add(id, p, t, sc, 1, '-', ARGV[a + 7]) end
+    if key ~= '' then
+      ikeys[#ikeys + 1] = key
+      ikeys[#ikeys + 1] = id
+      kof[#kof + 1] = id
+      kof[#kof + 1] = key
+    end
   end
 end
-wake(woken)
-return out
+if #ikeys > 0 then
+  bulk('HSET', {IKEYS}, ikeys, 2)
+  bulk('HSET', {KOF}, kof, 2)
+end
+later_flush()
+if ready_flush() > 0 then handoff(now) end
+return dups

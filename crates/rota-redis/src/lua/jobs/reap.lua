@@ -1,31 +1,69 @@
--- Hands back the jobs of consumers whose lease lapsed.
--- ARGV: now, default max attempts
--- Returns {requeued, {dead ids...}}
-local now, default_max = tonumber(ARGV[1]), tonumber(ARGV[2])
-local requeued, dead = 0, {}
-for _, c in ipairs(redis.call('SMEMBERS', k('consumers'))) do
+-- Hands back the jobs of consumers whose lease lapsed, at most CHUNK per
+-- call: each gets a 'lost' attempt and is queued again with attempt + 1,
+-- or dead-lettered once its attempts reach its maximum. Then drops a few
+-- running counts left at zero (a cursor in TIDY walks them).
+-- KEYS: the fixed ones.
+-- ARGV: base, now, default max attempts.
+-- Returns {requeued, {dead ids...}, 1 if there is more to reap}.
+local now, default_max = tonumber(ARGV[2]), tonumber(ARGV[3])
+local requeued, dead, budget, more = 0, {}, CHUNK, 0
+for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
   if not lease_ok(c) then
-    local held = k('held:' .. c)
-    for _, id in ipairs(redis.call('SMEMBERS', held)) do
-      stop_running(id)
-      local f = redis.call('HMGET', jk(id), 'p', 'pr', 'q', 'a', 'ca', 'm')
-      local a = tonumber(f[4])
-      record_attempt(id, attempt_json(a, c, tonumber(f[5]) or now, now, 'lost'))
-      local max = tonumber(f[6]) or default_max
-      if a >= max then
-        bury(id, string.format(
-          'lost %d of %d attempts: the lease of worker %s lapsed while it held the job during the last one',
-          a, max, c), now)
-        dead[#dead + 1] = id
-      else
-        redis.call('HSET', jk(id), 'a', a + 1)
-        push_ready(id, f[1], f[2], f[3])
-        requeued = requeued + 1
+    if budget == 0 then
+      more = 1
+      break
+    end
+    local held = held_key(c)
+    local got = redis.call('HRANDFIELD', held, budget, 'WITHVALUES')
+    local ids = {}
+    for i = 1, #got, 2 do ids[#ids + 1] = got[i] end
+    if #ids > 0 then bulk('HDEL', {held}, ids) end
+    budget = math.max(0, budget - #ids)
+    local h0 = seq_take(#ids)
+    for n, id in ipairs(ids) do
+      local jkey = jk(id)
+      local f = redis.call('HMGET', jkey, 'p', 't', 'sc', 'a', 'm', 'due', 'j')
+      local p = f[1]
+      if p then
+        local t = f[2] or p
+        stop(t)
+        local a = tonumber(f[4]) or 1
+        local lost = attempt_json(a, c, tonumber(got[2 * n]), now, 'lost')
+        local max = tonumber(f[5]) or default_max
+        if a >= max then
+          bury(jkey, id, string.format(
+            'lost %d of %d attempts: the lease of worker %s lapsed while it held the job during the last one',
+            a, max, c), now, 'h' .. (h0 + n), lost)
+          dead[#dead + 1] = id
+        else
+          redis.call('HSET', jkey, 'a', a + 1, 'h' .. (h0 + n), lost)
+          ready_add(id, p, t, tonumber(f[3]), a + 1, f[6] or '-', f[7], true)
+          requeued = requeued + 1
+        end
       end
     end
-    redis.call('DEL', held)
-    redis.call('SREM', k('consumers'), c)
+    if redis.call('EXISTS', held) == 0 then
+      redis.call('DEL', handoff_key(c))
+      redis.call('ZREM', WAITING, c)
+      redis.call('HDEL', WANTS, c)
+      redis.call('SREM', CONSUMERS, c)
+    else
+      more = 1
+      break
+    end
   end
 end
-wake(requeued)
-return {requeued, dead}
+buried_flush()
+local back = stopped_flush()
+if ready_flush() > 0 then back = true end
+if back then handoff(now) end
+
+local cur = redis.call('HGET', TIDY, 'run') or '0'
+local scan = redis.call('HSCAN', RUN, cur, 'COUNT', 100)
+local zero = {}
+for i = 1, #scan[2], 2 do
+  if tonumber(scan[2][i + 1]) == 0 then zero[#zero + 1] = scan[2][i] end
+end
+if #zero > 0 then bulk('HDEL', {RUN}, zero) end
+redis.call('HSET', TIDY, 'run', scan[1])
+return {requeued, dead, more}

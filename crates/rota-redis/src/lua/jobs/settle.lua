@@ -1,51 +1,77 @@
 -- Settles attempts, fenced by the lease.
--- ARGV: consumer, now, max finished, max age ms; then 5 per item:
---   id, attempt JSON, kind (finish|retry|dead), value (state | due ms | reason), result JSON or ''
--- Returns -1 if the lease lapsed, else the number settled.
-local consumer, now, keep, age = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if not lease_ok(consumer) then return -1 end
-local held = k('held:' .. consumer)
-local n, woken = 0, 0
-for i = 5, #ARGV, 5 do
-  local id, att, kind, value, result = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  if redis.call('SREM', held, id) == 1 then
-    n = n + 1
-    stop_running(id)
-    record_attempt(id, att)
-    if kind == 'finish' then
-      if result ~= '' then redis.call('HSET', jk(id), 'r', result) end
-      local reason = ''
-      if value ~= 'succeeded' then reason = cjson.decode(att).outcome.error or '' end
-      finish(id, value, reason, now)
-    elseif kind == 'retry' then
-      local f = redis.call('HMGET', jk(id), 'p', 'pr', 'a')
-      local seq = redis.call('INCR', k('seq'))
-      redis.call('HSET', jk(id), 'a', tonumber(f[3]) + 1, 'q', seq)
-      local due = tonumber(value)
-      if due > now then
-        schedule(id, f[1], due)
-      else
-        redis.call('HSET', jk(id), 'due', now)
-        push_ready(id, f[1], f[2], seq)
-        woken = woken + 1
-      end
-    else
-      bury(id, value, now)
+-- KEYS: the fixed ones, then held:<c>, lease:<c>, then the job key of each
+-- item, in order.
+-- ARGV: base, consumer, now, max finished, max age ms; then 6 per item: id,
+-- tenant ('' if unknown), attempt JSON, kind (finish|retry|dead), value
+-- (state | due ms | reason), result JSON or ''.
+-- Returns -1 if the lease lapsed, else the number settled (those still
+-- held).
+local c, now, keep, age = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if not lease_ok(c) then return -1 end
+local HELD = KEYS[FIXED + 1]
+local FIRST, PER = 6, 6
+local count = (#ARGV - FIRST + 1) / PER
+local ids = {}
+for i = 0, count - 1 do ids[i + 1] = ARGV[FIRST + i * PER] end
+local held = bulk('HMGET', {HELD}, ids)
+local mine = {}
+for i = 1, count do
+  if held[i] then mine[#mine + 1] = i - 1 end
+end
+if #mine == 0 then return 0 end
+local gone = {}
+for n, i in ipairs(mine) do gone[n] = ids[i + 1] end
+bulk('HDEL', {HELD}, gone)
+-- Numbers for the attempts' history fields, and for the retried jobs'
+-- new order.
+local h0 = seq_take(2 * #mine)
+for n, i in ipairs(mine) do
+  local a = FIRST + i * PER
+  local id, t, att, kind, value, result = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
+    ARGV[a + 4], ARGV[a + 5]
+  local jkey = KEYS[FIXED + 3 + i]
+  if t == '' then
+    local f = redis.call('HMGET', jkey, 'p', 't')
+    t = f[2] or f[1]
+  end
+  if t then stop(t) end
+  local hist = 'h' .. (h0 + n)
+  if kind == 'finish' then
+    local fields = {'s', value, 'f', int(now), hist, att}
+    if result ~= '' then
+      fields[#fields + 1] = 'r'
+      fields[#fields + 1] = result
     end
+    if value ~= 'succeeded' then
+      local reason = cjson.decode(att).outcome.error
+      if type(reason) == 'string' then
+        fields[#fields + 1] = 'rs'
+        fields[#fields + 1] = reason
+      end
+    end
+    redis.call('HSET', jkey, unpack(fields))
+    done_add(value, id, now)
+  elseif kind == 'retry' then
+    local f = redis.call('HMGET', jkey, 'p', 'sc', 'a', 'j')
+    local sc = score(prio_of(f[2]), h0 + #mine + n)
+    local due = tonumber(value)
+    local next_attempt = (tonumber(f[3]) or 1) + 1
+    if due > now then
+      redis.call('HSET', jkey, 's', 'scheduled', 'a', next_attempt, 'sc', sc, 'due', int(due), hist, att)
+      later_add(id, f[1], due)
+    else
+      redis.call('HSET', jkey, 'a', next_attempt, 'sc', sc, 'due', int(now), hist, att)
+      ready_add(id, f[1], t, sc, next_attempt, int(now), f[4])
+    end
+  else
+    bury(jkey, id, value, now, hist, att)
   end
 end
--- Retention of finished jobs: by count, then by age.
-local over = redis.call('ZCARD', k('finished')) - keep
-if over > 0 then
-  for _, id in ipairs(redis.call('ZRANGE', k('finished'), 0, over - 1)) do
-    forget(id, true)
-  end
-  redis.call('ZREMRANGEBYRANK', k('finished'), 0, over - 1)
-end
-local old = redis.call('ZRANGEBYSCORE', k('finished'), '-inf', now - age, 'LIMIT', 0, 1000)
-for _, id in ipairs(old) do
-  forget(id, true)
-  redis.call('ZREM', k('finished'), id)
-end
-wake(woken)
-return n
+done_flush()
+later_flush()
+buried_flush()
+local back = stopped_flush()
+if ready_flush() > 0 then back = true end
+retain(keep, age, now)
+if back then handoff(now) end
+return #mine

@@ -1,0 +1,100 @@
+//! The keys of one queue, and the script invocations that name them.
+
+use redis::{Script, ScriptInvocation};
+
+/// The keys every job script is given first, in the order `common.lua`
+/// reads them.
+const FIXED: [&str; 16] = [
+    "ring",
+    "seq",
+    "sched",
+    "psched",
+    "run",
+    "grp",
+    "waiting",
+    "wants",
+    "finished",
+    "fin",
+    "dead",
+    "keys",
+    "kof",
+    "consumers",
+    "tidy",
+    "tomb",
+];
+
+/// The keys of one queue, all under `<prefix>:{j:<queue>}:`.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueKeys {
+    base: String,
+}
+
+impl QueueKeys {
+    pub(crate) fn new(prefix: &str, queue: &str) -> Self {
+        Self {
+            base: format!("{prefix}:{{j:{queue}}}:"),
+        }
+    }
+
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.base)
+    }
+
+    pub(crate) fn job(&self, id: impl std::fmt::Display) -> String {
+        format!("{}job:{id}", self.base)
+    }
+
+    /// A lane, by its name: a list of queued jobs.
+    pub(crate) fn lane(&self, name: &str) -> String {
+        format!("{}ready:{name}", self.base)
+    }
+
+    /// A grouped partition's claimable lanes.
+    pub(crate) fn lanes_of(&self, partition: &str) -> String {
+        format!("{}lanes:{partition}", self.base)
+    }
+
+    /// The lanes of `tenant` that are parked.
+    pub(crate) fn parked(&self, tenant: &str) -> String {
+        format!("{}parked:{tenant}", self.base)
+    }
+
+    pub(crate) fn held(&self, consumer: &str) -> String {
+        format!("{}held:{consumer}", self.base)
+    }
+
+    pub(crate) fn lease(&self, consumer: &str) -> String {
+        format!("{}lease:{consumer}", self.base)
+    }
+
+    pub(crate) fn handoff(&self, consumer: &str) -> String {
+        format!("{}handoff:{consumer}", self.base)
+    }
+
+    /// An invocation of `script` with the fixed keys and, as the first
+    /// argument, the base (for the keys a script derives from what it
+    /// reads); the caller adds the script's own keys and arguments.
+    pub(crate) fn invoke<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        for name in FIXED {
+            invocation.key(self.key(name));
+        }
+        invocation.arg(&self.base);
+        invocation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_keeps_its_keys_under_one_hash_tag() {
+        let k = QueueKeys::new("app", "mail");
+        assert_eq!(k.key("ring"), "app:{j:mail}:ring");
+        assert_eq!(k.job("x"), "app:{j:mail}:job:x");
+        assert_eq!(k.held("c1"), "app:{j:mail}:held:c1");
+        assert_eq!(k.handoff("c1"), "app:{j:mail}:handoff:c1");
+        assert_eq!(k.lease("c1"), "app:{j:mail}:lease:c1");
+    }
+}
