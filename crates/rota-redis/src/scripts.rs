@@ -28,22 +28,47 @@ pub(crate) static GRANT: LazyLock<Script> =
 const JOBS_COMMON: &str = include_str!("lua/jobs/common.lua");
 const JOBS_TAKE: &str = include_str!("lua/jobs/take.lua");
 
-/// A job script: the shared helpers and the claiming code, then its body.
-fn job_script(body: &str) -> Script {
-    Script::new(&format!("{JOBS_COMMON}\n{JOBS_TAKE}\n{body}"))
+/// The job functions, by name, and the file of each one's body.
+const JOB_BODIES: [(&str, &str); 7] = [
+    ("enqueue", include_str!("lua/jobs/enqueue.lua")),
+    ("claim", include_str!("lua/jobs/claim.lua")),
+    ("settle", include_str!("lua/jobs/settle.lua")),
+    ("release", include_str!("lua/jobs/release.lua")),
+    ("reap", include_str!("lua/jobs/reap.lua")),
+    ("admin", include_str!("lua/jobs/admin.lua")),
+    ("read", include_str!("lua/jobs/read.lua")),
+];
+
+/// The job scripts, as one library of Redis Functions: loaded once per
+/// server, its helpers defined once, rather than with every call as a
+/// script's would be. The library and its functions are named after a
+/// hash of the code, so versions of rota sharing a Redis do not clash.
+pub(crate) struct JobLibrary {
+    /// The library's code, for `FUNCTION LOAD`.
+    pub(crate) code: String,
+    /// The prefix of its functions' names: `rota_jobs_<hash>_`.
+    pub(crate) prefix: String,
 }
 
-pub(crate) static JOB_ENQUEUE: LazyLock<Script> =
-    LazyLock::new(|| job_script(include_str!("lua/jobs/enqueue.lua")));
-pub(crate) static JOB_CLAIM: LazyLock<Script> =
-    LazyLock::new(|| job_script(include_str!("lua/jobs/claim.lua")));
-pub(crate) static JOB_SETTLE: LazyLock<Script> =
-    LazyLock::new(|| job_script(include_str!("lua/jobs/settle.lua")));
-pub(crate) static JOB_RELEASE: LazyLock<Script> =
-    LazyLock::new(|| job_script(include_str!("lua/jobs/release.lua")));
-pub(crate) static JOB_REAP: LazyLock<Script> =
-    LazyLock::new(|| job_script(include_str!("lua/jobs/reap.lua")));
-pub(crate) static JOB_ADMIN: LazyLock<Script> =
-    LazyLock::new(|| job_script(include_str!("lua/jobs/admin.lua")));
-pub(crate) static JOB_READ: LazyLock<Script> =
-    LazyLock::new(|| job_script(include_str!("lua/jobs/read.lua")));
+impl JobLibrary {
+    /// The name of function `name` (a key of `JOB_BODIES`).
+    pub(crate) fn function(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
+
+pub(crate) static JOBS: LazyLock<JobLibrary> = LazyLock::new(|| {
+    let mut body = format!("{JOBS_COMMON}\n{JOBS_TAKE}\n");
+    for (name, code) in JOB_BODIES {
+        body.push_str(&format!(
+            "redis.register_function('@PREFIX@{name}', function(KEYS, ARGV)\nsetup(KEYS, ARGV)\n{code}\nend)\n"
+        ));
+    }
+    let hash = Script::new(&body).get_hash()[..12].to_owned();
+    let prefix = format!("rota_jobs_{hash}_");
+    let code = format!(
+        "#!lua name=rota_jobs_{hash}\n{}",
+        body.replace("@PREFIX@", &prefix)
+    );
+    JobLibrary { code, prefix }
+});

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex as SyncMutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,19 +9,30 @@ use redis::Value;
 use rota_core::jobs::{Job, JobConsumerOptions, JobId, JobState, Next, Settle};
 use rota_core::{BrokerError, Leased, ReapStats};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
+use super::call::{Call, is_missing};
 use super::keys::QueueKeys;
 use super::record::{claimed, protocol, state_name};
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
-use crate::inbox::push_replies;
 use crate::lease::{Grant, fenced, ms, renew};
-use crate::scripts;
 
 /// Whole milliseconds of `d`, rounded down (0 for less than one).
 fn ms_of(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A consumer registered as waiting: jobs made claimable are handed to it
+/// on its hand-off list, up to `want`, until `until`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Waiting {
+    want: usize,
+    until: Instant,
+    /// When the next scheduled job was due, as the registering claim saw
+    /// it: due jobs are queued by claims, so the wait ends then.
+    next_due: Option<u64>,
 }
 
 /// A worker's claim on one queue's jobs.
@@ -34,30 +44,29 @@ pub(super) struct RedisJobConsumer {
     pub(super) grant: Grant,
     pub(super) options: JobConsumerOptions,
     pub(super) blocking: Mutex<Blocking>,
-    /// Whether the last claim found nothing and registered this consumer as
-    /// waiting (the next claim takes the registration back).
-    pub(super) waiting: AtomicBool,
+    /// This consumer's registration as waiting for work, made by a claim
+    /// that found none (the next claim call takes it back).
+    pub(super) waiting: SyncMutex<Option<Waiting>>,
     /// The tenant of each job held, from its claim: a settle passes it, so
-    /// the script need not read it to count the tenant's running jobs down.
+    /// the call need not read it to count the tenant's running jobs down.
     pub(super) tenants: SyncMutex<HashMap<JobId, String>>,
 }
 
 impl RedisJobConsumer {
-    /// An invocation of `script` with this consumer's keys after the
-    /// queue's fixed ones.
-    fn invoke<'a>(&self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
-        let mut invocation = self.keys.invoke(script);
-        invocation
-            .key(self.keys.held(&self.grant.holder))
-            .key(self.keys.lease(&self.grant.holder))
-            .key(self.keys.handoff(&self.grant.holder))
-            .arg(&self.grant.holder);
-        invocation
-    }
-
     /// Now, by the store's clock.
     fn now_ms(&self) -> u64 {
         self.broker.options().clock.now_ms()
+    }
+
+    /// A call of job function `function` with this consumer's keys after the
+    /// queue's fixed ones.
+    fn call(&self, function: &str) -> Call {
+        let mut call = self.keys.call(function);
+        call.key(self.keys.held(&self.grant.holder))
+            .key(self.keys.lease(&self.grant.holder))
+            .key(self.keys.handoff(&self.grant.holder))
+            .arg(&self.grant.holder);
+        call
     }
 
     fn remember(&self, jobs: &[Job]) {
@@ -81,33 +90,39 @@ impl RedisJobConsumer {
         Ok(jobs)
     }
 
-    /// One claim attempt: the jobs, and when the next scheduled one is due.
-    /// Finding none, the consumer stays registered as waiting for `wait`.
-    async fn try_claim(
-        &self,
-        max: usize,
-        wait: Duration,
-    ) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Option<Waiting>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One claim call: the jobs; finding none, the consumer stays
+    /// registered as waiting for `wait`.
+    async fn try_claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
         let now = self.now_ms();
-        let registered = self.waiting.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let registered = self.waiting().is_some();
         let value: Value = self
-            .invoke(&scripts::JOB_CLAIM)
+            .call("claim")
             .arg(max.max(1))
             .arg(now)
             .arg(self.options.tenant_cap.unwrap_or(0))
             .arg(if registered { "1" } else { "0" })
-            .arg(now.saturating_add(ms_of(wait)))
-            .invoke_async(&mut self.broker.conn())
+            .arg(ms_of(wait))
+            .invoke(&mut self.broker.conn())
             .await
             .map_err(map)?;
         if let Value::Int(n) = value {
+            *self.waiting() = None;
             fenced(n)?;
-            return Ok((Vec::new(), None));
+            return Ok(Vec::new());
         }
         let (next_due, waits, rows): (i64, u8, Vec<Vec<u8>>) =
             redis::from_redis_value(value).map_err(protocol)?;
-        self.waiting.store(waits == 1, Ordering::SeqCst);
-        Ok((self.parse(&rows)?, u64::try_from(next_due).ok()))
+        *self.waiting() = (waits == 1).then(|| Waiting {
+            want: max.max(1),
+            until: started + wait,
+            next_due: u64::try_from(next_due).ok(),
+        });
+        self.parse(&rows)
     }
 
     /// Waits up to `nap` on the hand-off list for jobs handed to this
@@ -136,8 +151,14 @@ impl RedisJobConsumer {
             None => Vec::new(),
         };
         if !rows.is_empty() {
-            // The script that handed them took the registration back.
-            self.waiting.store(false, Ordering::SeqCst);
+            // The call that handed them counted them off the registration.
+            let mut waiting = self.waiting();
+            if let Some(w) = waiting.as_mut() {
+                w.want = w.want.saturating_sub(rows.len());
+                if w.want == 0 {
+                    *waiting = None;
+                }
+            }
         }
         self.parse(&rows)
     }
@@ -162,26 +183,36 @@ impl Leased for RedisJobConsumer {
     }
 
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
-        let until = tokio::time::Instant::now() + wait;
+        let until = Instant::now() + wait;
+        let mut call = false;
         loop {
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            let (jobs, next_due) = self.try_claim(max, left).await?;
-            let now = tokio::time::Instant::now();
-            if !jobs.is_empty() || now >= until {
-                return Ok(jobs);
-            }
-            // Registered as waiting: sleep on the hand-off list until work
-            // is handed over, the next scheduled job is due, or the wait
-            // ends.
-            let mut nap = until - now;
-            if let Some(due) = next_due {
-                nap = nap.min(Duration::from_millis(
-                    due.saturating_sub(self.now_ms()).max(1),
-                ));
-            }
-            let jobs = self.handed(max, nap).await?;
-            if !jobs.is_empty() {
-                return Ok(jobs);
+            let now = Instant::now();
+            let waiting = *self.waiting();
+            match waiting.filter(|w| !call && w.want <= max && w.until > now) {
+                // Registered as waiting (by this claim or an earlier one):
+                // sleep on the hand-off list until work is handed over, the
+                // registration or this wait ends, or a scheduled job is due.
+                Some(w) => {
+                    let mut nap = until.min(w.until) - now;
+                    if let Some(due) = w.next_due {
+                        let ms = due.saturating_sub(self.now_ms()).max(1);
+                        nap = nap.min(Duration::from_millis(ms));
+                    }
+                    let jobs = self.handed(max, nap).await?;
+                    if !jobs.is_empty() || Instant::now() >= until {
+                        return Ok(jobs);
+                    }
+                    call = true;
+                }
+                None => {
+                    call = false;
+                    let jobs = self
+                        .try_claim(max, until.saturating_duration_since(now))
+                        .await?;
+                    if !jobs.is_empty() || Instant::now() >= until {
+                        return Ok(jobs);
+                    }
+                }
             }
         }
     }
@@ -196,16 +227,8 @@ impl Leased for RedisJobConsumer {
             return Ok(0);
         }
         let mut conn = self.broker.conn();
-        // Outcome replies first (they live in the clients' hash tags).
-        let mut pipe = redis::pipe();
-        let replies = done
-            .iter()
-            .filter_map(|s| s.reply.as_ref().map(|(to, r)| (to.as_str(), r.as_ref())));
-        if push_replies(&mut pipe, replies, self.broker.options().reply_ttl) {
-            let _: () = pipe.query_async(&mut conn).await.map_err(map)?;
-        }
         let retention = self.options.retention;
-        let mut invocation = self.keys.invoke(&scripts::JOB_SETTLE);
+        let mut invocation = self.keys.call("settle");
         invocation
             .key(self.keys.held(&self.grant.holder))
             .key(self.keys.lease(&self.grant.holder))
@@ -240,15 +263,49 @@ impl Leased for RedisJobConsumer {
                 .arg(value)
                 .arg(result);
         }
-        let n: i64 = invocation.invoke_async(&mut conn).await.map_err(map)?;
-        fenced(n).map(|n| n as usize)
+        // One round trip: the outcome replies first (they live in the
+        // clients' hash tags), then the settling call.
+        let mut pipe = redis::pipe();
+        let mut inboxes: Vec<(&str, Vec<&[u8]>)> = Vec::new();
+        for (to, reply) in done.iter().filter_map(|s| s.reply.as_ref()) {
+            match inboxes.iter_mut().find(|(k, _)| *k == to) {
+                Some((_, batch)) => batch.push(reply),
+                None => inboxes.push((to, vec![reply])),
+            }
+        }
+        for (to, batch) in &inboxes {
+            pipe.cmd("RPUSH").arg(*to).arg(batch);
+            pipe.cmd("PEXPIRE")
+                .arg(*to)
+                .arg(ms(self.broker.options().reply_ttl));
+        }
+        pipe.add_command(invocation.cmd());
+        let mut results: Vec<redis::RedisResult<Value>> = pipe
+            .ignore_errors()
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        let settled = match results.pop() {
+            Some(Err(e)) if is_missing(&e) => invocation.invoke(&mut conn).await,
+            Some(answer) => answer.and_then(|v| redis::from_redis_value(v).map_err(Into::into)),
+            None => return Err(protocol("settle got no answer")),
+        };
+        let n: i64 = settled.map_err(map)?;
+        let n = fenced(n)?;
+        // A reply not written fails the settle: the worker writes it all
+        // again, the replies once more (duplicates are dropped by id) and the
+        // jobs, no longer held, not again.
+        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+            return Err(map(e));
+        }
+        Ok(n as usize)
     }
 
     async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut invocation = self.invoke(&scripts::JOB_RELEASE);
+        let mut invocation = self.call("release");
         invocation.arg(self.now_ms()).arg(if attempted {
             "attempted"
         } else {
@@ -259,7 +316,7 @@ impl Leased for RedisJobConsumer {
             invocation.key(self.keys.job(id)).arg(id.to_string());
         }
         let n: i64 = invocation
-            .invoke_async(&mut self.broker.conn())
+            .invoke(&mut self.broker.conn())
             .await
             .map_err(map)?;
         fenced(n).map(|_| ())
@@ -270,10 +327,10 @@ impl Leased for RedisJobConsumer {
         loop {
             let (requeued, dead, more): (usize, Vec<String>, u8) = self
                 .keys
-                .invoke(&scripts::JOB_REAP)
+                .call("reap")
                 .arg(self.now_ms())
                 .arg(self.options.max_attempts)
-                .invoke_async(&mut self.broker.conn())
+                .invoke(&mut self.broker.conn())
                 .await
                 .map_err(map)?;
             let dead: Vec<JobId> = dead.iter().filter_map(|d| JobId::parse(d).ok()).collect();
@@ -287,16 +344,17 @@ impl Leased for RedisJobConsumer {
     }
 
     async fn close(&self) -> Result<(), BrokerError> {
+        *self.waiting() = None;
         self.tenants
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         loop {
             let left: i64 = self
-                .invoke(&scripts::JOB_RELEASE)
+                .call("release")
                 .arg(self.now_ms())
                 .arg("close")
-                .invoke_async(&mut self.broker.conn())
+                .invoke(&mut self.broker.conn())
                 .await
                 .map_err(map)?;
             if left <= 0 {

@@ -1,8 +1,8 @@
-//! The keys of one queue, and the script invocations that name them.
+//! The keys of one queue, and the function calls that name them.
 
-use redis::{Script, ScriptInvocation};
+use super::call::Call;
 
-/// The keys every job script is given first, in the order `common.lua`
+/// The keys every job function is given first, in the order `common.lua`
 /// reads them.
 const FIXED: [&str; 16] = [
     "ring",
@@ -71,16 +71,16 @@ impl QueueKeys {
         format!("{}handoff:{consumer}", self.base)
     }
 
-    /// An invocation of `script` with the fixed keys and, as the first
-    /// argument, the base (for the keys a script derives from what it
-    /// reads); the caller adds the script's own keys and arguments.
-    pub(crate) fn invoke<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
-        let mut invocation = script.prepare_invoke();
+    /// A call of job function `function` with the fixed keys and, as the
+    /// first argument, the base (for the keys a function derives from what
+    /// it reads); the caller adds the function's own keys and arguments.
+    pub(crate) fn call(&self, function: &str) -> Call {
+        let mut call = Call::new(function);
         for name in FIXED {
-            invocation.key(self.key(name));
+            call.key(self.key(name));
         }
-        invocation.arg(&self.base);
-        invocation
+        call.arg(&self.base);
+        call
     }
 }
 

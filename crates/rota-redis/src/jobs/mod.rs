@@ -18,7 +18,7 @@
 //! | `held:<c>` | hash | job id → claim time (ms) of the jobs consumer `c` holds: the running jobs |
 //! | `lease:<c>` | string with TTL | the consumer's fenced lease |
 //! | `waiting`, `wants` | zset, hash | consumers blocked in a claim that found nothing (until when; how many jobs, under which cap) |
-//! | `handoff:<c>` | list | jobs claimed for waiting consumer `c` by the script that made them claimable; its blocked claim reads them |
+//! | `handoff:<c>` | list | jobs claimed for waiting consumer `c` by the function that made them claimable; its blocked claim reads them |
 //! | `finished` | list | `<finished at> <state> <id>` of finished jobs in the order they finished, for retention |
 //! | `fin` | hash | finished jobs per state |
 //! | `dead` | zset | dead job ids, oldest first |
@@ -29,16 +29,19 @@
 //! leaves the job's hash as it is (a write per job spared): a job without a
 //! state is running while a consumer holds it, queued otherwise.
 //!
-//! Every state change is one Lua script (`lua/jobs/`), whose cost per job
-//! does not grow with the number of partitions: the ring is a sorted set, a
+//! Every state change is one call of a Lua function (`lua/jobs/`, loaded
+//! as one library of Redis Functions, so its helpers are defined once per
+//! server rather than with every call), whose cost per job does not grow
+//! with the number of partitions: the ring is a sorted set, a
 //! lane a list, a capped tenant is skipped once (parked) rather than
 //! scanned, and work on a whole queue (purge, reap, close, retention,
 //! counts) goes in chunks of 1 000 looped from Rust. Outcome replies go to
-//! the client's inbox (another hash tag) just before the settling script,
-//! like call replies.
+//! the client's inbox (another hash tag) just before the settling call, in
+//! the same pipeline, like call replies.
 //!
-//! An enqueue is all or nothing per queue: each queue's part is one
-//! script, all of them sent in one round trip.
+//! An enqueue is all or nothing per queue: each queue's part is one call,
+//! all of them sent in one round trip. A single job due now, with nothing
+//! else claimable, goes straight to a waiting consumer.
 
 use std::collections::BTreeMap;
 
@@ -55,16 +58,17 @@ use tokio::sync::Mutex;
 
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
-use crate::error::{is_noscript, map};
+use crate::error::map;
 use crate::inbox::push_replies;
 use crate::lease::grant;
-use crate::scripts;
 
+mod call;
 mod consumer;
 mod counts;
 mod keys;
 mod record;
 
+use call::{Call, is_missing};
 use consumer::RedisJobConsumer;
 use keys::QueueKeys;
 use record::{RawRecord, pack, protocol, record};
@@ -74,7 +78,7 @@ fn queues_key(prefix: &str) -> String {
     format!("{prefix}:queues")
 }
 
-/// Records read per script call.
+/// Records read per call.
 const READ_PAGE: usize = 1000;
 
 impl RedisBroker {
@@ -92,14 +96,11 @@ impl RedisBroker {
         let keys = self.queue_keys(queue)?;
         let mut out = Vec::with_capacity(ids.len());
         for page in ids.chunks(READ_PAGE) {
-            let mut invocation = keys.invoke(&scripts::JOB_READ);
+            let mut invocation = keys.call("read");
             for id in page {
                 invocation.key(keys.job(id)).arg(id.to_string());
             }
-            let raw: Vec<RawRecord> = invocation
-                .invoke_async(&mut self.conn())
-                .await
-                .map_err(map)?;
+            let raw: Vec<RawRecord> = invocation.invoke(&mut self.conn()).await.map_err(map)?;
             for (r, id) in raw.into_iter().zip(page) {
                 out.push(record(r, *id, queue)?);
             }
@@ -127,15 +128,15 @@ impl RedisBroker {
         Ok(())
     }
 
-    /// Runs a script of admin.lua on one job of `queue`.
+    /// Runs an operation of the admin function on one job of `queue`.
     async fn admin(&self, queue: &str, op: &str, id: JobId) -> Result<i64, BrokerError> {
         let keys = self.queue_keys(queue)?;
-        keys.invoke(&scripts::JOB_ADMIN)
+        keys.call("admin")
             .key(keys.job(id))
             .arg(op)
             .arg(id.to_string())
             .arg(self.options().clock.now_ms())
-            .invoke_async(&mut self.conn())
+            .invoke(&mut self.conn())
             .await
             .map_err(map)
     }
@@ -145,7 +146,7 @@ impl RedisBroker {
 struct Part<'a> {
     queue: &'a str,
     at: Vec<usize>,
-    invocation: redis::ScriptInvocation<'static>,
+    invocation: Call,
 }
 
 #[async_trait]
@@ -165,7 +166,7 @@ impl JobStore for RedisBroker {
         let mut parts = Vec::with_capacity(by_queue.len());
         for (queue, at) in by_queue {
             let keys = self.queue_keys(queue)?;
-            let mut invocation = keys.invoke(&scripts::JOB_ENQUEUE);
+            let mut invocation = keys.call("enqueue");
             let chosen = at.iter().any(|i| jobs[*i].id.is_some());
             invocation.arg(now).arg(if chosen { "1" } else { "0" });
             for i in &at {
@@ -189,14 +190,14 @@ impl JobStore for RedisBroker {
                 invocation,
             });
         }
-        // One round trip: the queue registry, and each queue's script.
+        // One round trip: the queue registry, and each queue's call.
         let mut conn = self.conn();
         let mut pipe = redis::pipe();
         pipe.cmd("SADD")
             .arg(queues_key(&self.options().prefix))
             .arg(parts.iter().map(|p| p.queue).collect::<Vec<_>>());
         for part in &parts {
-            pipe.invoke_script(&part.invocation);
+            pipe.add_command(part.invocation.cmd());
         }
         let mut results: Vec<redis::RedisResult<redis::Value>> = pipe
             .ignore_errors()
@@ -204,19 +205,15 @@ impl JobStore for RedisBroker {
             .await
             .map_err(map)?;
         let registry = results.remove(0);
-        // Scripts not loaded (Redis restarted) ran nothing: load, run again.
-        if results.iter().any(|r| r.as_ref().is_err_and(is_noscript)) {
-            scripts::JOB_ENQUEUE
-                .prepare_invoke()
-                .load_async(&mut conn)
-                .await
-                .map_err(map)?;
+        // Functions not loaded (Redis restarted) ran nothing: load, run again.
+        if results.iter().any(|r| r.as_ref().is_err_and(is_missing)) {
+            call::load(&mut conn).await.map_err(map)?;
             let mut again = redis::pipe();
             let retried: Vec<usize> = (0..parts.len())
-                .filter(|i| results[*i].as_ref().is_err_and(is_noscript))
+                .filter(|i| results[*i].as_ref().is_err_and(is_missing))
                 .collect();
             for i in &retried {
-                again.invoke_script(&parts[*i].invocation);
+                again.add_command(parts[*i].invocation.cmd());
             }
             let answers: Vec<redis::RedisResult<redis::Value>> = again
                 .ignore_errors()
@@ -362,9 +359,9 @@ impl JobStore for RedisBroker {
         let mut purged = 0;
         loop {
             let n: usize = keys
-                .invoke(&scripts::JOB_ADMIN)
+                .call("admin")
                 .arg("purge")
-                .invoke_async(&mut self.conn())
+                .invoke(&mut self.conn())
                 .await
                 .map_err(map)?;
             if n == 0 {

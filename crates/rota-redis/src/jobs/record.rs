@@ -1,4 +1,4 @@
-//! Reading what the scripts return: job records and claimed jobs.
+//! Reading what the job functions return: job records and claimed jobs.
 
 use std::collections::BTreeMap;
 
@@ -153,7 +153,7 @@ pub(crate) fn record(
     Ok(Some(record))
 }
 
-/// A claimed job of `queue` as the scripts return it, its lane entry:
+/// A claimed job of `queue` as the functions return it, its lane entry:
 /// `<score> <id> <attempt> <due or -> <stored JSON>`.
 pub(crate) fn claimed(row: &[u8], queue: &str) -> Result<Job, BrokerError> {
     let mut parts = row.splitn(5, |b| *b == b' ');

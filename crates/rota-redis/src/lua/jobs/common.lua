@@ -1,8 +1,11 @@
--- Shared by the job scripts (prepended to each, then take.lua).
+-- The helpers of the job functions: the library is this file, take.lua,
+-- then each function's body (enqueue.lua, claim.lua, ...) registered as
+-- rota_jobs_<version>_<name>; each call starts with setup().
 --
--- KEYS[1..16] are the queue's fixed keys, in the order below; each script's
--- own keys follow them. ARGV[1] is the queue's base, "<prefix>:{j:<queue>}:".
--- Keys a script can only name once it has read something -- the job of an id
+-- KEYS[1..16] are the queue's fixed keys, in the order below; each
+-- function's own keys follow them. ARGV[1] is the queue's base,
+-- "<prefix>:{j:<queue>}:".
+-- Keys a function can only name once it has read something -- the job of an id
 -- popped from a lane, a lane of a partition taken from the ring, the keys of
 -- a consumer found in the registry -- are derived from the base; they carry
 -- its hash tag, so they live on the queue's node like the rest.
@@ -22,11 +25,9 @@
 -- grouped: its lanes wait in lanes:<p>, scored by their first job, for a
 -- claim to pick the best.
 local RING, SEQ, SCHED, PSCHED, RUN, GRP, WAITING, WANTS, FINISHED, FIN, DEAD, IKEYS,
-  KOF, CONSUMERS, TIDY, TOMB =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
-  KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
+  KOF, CONSUMERS, TIDY, TOMB
 local FIXED = 16
-local base = ARGV[1]
+local base
 
 local function jk(id) return base .. 'job:' .. id end
 local function lane_of(p, t, prio)
@@ -106,6 +107,13 @@ local function bulk(cmd, pre, args, step)
   return out
 end
 
+-- Redis's own clock, in ms: what a consumer's wait is measured by, like its
+-- lease (a key TTL) -- real time, whatever clock due times are kept by.
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 local function lease_ok(consumer)
   return redis.call('EXISTS', base .. 'lease:' .. consumer) == 1
 end
@@ -155,11 +163,11 @@ local function lane_head(lane)
   if e then return e, entry_score(e) end
 end
 
--- Jobs made claimable by this script, gathered to write each lane, the
+-- Jobs made claimable by this call, gathered to write each lane, the
 -- grouped partitions' lanes and the ring once: job id of partition p and
 -- tenant t, score sc, at attempt a (due `due`, or '-' for the time in its
 -- JSON). A job given back (`front`) goes ahead of its lane; others behind.
-local ready = {lanes = {}, order = {}, n = 0}
+local ready
 local function ready_add(id, p, t, sc, a, due, json, front)
   local prio = prio_of(sc)
   local lane = lane_of(p, t, prio)
@@ -233,8 +241,8 @@ local function ready_flush()
   return n
 end
 
--- Scheduled jobs gathered by this script.
-local later = {items = {}, parts = {}, plist = {}}
+-- Scheduled jobs gathered by this call.
+local later
 local function later_add(id, p, due)
   local items = later.items
   items[#items + 1] = due
@@ -254,8 +262,8 @@ local function later_flush()
   later = {items = {}, parts = {}, plist = {}}
 end
 
--- Dead jobs gathered by this script, in order.
-local buried = {}
+-- Dead jobs gathered by this call, in order.
+local buried
 local function bury(jkey, id, reason, now, hist, att)
   redis.call('HSET', jkey, 's', 'dead', 'f', int(now), 'rs', reason, hist, att)
   buried[#buried + 1] = id
@@ -272,10 +280,10 @@ local function buried_flush()
   buried = {}
 end
 
--- Finished jobs gathered by this script, per state. The finished list
+-- Finished jobs gathered by this call, per state. The finished list
 -- holds "<finished at> <state> <id>" in the order jobs finished, so
 -- retention knows age and state without a read.
-local done = {items = {}, states = {}, slist = {}}
+local done
 local function done_add(state, id, now)
   local items = done.items
   items[#items + 1] = int(now) .. ' ' .. state .. ' ' .. id
@@ -318,7 +326,7 @@ local function unpark(t)
 end
 
 -- Jobs that stopped running, per tenant.
-local stopped = {counts = {}, tlist = {}}
+local stopped
 local function stop(t)
   local n = stopped.counts[t]
   if not n then
@@ -397,4 +405,16 @@ local function retain(keep, age, now)
     if redis.call('HINCRBY', FIN, s, -per[s]) <= 0 then redis.call('HDEL', FIN, s) end
   end
   forget(ids)
+end
+
+-- Starts a call: the queue's keys, and nothing gathered.
+local function setup(keys, args)
+  RING, SEQ, SCHED, PSCHED, RUN, GRP, WAITING, WANTS, FINISHED, FIN, DEAD, IKEYS, KOF,
+    CONSUMERS, TIDY, TOMB = unpack(keys, 1, FIXED)
+  base = args[1]
+  ready = {lanes = {}, order = {}, n = 0}
+  later = {items = {}, parts = {}, plist = {}}
+  buried = {}
+  done = {items = {}, states = {}, slist = {}}
+  stopped = {counts = {}, tlist = {}}
 end

@@ -53,6 +53,25 @@ end
 -- Writes.
 local s0 = seq_take(count - #dups / 2)
 local ikeys, kof = {}, {}
+-- A single job due now, with nothing else claimable and a consumer
+-- waiting that may take it, goes straight to that consumer.
+local direct = nil
+if count == 1 and #dups == 0 and tonumber(ARGV[FIRST + 4]) <= now
+  and redis.call('EXISTS', RING) == 0 then
+  local t = ARGV[FIRST + 2]
+  for _, w in ipairs(waiting()) do
+    local room = true
+    if w[3] > 0 then
+      local r = tonumber(redis.call('HGET', RUN, t) or '0')
+      if r >= BIG then r = r - BIG end
+      room = r < w[3]
+    end
+    if room then
+      direct = w
+      break
+    end
+  end
+end
 local q = s0
 for i = 0, count - 1 do
   if not skip[i] then
@@ -81,7 +100,15 @@ for i = 0, count - 1 do
       end
       redis.call('HSET', jkey, unpack(fields))
     end
-    if due > now then later_add(id, p, due) else ready_add(id, p, t, sc, 1, '-', ARGV[a + 7]) end
+    if direct then
+      redis.call('HSET', held_key(direct[1]), id, now)
+      redis.call('HINCRBY', RUN, t, 1)
+      hand(direct, {entry(sc, id, 1, '-', ARGV[a + 7])})
+    elseif due > now then
+      later_add(id, p, due)
+    else
+      ready_add(id, p, t, sc, 1, '-', ARGV[a + 7])
+    end
     if key ~= '' then
       ikeys[#ikeys + 1] = key
       ikeys[#ikeys + 1] = id

@@ -1,6 +1,6 @@
--- Claiming, shared by the scripts that claim (claim.lua) and those that
--- hand work to waiting consumers (every script that makes jobs claimable).
--- Prepended after common.lua, to every job script.
+-- Claiming, shared by the functions that claim (claim.lua) and those that
+-- hand work to waiting consumers (every function that makes jobs
+-- claimable). Follows common.lua in the library.
 
 -- Queues the scheduled jobs that are due, at most CHUNK per call.
 local function promote(now)
@@ -315,27 +315,48 @@ local function take(c, max, cap, now)
   return order
 end
 
--- Hands claimable jobs to the consumers waiting for work -- blocked in a
--- claim that found none, until the end of that claim's wait -- soonest
--- ending wait first: each gets what its own claim would take, pushed to
--- its hand-off list, where its blocked read finds it. So a job enqueued
--- while a worker waits reaches it in the same round trip. Registrations
--- whose wait ended, or whose lease lapsed, are dropped on the way.
-local function handoff(now)
+-- The consumers waiting for work -- blocked in a claim that found none,
+-- until the end of that claim's wait -- soonest ending wait first, each as
+-- {id, jobs it wants, its cap}. Registrations whose wait ended, or whose
+-- lease lapsed, are dropped on the way.
+local function waiting()
+  local out = {}
   local ws = redis.call('ZRANGE', WAITING, 0, -1, 'WITHSCORES')
+  local t = server_ms()
   for i = 1, #ws, 2 do
     local c, wait_end = ws[i], tonumber(ws[i + 1])
     local want = redis.call('HGET', WANTS, c)
-    local live = wait_end > now and want and lease_ok(c)
-    local rows = {}
-    if live and redis.call('EXISTS', RING) == 1 then
+    if wait_end > t and want and lease_ok(c) then
       local max, cap = string.match(want, '^(%d+) (%d+)$')
-      rows = take(c, tonumber(max), tonumber(cap), now)
-      if #rows > 0 then bulk('RPUSH', {handoff_key(c)}, rows) end
-    end
-    if not live or #rows > 0 then
+      out[#out + 1] = {c, tonumber(max), tonumber(cap)}
+    else
       redis.call('ZREM', WAITING, c)
       redis.call('HDEL', WANTS, c)
     end
+  end
+  return out
+end
+
+-- Pushes jobs (lane entries) to waiting consumer w's hand-off list, where
+-- its blocked read finds them; it waits on for the rest of what it wants.
+local function hand(w, rows)
+  local c, max, cap = w[1], w[2], w[3]
+  bulk('RPUSH', {handoff_key(c)}, rows)
+  if #rows >= max then
+    redis.call('ZREM', WAITING, c)
+    redis.call('HDEL', WANTS, c)
+  else
+    redis.call('HSET', WANTS, c, (max - #rows) .. ' ' .. cap)
+  end
+end
+
+-- Hands claimable jobs to the consumers waiting for work: each gets what
+-- its own claim would take. So a job enqueued while a worker waits reaches
+-- it in the same round trip.
+local function handoff(now)
+  for _, w in ipairs(waiting()) do
+    if redis.call('EXISTS', RING) == 0 then return end
+    local rows = take(w[1], w[2], w[3], now)
+    if #rows > 0 then hand(w, rows) end
   end
 end
