@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use rota_core::jobs::{Job, Retention};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
 use super::books::{Partitions, QueueRow, Tenants};
 use super::rows::{JOB_COLS, Outbox, RUNNING, job_from_row, uint};
@@ -102,13 +102,7 @@ pub(crate) fn claim(
         let now = now();
         let mut row = QueueRow::load(tx, queue)?;
         promote(tx, &mut row, now)?;
-        let mut claim = Claim {
-            tx,
-            queue,
-            cap: cap.map(i64::from),
-            running: HashMap::new(),
-            tenants: Tenants::default(),
-        };
+        let mut claim = Claim::new(tx, queue, cap)?;
         let jobs = claim.run(&mut row, consumer, max, now)?;
         let mut tenants = std::mem::take(&mut claim.tenants);
         tenants.flush(tx, queue)?;
@@ -146,6 +140,11 @@ fn promote(tx: &Transaction<'_>, row: &mut QueueRow, now: i64) -> Result<()> {
     partitions.flush(tx, row)
 }
 
+/// One claim transaction: what it read, and its statements, taken from the
+/// connection's cache once for the whole claim. A statement with an `ORDER
+/// BY` or a bound `LIMIT` is prepared again each time it goes back to the
+/// cache (the cache clears its bindings, and SQLite then re-plans it), so
+/// taking one from the cache per visit of a partition prepared it per job.
 struct Claim<'a, 't> {
     tx: &'a Transaction<'t>,
     queue: &'a str,
@@ -153,9 +152,41 @@ struct Claim<'a, 't> {
     /// Running jobs per tenant, as read in this claim (with its takes).
     running: HashMap<String, i64>,
     tenants: Tenants,
+    ring: CachedStatement<'a>,
+    head: CachedStatement<'a>,
+    next_tenant: CachedStatement<'a>,
+    running_of: CachedStatement<'a>,
 }
 
-impl Claim<'_, '_> {
+impl<'a, 't> Claim<'a, 't> {
+    fn new(tx: &'a Transaction<'t>, queue: &'a str, cap: Option<u32>) -> Result<Self> {
+        Ok(Self {
+            tx,
+            queue,
+            cap: cap.map(i64::from),
+            running: HashMap::new(),
+            tenants: Tenants::default(),
+            ring: tx.prepare_cached(
+                "SELECT partition, queued, turn FROM rota_job_partitions
+                 WHERE queue = ?1 AND queued > 0 AND turn > ?2 AND turn < ?3
+                 ORDER BY turn LIMIT ?4",
+            )?,
+            head: tx.prepare_cached(
+                "SELECT priority, due_ms, seq FROM rota_jobs
+                 WHERE queue = ?1 AND partition = ?2 AND tenant = ?3 AND state = 1
+                 ORDER BY priority DESC, due_ms, seq LIMIT 1",
+            )?,
+            next_tenant: tx.prepare_cached(
+                "SELECT tenant FROM rota_jobs
+                 WHERE queue = ?1 AND partition = ?2 AND state = 1 AND tenant > ?3
+                 ORDER BY tenant LIMIT 1",
+            )?,
+            running_of: tx.prepare_cached(
+                "SELECT running FROM rota_job_tenants WHERE queue = ?1 AND tenant = ?2",
+            )?,
+        })
+    }
+
     fn run(
         &mut self,
         row: &mut QueueRow,
@@ -247,13 +278,9 @@ impl Claim<'_, '_> {
     }
 
     /// Up to `n` ready partitions after turn `after` and before `until`.
-    fn read_ring(&self, after: i64, until: i64, n: usize) -> Result<VecDeque<Part>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT partition, queued, turn FROM rota_job_partitions
-             WHERE queue = ?1 AND queued > 0 AND turn > ?2 AND turn < ?3
-             ORDER BY turn LIMIT ?4",
-        )?;
-        let parts = stmt
+    fn read_ring(&mut self, after: i64, until: i64, n: usize) -> Result<VecDeque<Part>> {
+        let parts = self
+            .ring
             .query_map(
                 params![self.queue, after, until, n.clamp(4, 256) as i64],
                 |r| {
@@ -276,11 +303,6 @@ impl Claim<'_, '_> {
             Some(t) => t,
             None => part.tenants.insert(self.list_tenants(&part.name)?),
         };
-        let mut head = self.tx.prepare_cached(
-            "SELECT priority, due_ms, seq FROM rota_jobs
-             WHERE queue = ?1 AND partition = ?2 AND tenant = ?3 AND state = 1
-             ORDER BY priority DESC, due_ms, seq LIMIT 1",
-        )?;
         let mut best: Option<((i64, i64, i64), usize)> = None;
         let mut i = 0;
         while i < tenants.len() {
@@ -290,7 +312,8 @@ impl Claim<'_, '_> {
                 i += 1;
                 continue;
             }
-            let found: Option<(i64, i64, i64)> = head
+            let found: Option<(i64, i64, i64)> = self
+                .head
                 .query_row(params![self.queue, part.name, tenants[i]], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
@@ -312,16 +335,12 @@ impl Claim<'_, '_> {
     }
 
     /// The tenants with queued jobs in `partition`, one index seek each.
-    fn list_tenants(&self, partition: &str) -> Result<Vec<String>> {
-        let mut next = self.tx.prepare_cached(
-            "SELECT tenant FROM rota_jobs
-             WHERE queue = ?1 AND partition = ?2 AND state = 1 AND tenant > ?3
-             ORDER BY tenant LIMIT 1",
-        )?;
+    fn list_tenants(&mut self, partition: &str) -> Result<Vec<String>> {
         let mut tenants: Vec<String> = Vec::new();
         loop {
             let after = tenants.last().map_or("", String::as_str);
-            let found: Option<String> = next
+            let found: Option<String> = self
+                .next_tenant
                 .query_row(params![self.queue, partition, after], |r| r.get(0))
                 .optional()?;
             match found {
@@ -337,10 +356,7 @@ impl Claim<'_, '_> {
             return Ok(*n);
         }
         let n: i64 = self
-            .tx
-            .prepare_cached(
-                "SELECT running FROM rota_job_tenants WHERE queue = ?1 AND tenant = ?2",
-            )?
+            .running_of
             .query_row(params![self.queue, tenant], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
