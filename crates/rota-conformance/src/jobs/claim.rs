@@ -27,6 +27,43 @@ pub async fn priority_then_fifo_within_a_partition(store: &dyn JobBackend) {
     assert_eq!(order, expect, "priority first, then enqueue order");
 }
 
+/// Within a partition shared by many tenants, the order holds across them:
+/// the highest priority of any tenant first, then the oldest, claim after
+/// claim and within one claim.
+pub async fn priority_then_fifo_across_the_tenants_of_a_partition(store: &dyn JobBackend) {
+    let q = queue("prio-group");
+    // Forty tenants in one partition, each with a job at each of three
+    // priorities, enqueued tenant by tenant.
+    let mut batch = Vec::new();
+    for t in 0..40 {
+        for p in [0, 7, 3] {
+            batch.push(job(&q, &format!("t{t:02}")).partition("g").priority(p));
+        }
+    }
+    let ids: Vec<JobId> = store
+        .enqueue(batch)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let mut expect = Vec::new();
+    for p in [1, 2, 0] {
+        expect.extend((0..40).map(|t| ids[t * 3 + p]));
+    }
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    let mut order = Vec::new();
+    order.push(claim_one(&*c).await.id);
+    order.extend(c.claim(59, FOUND).await.unwrap().iter().map(|j| j.id));
+    while order.len() < expect.len() {
+        order.push(claim_one(&*c).await.id);
+    }
+    assert_eq!(
+        order, expect,
+        "priority first, then enqueue order, whatever the tenant"
+    );
+}
+
 /// Partitions take turns: a tenant enqueued behind another's backlog runs
 /// among the first, and successive claims continue where the last stopped.
 pub async fn round_robin_across_partitions(store: &dyn JobBackend) {

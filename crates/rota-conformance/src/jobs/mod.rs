@@ -166,7 +166,8 @@ macro_rules! jobs_tests {
             counts_per_state_and_partition, requeue_and_purge_dead, bad_input_is_refused,
             a_chosen_id_is_unique_within_its_queue, finishing_in_a_state_that_is_not_final_is_refused,
             claims_take_turns_over_many_partitions, a_reply_to_that_is_no_inbox_is_refused,
-            round_robin_over_fifty_thousand_partitions);
+            round_robin_over_fifty_thousand_partitions,
+            priority_then_fifo_across_the_tenants_of_a_partition);
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
         mod jobs_conformance {
