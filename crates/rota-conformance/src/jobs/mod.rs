@@ -168,7 +168,9 @@ macro_rules! jobs_tests {
             claims_take_turns_over_many_partitions, a_reply_to_that_is_no_inbox_is_refused,
             a_capped_tenant_does_not_block_its_partition, a_capped_claim_wakes_when_a_slot_frees,
             an_invalid_job_refuses_a_batch_over_several_queues,
-            counts_see_capped_grouped_and_cancelled_jobs);
+            counts_see_capped_grouped_and_cancelled_jobs,
+            round_robin_over_fifty_thousand_partitions,
+            priority_then_fifo_across_the_tenants_of_a_partition);
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
         mod jobs_conformance {

@@ -46,7 +46,7 @@ impl MemoryJobConsumer {
             }
         }
         // Pass the wake-up on if work is left for other consumers.
-        if !jobs.is_empty() && !q.ring.is_empty() {
+        if !jobs.is_empty() && !q.partitions.is_empty() {
             q.wake.notify_waiters();
         }
         Ok((jobs, q.next_due()))

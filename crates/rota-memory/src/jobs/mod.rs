@@ -13,9 +13,12 @@
 //! * `records` — every retained job, with the sequence number that orders
 //!   it among jobs of equal priority and due time;
 //! * `partitions` — the queued jobs, per partition and tenant, ordered by
-//!   priority (highest first), then due time, then sequence;
-//! * `ring` — the partitions that have queued jobs, the next one to serve
-//!   in front (the round-robin cursor);
+//!   priority (highest first), then due time, then sequence, with each
+//!   tenant's first job in that order too; the partitions, in the order of
+//!   their names, are the round-robin ring;
+//! * `cursor` — the partition served last: claims go on from the next
+//!   name, wrapping round, so a partition that becomes ready is served
+//!   within the round under way;
 //! * `scheduled` — jobs waiting for their time, by due time;
 //! * `finished` and `dead` — final jobs, oldest first, for retention and
 //!   listing.

@@ -11,7 +11,9 @@
 //! hold across restarts.
 //!
 //! * `rows` — state codes, rows to jobs and records, the reply inbox;
-//! * `books` — per-queue bookkeeping: clock, partitions, tenants, retention;
+//! * `books` — per-queue bookkeeping: clock, finished count, retention
+//!   (nothing per partition or per tenant: the claims read the ring and the
+//!   running jobs from indexes of the jobs, see `claim`);
 //! * `enqueue`, `claim`, `settle` (settle, release, reap, close), `admin`
 //!   (records, counts, dead jobs, cancel) — the transactions.
 
