@@ -134,10 +134,11 @@ pub(super) const NEXT_PARTITION: &str = "SELECT partition, tenant, -priority, du
      FROM rota_jobs WHERE queue = ?1 AND state = 1 AND partition > ?2
      ORDER BY partition, tenant, priority DESC, due_ms, seq LIMIT 1";
 
-/// The first tenant with queued jobs in a partition after a name.
-pub(super) const NEXT_TENANT: &str = "SELECT tenant FROM rota_jobs
+/// The first job of the first tenant with queued jobs in a partition after
+/// a name.
+pub(super) const NEXT_TENANT: &str = "SELECT tenant, -priority, due_ms, seq FROM rota_jobs
      WHERE queue = ?1 AND state = 1 AND partition = ?2 AND tenant > ?3
-     ORDER BY tenant LIMIT 1";
+     ORDER BY tenant, priority DESC, due_ms, seq LIMIT 1";
 
 /// A tenant's first queued job in a partition.
 pub(super) const TENANT_HEAD: &str = "SELECT -priority, due_ms, seq FROM rota_jobs
@@ -318,30 +319,24 @@ impl<'a> Claim<'a> {
         Ok(picked)
     }
 
-    /// The heads of the tenants of partition `name`: one seek to learn it
-    /// has no other tenant, in the common case of a partition per tenant;
-    /// two per tenant for a partition that groups tenants.
+    /// The heads of the tenants of partition `name`, one seek each: one
+    /// seek to learn it has no other tenant, in the common case of a
+    /// partition per tenant.
     fn read_part(&mut self, name: &str, first: (Rank, String)) -> Result<Part> {
         let mut tenant = first.1.clone();
         let mut heads = BTreeSet::from([first]);
         loop {
-            let next: Option<String> = self
+            let next: Option<(Rank, String)> = self
                 .next_tenant
-                .query_row(params![self.queue, name, tenant], |r| r.get(0))
+                .query_row(params![self.queue, name, tenant], |r| {
+                    Ok(((r.get(1)?, r.get(2)?, r.get(3)?), r.get(0)?))
+                })
                 .optional()?;
             let Some(next) = next else {
                 return Ok(Part { heads, taken: None });
             };
-            let rank: Option<Rank> = self
-                .head
-                .query_row(params![self.queue, name, next], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()?;
-            if let Some(rank) = rank {
-                heads.insert((rank, next.clone()));
-            }
-            tenant = next;
+            tenant = next.1.clone();
+            heads.insert(next);
         }
     }
 
