@@ -18,7 +18,12 @@
 //! Within a partition the job taken is the first, by priority (highest
 //! first), due time and enqueue order, among its tenants under the cap; the
 //! running count of a tenant (for the cap) is read from `rota_jobs_running`,
-//! whose size is the number of running jobs.
+//! whose size is the number of running jobs. The queued index keeps a
+//! partition's jobs per tenant (so a capped tenant is passed over without
+//! reading its jobs), which makes the first visit of a claim to a partition
+//! read one entry per tenant with queued jobs in it: one, for a partition
+//! per tenant; a partition shared by a group of tenants costs one seek per
+//! member per claim that visits it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
