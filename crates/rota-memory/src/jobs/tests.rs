@@ -142,18 +142,3 @@ async fn finished_records_older_than_max_age_are_deleted_on_settle() {
     assert!(broker.job("q", old).await.unwrap().is_none(), "expired");
     assert!(broker.job("q", got[0].id).await.unwrap().is_some());
 }
-
-/// The cap checks the suite keeps apart (a backend of many machines may
-/// look only so far into a partition): a capped tenant's backlog does not
-/// hold back the other tenants of its partition, and a freed slot wakes a
-/// waiting claim.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capped_tenants_leave_their_partition_to_others() {
-    let clock = rota_conformance::jobs::ManualClock::starting_now();
-    let broker = MemoryBroker::with_clock(clock.clone());
-    rota_conformance::jobs::run_with_clock(clock, async {
-        rota_conformance::jobs::a_capped_tenant_does_not_block_its_partition(&broker).await;
-        rota_conformance::jobs::a_capped_claim_wakes_when_a_slot_frees(&broker).await;
-    })
-    .await;
-}

@@ -449,20 +449,3 @@ async fn throughput() {
     );
     assert_bookkeeping(&broker).await;
 }
-
-/// The cap checks the suite keeps apart (a backend of many machines may
-/// look only so far into a partition): a capped tenant's backlog does not
-/// hold back the other tenants of its partition, and a freed slot wakes a
-/// waiting claim.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capped_tenants_leave_their_partition_to_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = rota_conformance::jobs::ManualClock::starting_now();
-    let options = SqliteOptions::new(dir.path().join("rota.db")).clock(clock.clone());
-    let broker = SqliteBroker::open_with(options).await.unwrap();
-    rota_conformance::jobs::run_with_clock(clock, async {
-        rota_conformance::jobs::a_capped_tenant_does_not_block_its_partition(&broker).await;
-        rota_conformance::jobs::a_capped_claim_wakes_when_a_slot_frees(&broker).await;
-    })
-    .await;
-}
