@@ -299,5 +299,14 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
     // Room for every statement of the broker and the job store, so that
     // none is prepared again on the hot paths.
     conn.set_prepared_statement_cache_capacity(128);
+    // Keep a cached statement's plan whatever values are bound to it (the
+    // query planner stability guarantee): without it SQLite re-plans a
+    // statement whose plan looked at a bound value each time it is reused,
+    // several times per claim.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(|e| BrokerError::Config(format!("cannot configure SQLite: {e}")))?;
     Ok(conn)
 }
