@@ -49,8 +49,9 @@ pub trait Billing {
     #[rota(oneway)]
     async fn audit(&self, event: AuditEvent);
 
-    /// How many events were audited so far.
-    #[rota(timeout_ms = 2000)]
+    /// How many events were audited so far. (A per-method timeout; like any
+    /// timeout it should outlast a redelivery, 16.25 s with the defaults.)
+    #[rota(timeout_ms = 20_000)]
     async fn audited(&self) -> u64;
 }
 

@@ -15,7 +15,12 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let broker = RedisBroker::connect(&url).await?;
-    let billing = BillingClient::new(broker, "billing").with_timeout(Duration::from_secs(5));
+    // The default timeout (30 s) outlasts a redelivery: should the server
+    // answering a call die, another takes the call over within 16.25 s
+    // (the servers' 10 s lease, then a reap). A 5 s timeout would give up
+    // before that.
+    let client = rota::Client::new(broker);
+    let billing = BillingClient::new(&client, "billing").with_timeout(Duration::from_secs(30));
     for tenant in ["acme", "globex", "nobody"] {
         match billing.invoice(tenant.into(), 11).await {
             Ok(invoice) => println!("{tenant}: {} cents", invoice.cents),

@@ -7,7 +7,7 @@
 
 use rota::ServeOptions;
 use rota_examples::{BillingServer, Ledger};
-use rota_redis::RedisBroker;
+use rota_redis::{RedisBroker, RedisOptions};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,13 +15,16 @@ async fn main() -> anyhow::Result<()> {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-    let broker = RedisBroker::connect(&url).await?;
+    // Started before its Redis? It waits (and says so) rather than exit.
+    let broker = RedisBroker::connect_waiting(RedisOptions::new(url.clone())).await?;
     let server = BillingServer::new(Ledger::default()).spawn(
         broker,
         "billing",
         ServeOptions::default().wait_for_broker(true),
     );
-    println!("serving billing on {url}; Ctrl-C to stop");
+    // The URL may hold a password: never print it as it is.
+    let shown = rota_redis::options::redact(&url);
+    println!("serving billing on {shown}; Ctrl-C to stop");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = server.shutdown_token().cancelled() => {}

@@ -26,7 +26,8 @@ async fn main() -> anyhow::Result<()> {
         "billing",
         ServeOptions::default().claim_wait(Duration::from_millis(200)),
     );
-    let billing = BillingClient::new(broker.clone(), "billing");
+    let client = rota::Client::new(broker.clone());
+    let billing = BillingClient::new(&client, "billing");
 
     let tenants = ["acme", "globex", "initech"];
     let mut calls = Vec::new();

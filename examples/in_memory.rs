@@ -26,7 +26,8 @@ async fn main() -> anyhow::Result<()> {
         ),
     ];
 
-    let billing = BillingClient::new(broker.clone(), "billing");
+    let client = rota::Client::new(broker.clone());
+    let billing = BillingClient::new(&client, "billing");
     for (tenant, month) in [("acme", 11), ("globex", 11), ("initech", 12)] {
         let invoice = billing.invoice(tenant.into(), month).await?;
         println!(

@@ -1,9 +1,9 @@
 //! The conformance suites every rota backend passes, and the support its
 //! integration tests share.
 //!
-//! * [`rpc`] — calls: what every [`Broker`](rota_core::rpc::Broker) does;
+//! * [`rpc`] — calls: what every [`Broker`] does;
 //!   [`rpc_tests!`] generates one test per check.
-//! * [`jobs`] — jobs: what every [`JobStore`](rota_core::jobs::JobStore)
+//! * [`jobs`] — jobs: what every [`JobStore`]
 //!   does; [`jobs_tests!`] generates one test per check.
 //! * [`support`] — a private `redis-server` (temp dir, free port; kill and
 //!   restart it) and child processes to SIGKILL mid-work.
@@ -21,3 +21,19 @@
 pub mod jobs;
 pub mod rpc;
 pub mod support;
+
+use rota_core::Inboxes;
+use rota_core::jobs::JobStore;
+use rota_core::rpc::Broker;
+
+/// What the calls suite checks: a backend's [`Broker`] and the reply
+/// [`Inboxes`] calls answer into.
+pub trait RpcBackend: Broker + Inboxes {}
+
+impl<T: Broker + Inboxes> RpcBackend for T {}
+
+/// What the jobs suite checks: a backend's [`JobStore`] and the reply
+/// [`Inboxes`] job outcomes reach.
+pub trait JobBackend: JobStore + Inboxes {}
+
+impl<T: JobStore + Inboxes> JobBackend for T {}

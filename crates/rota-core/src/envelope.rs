@@ -238,12 +238,22 @@ struct RequestIn<B> {
     reply_to: Option<String>,
     #[serde(default)]
     deadline_ms: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     attempt: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     headers: Headers,
-    #[serde(default, deserialize_with = "present")]
+    // `null` (`nil`) is no body: no arguments, like an absent one.
+    #[serde(default)]
     body: Option<B>,
+}
+
+/// An optional field that is `null` means what its absence means.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 /// A field that is present is `Some`, even when it is `null` (a method
@@ -328,7 +338,7 @@ impl Request {
         let codec = Codec::detect(bytes).ok_or(EnvelopeError::UnknownFormat)?;
         let (wire, body) = match codec {
             Codec::Json => {
-                let w: RequestIn<Box<RawValue>> = codec.decode(bytes)?;
+                let w: RequestIn<Box<RawValue>> = codec.decode_fields(bytes)?;
                 let body = w.body.as_ref().map_or_else(
                     || Bytes::from_static(b"{}"),
                     |b| Bytes::copy_from_slice(b.get().as_bytes()),
@@ -336,7 +346,7 @@ impl Request {
                 (strip(w), body)
             }
             Codec::MessagePack => {
-                let mut w: RequestIn<serde_bytes::ByteBuf> = codec.decode(bytes)?;
+                let mut w: RequestIn<serde_bytes::ByteBuf> = codec.decode_fields(bytes)?;
                 let body = match w.body.take() {
                     Some(b) => Bytes::from(b.into_vec()),
                     // An empty map: the arguments of a method without any.
@@ -356,6 +366,41 @@ impl Request {
             headers: wire.headers,
             codec,
             body,
+        })
+    }
+}
+
+/// Where to answer a request that cannot be decoded; see
+/// [`Request::return_address`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnAddress {
+    /// The request's correlation id.
+    pub id: CorrelationId,
+    /// Its `reply_to`.
+    pub reply_to: String,
+    /// Its codec, which the answer is written in.
+    pub codec: Codec,
+}
+
+impl Request {
+    /// The `id` and `reply_to` of a request that [`decode`](Request::decode)
+    /// refused (a field of the wrong type, an unknown `v`, …), when both can
+    /// still be read: an id that is a UUID and a `reply_to` that is a string.
+    /// A server answers such a request with a fault, so that its caller
+    /// learns what is wrong instead of waiting for its deadline. `None` for
+    /// bytes that are no envelope, or whose way back is not trustworthy.
+    pub fn return_address(bytes: &[u8]) -> Option<ReturnAddress> {
+        #[derive(Deserialize)]
+        struct Head {
+            id: String,
+            reply_to: Option<String>,
+        }
+        let codec = Codec::detect(bytes)?;
+        let head: Head = codec.decode(bytes).ok()?;
+        Some(ReturnAddress {
+            id: CorrelationId::parse(&head.id).ok()?,
+            reply_to: head.reply_to?,
+            codec,
         })
     }
 }
@@ -406,12 +451,12 @@ impl Reply {
         let codec = Codec::detect(bytes).ok_or(EnvelopeError::UnknownFormat)?;
         let (v, id, outcome, body, fault) = match codec {
             Codec::Json => {
-                let w: ReplyIn<Box<RawValue>> = codec.decode(bytes)?;
+                let w: ReplyIn<Box<RawValue>> = codec.decode_fields(bytes)?;
                 let body = w.body.map(|b| Bytes::copy_from_slice(b.get().as_bytes()));
                 (w.v, w.id, w.outcome, body, w.fault)
             }
             Codec::MessagePack => {
-                let w: ReplyIn<serde_bytes::ByteBuf> = codec.decode(bytes)?;
+                let w: ReplyIn<serde_bytes::ByteBuf> = codec.decode_fields(bytes)?;
                 let body = w.body.map(|b| Bytes::from(b.into_vec()));
                 (w.v, w.id, w.outcome, body, w.fault)
             }
@@ -439,102 +484,4 @@ impl Reply {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(codec: Codec) -> Request {
-        Request {
-            id: CorrelationId::new(),
-            service: "billing".into(),
-            method: "invoice".into(),
-            reply_to: Some("rota:{c:1}:r".into()),
-            deadline: Some(Deadline::from_unix_ms(1_767_225_600_000)),
-            attempt: 2,
-            headers: [("traceparent".to_string(), "00-abc".to_string())].into(),
-            codec,
-            body: codec
-                .encode(&serde_json::json!({"tenant": "t1", "month": 11}))
-                .unwrap()
-                .into(),
-        }
-    }
-
-    #[test]
-    fn requests_round_trip_in_both_codecs() {
-        for codec in [Codec::Json, Codec::MessagePack] {
-            let req = request(codec);
-            let back = Request::decode(&req.encode().unwrap()).unwrap();
-            assert_eq!(back, req);
-        }
-    }
-
-    #[test]
-    fn a_json_request_embeds_its_body_as_json() {
-        let bytes = request(Codec::Json).encode().unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(v["body"]["month"], 11);
-        assert_eq!(v["v"], 1);
-        assert_eq!(v["deadline_ms"], 1_767_225_600_000u64);
-    }
-
-    #[test]
-    fn replies_round_trip_in_both_codecs() {
-        for codec in [Codec::Json, Codec::MessagePack] {
-            for outcome in [
-                Outcome::Ok(codec.encode(&42).unwrap().into()),
-                Outcome::Ok(codec.encode(&()).unwrap().into()),
-                Outcome::Ok(codec.encode(&None::<u8>).unwrap().into()),
-                Outcome::Err(codec.encode("no such tenant").unwrap().into()),
-                Outcome::Fault(Fault::new(FaultKind::UnknownMethod, "no method x")),
-            ] {
-                let reply = Reply {
-                    id: CorrelationId::new(),
-                    codec,
-                    outcome,
-                };
-                assert_eq!(Reply::decode(&reply.encode().unwrap()).unwrap(), reply);
-            }
-        }
-    }
-
-    #[test]
-    fn a_hand_written_request_with_defaults_decodes() {
-        let text = br#"{"id":"01930000-0000-7000-8000-000000000000","service":"s","method":"m"}"#;
-        let req = Request::decode(text).unwrap();
-        assert_eq!(req.body.as_ref(), b"{}");
-        assert_eq!(req.reply_to, None);
-        assert_eq!(req.deadline, None);
-    }
-
-    #[test]
-    fn garbage_and_wrong_versions_are_named() {
-        assert_eq!(
-            Request::decode(b"\x00garbage"),
-            Err(EnvelopeError::UnknownFormat)
-        );
-        let err = Request::decode(
-            br#"{"v":9,"id":"01930000-0000-7000-8000-000000000000","service":"s","method":"m"}"#,
-        )
-        .unwrap_err();
-        assert_eq!(err, EnvelopeError::Version(9));
-        let err = Request::decode(br#"{"id":"nope","service":"s","method":"m"}"#).unwrap_err();
-        assert!(err.to_string().contains("not a UUID"), "{err}");
-        let err =
-            Reply::decode(br#"{"id":"01930000-0000-7000-8000-000000000000","outcome":"maybe"}"#)
-                .unwrap_err();
-        assert!(err.to_string().contains("unknown outcome"), "{err}");
-    }
-
-    #[test]
-    fn unknown_fault_kinds_from_newer_servers_still_decode() {
-        let text = br#"{"id":"01930000-0000-7000-8000-000000000000","outcome":"fault","fault":{"kind":"quota","message":"m"}}"#;
-        let reply = Reply::decode(text).unwrap();
-        assert!(matches!(
-            reply.outcome,
-            Outcome::Fault(Fault {
-                kind: FaultKind::Unknown,
-                ..
-            })
-        ));
-    }
-}
+mod tests;

@@ -25,6 +25,18 @@ pub fn validate_service(name: &str) -> Result<(), BrokerError> {
     )
 }
 
+/// Checks a lease name ([`ConsumerOptions::name`](crate::rpc::ConsumerOptions::name)):
+/// as a service name, ASCII letters, digits, `-`, `_` and `.`, at most
+/// [`MAX_NAME_LEN`] bytes.
+pub fn validate_lease_name(name: &str) -> Result<(), BrokerError> {
+    validate(
+        "lease name",
+        name,
+        "ASCII letters, digits, '-', '_' or '.'",
+        |c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
+    )
+}
+
 /// Checks a key prefix: 1 to 128 characters out of ASCII letters, digits,
 /// `-`, `_`, `.` and `:`.
 pub fn validate_prefix(prefix: &str) -> Result<(), BrokerError> {

@@ -152,7 +152,7 @@ fn client(contract: &Contract) -> TokenStream {
         #[allow(dead_code)]
         impl #client {
             /// Creates a client of the service named `service`, calling through
-            /// `client`: a broker, or a `rota::Client` to share its reply inbox.
+            /// `client`: the `rota::Client` whose reply inbox the calls share.
             #fn_vis fn new(
                 client: impl ::rota::IntoClient,
                 service: impl ::core::convert::Into<::std::string::String>,
@@ -235,7 +235,7 @@ fn server(contract: &Contract) -> TokenStream {
             /// `options`' shutdown token is cancelled, then drains.
             #fn_vis async fn serve(
                 self,
-                broker: impl ::rota::Broker,
+                broker: impl ::rota::Broker + ::rota::Inboxes,
                 service: &str,
                 options: ::rota::ServeOptions,
             ) -> ::core::result::Result<(), ::rota::ServeError> {
@@ -246,7 +246,7 @@ fn server(contract: &Contract) -> TokenStream {
             /// the handle shuts it down. Call it inside a tokio runtime.
             #fn_vis fn spawn(
                 self,
-                broker: impl ::rota::Broker,
+                broker: impl ::rota::Broker + ::rota::Inboxes,
                 service: &str,
                 options: ::rota::ServeOptions,
             ) -> ::rota::ServerHandle {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rota_core::BrokerError;
-use rota_core::rpc::Inbox;
+use rota_core::{Inbox, Inboxes};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -16,11 +16,11 @@ use crate::{MemoryBroker, uuid_like};
 
 /// Every open inbox, by address.
 #[derive(Default)]
-pub(crate) struct Inboxes {
+pub(crate) struct OpenInboxes {
     open: HashMap<String, InboxQueue>,
 }
 
-impl Inboxes {
+impl OpenInboxes {
     /// Delivers `reply` to the inbox at `to`. An inbox that is gone belonged
     /// to a client that is gone: the reply is dropped.
     pub(crate) fn deliver(&mut self, to: &str, reply: Bytes) {
@@ -43,9 +43,25 @@ impl InboxQueue {
     }
 }
 
+/// What every inbox address starts with.
+const ADDRESS_PREFIX: &str = "memory:inbox:";
+
+#[async_trait]
+impl Inboxes for MemoryBroker {
+    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
+        Ok(open(self))
+    }
+
+    fn is_inbox(&self, address: &str) -> bool {
+        address
+            .strip_prefix(ADDRESS_PREFIX)
+            .is_some_and(|id| rota_core::CorrelationId::parse(id).is_ok())
+    }
+}
+
 /// Opens an inbox on `broker`.
-pub(crate) fn open(broker: &MemoryBroker) -> Box<dyn Inbox> {
-    let address = format!("memory:inbox:{}", uuid_like());
+fn open(broker: &MemoryBroker) -> Box<dyn Inbox> {
+    let address = format!("{ADDRESS_PREFIX}{}", uuid_like());
     let wake = Arc::new(Notify::new());
     broker.lock().inboxes.open.insert(
         address.clone(),

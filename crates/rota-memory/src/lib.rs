@@ -22,6 +22,8 @@ mod rpc;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rota_core::clock::{Clock, SharedClock, SystemClock};
+
 /// An in-process broker. Cheap to clone; clones share the queues.
 ///
 /// ```
@@ -39,9 +41,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// assert_eq!(got[0].attempt, 1);
 /// # }
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryBroker {
     state: Arc<Mutex<State>>,
+    /// Keeps due times and timestamps; leases run on tokio's clock.
+    clock: SharedClock,
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::with_clock(SystemClock)
+    }
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -54,14 +64,29 @@ impl std::fmt::Debug for MemoryBroker {
 #[derive(Default)]
 pub(crate) struct State {
     rpc: rpc::Services,
-    inboxes: inbox::Inboxes,
+    inboxes: inbox::OpenInboxes,
     jobs: jobs::JobsState,
 }
 
 impl MemoryBroker {
-    /// An empty broker.
+    /// An empty broker on the system clock.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty broker that keeps due times and timestamps by `clock` (a
+    /// [`ManualClock`](rota_core::clock::ManualClock) in tests). Leases run
+    /// on tokio's clock, so tests may also pause and advance that.
+    pub fn with_clock(clock: impl Clock) -> Self {
+        Self {
+            state: Arc::default(),
+            clock: Arc::new(clock),
+        }
+    }
+
+    /// Milliseconds since the epoch, by this broker's clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

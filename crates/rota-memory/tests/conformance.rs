@@ -3,4 +3,4 @@
 use rota_memory::MemoryBroker;
 
 rota_conformance::rpc_tests!(async { ((), MemoryBroker::new()) });
-rota_conformance::jobs_tests!(async { ((), MemoryBroker::new()) });
+rota_conformance::jobs_tests!(|clock| async move { ((), MemoryBroker::with_clock(clock)) });

@@ -30,6 +30,8 @@ impl std::fmt::Debug for RedisBroker {
 
 impl RedisBroker {
     /// Connects to the Redis at `url` with default options.
+    ///
+    /// Cancel safe: a dropped call leaves nothing behind.
     pub async fn connect(url: &str) -> Result<Self, BrokerError> {
         Self::connect_with(RedisOptions::new(url)).await
     }
@@ -37,6 +39,8 @@ impl RedisBroker {
     /// Connects with `options`. Fails with [`BrokerError::Config`] for a bad
     /// URL or credentials, and [`BrokerError::Unavailable`] when Redis cannot
     /// be reached (retry later).
+    ///
+    /// Cancel safe: a dropped call leaves nothing behind.
     pub async fn connect_with(options: RedisOptions) -> Result<Self, BrokerError> {
         let client = options.client()?;
         let mut conn = conn::shared(&client, &options).await?;
@@ -49,6 +53,29 @@ impl RedisBroker {
             conn,
             options,
         })
+    }
+
+    /// Connects with `options`, waiting while Redis cannot be reached — a
+    /// daemon started before its Redis, or during an outage: each failed
+    /// attempt is logged with its cause and retried with backoff (up to 5 s
+    /// apart, with jitter). Fails at once only on errors retrying won't fix
+    /// (a bad URL, wrong credentials).
+    ///
+    /// Cancel safe: drop the future to stop waiting.
+    pub async fn connect_waiting(options: RedisOptions) -> Result<Self, BrokerError> {
+        let mut delay = std::time::Duration::from_millis(100);
+        loop {
+            match Self::connect_with(options.clone()).await {
+                Err(e) if e.is_retryable() => {
+                    let jitter = rand::random_range(0.5..=1.0);
+                    let wait = delay.mul_f64(jitter);
+                    tracing::warn!(error = %e, ?wait, "cannot reach Redis; retrying");
+                    tokio::time::sleep(wait).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                }
+                connected => return connected,
+            }
+        }
     }
 
     /// The options in force.

@@ -2,8 +2,9 @@
 
 use rota_core::BrokerError;
 
-/// Classifies a Redis error: connection trouble is retryable, the rest is
-/// not.
+/// Classifies a Redis error: connection trouble, and a Redis that refuses
+/// writes for now (at its `maxmemory`, loading, a replica, busy with a
+/// script), are retryable; the rest is not.
 pub(crate) fn map(e: redis::RedisError) -> BrokerError {
     use redis::ErrorKind;
     if e.is_io_error()
@@ -12,7 +13,7 @@ pub(crate) fn map(e: redis::RedisError) -> BrokerError {
         || e.is_connection_refusal()
         || matches!(
             e.code(),
-            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "READONLY")
+            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "READONLY" | "OOM")
         )
     {
         return BrokerError::Unavailable(e.to_string());
@@ -21,6 +22,11 @@ pub(crate) fn map(e: redis::RedisError) -> BrokerError {
         ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => {
             BrokerError::Config(e.to_string())
         }
+        _ if e.code() == Some("NOAUTH") => BrokerError::Config(format!(
+            "{e}: this Redis wants a password and got none; put it in the URL: \
+             redis://:<password>@host:port, or redis://<user>:<password>@host:port \
+             for an ACL user"
+        )),
         _ if e.code() == Some("NOPERM") || e.code() == Some("WRONGPASS") => {
             BrokerError::Config(e.to_string())
         }

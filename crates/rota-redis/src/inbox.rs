@@ -7,10 +7,28 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redis::Value;
 use rota_core::BrokerError;
-use rota_core::rpc::Inbox;
+use rota_core::{Inbox, Inboxes};
+use uuid::Uuid;
 
+use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
+use crate::keys;
+
+#[async_trait]
+impl Inboxes for RedisBroker {
+    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
+        let key = keys::inbox(&self.options.prefix, &Uuid::now_v7().simple().to_string());
+        Ok(Box::new(RedisInbox {
+            key,
+            conn: Blocking::new(self.client.clone(), &self.options),
+        }))
+    }
+
+    fn is_inbox(&self, address: &str) -> bool {
+        keys::is_inbox(&self.options.prefix, address)
+    }
+}
 
 pub(crate) struct RedisInbox {
     pub(crate) key: String,
@@ -55,7 +73,9 @@ impl Inbox for RedisInbox {
 }
 
 /// Adds the replies to `pipe`: one RPUSH and one PEXPIRE per inbox, however
-/// many replies it gets. Returns whether there was any.
+/// many replies it gets. A reply to an address that is no inbox key is
+/// dropped (and logged): it must never reach another key. Returns whether
+/// any reply was added.
 pub(crate) fn push_replies<'a>(
     pipe: &mut redis::Pipeline,
     replies: impl IntoIterator<Item = (&'a str, &'a [u8])>,
@@ -63,6 +83,10 @@ pub(crate) fn push_replies<'a>(
 ) -> bool {
     let mut inboxes: Vec<(&str, Vec<&[u8]>)> = Vec::new();
     for (to, reply) in replies {
+        if !keys::has_inbox_shape(to) {
+            tracing::warn!(reply_to = %to, "dropping a reply to an address that is no inbox");
+            continue;
+        }
         match inboxes.iter_mut().find(|(k, _)| *k == to) {
             Some((_, batch)) => batch.push(reply),
             None => inboxes.push((to, vec![reply])),

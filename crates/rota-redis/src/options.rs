@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
+use rota_core::clock::{Clock, SharedClock};
+
 use rota_core::BrokerError;
 use rota_core::names::validate_prefix;
 
-/// How to reach Redis and lay keys out in it.
-#[derive(Debug, Clone)]
+/// How to reach Redis and lay keys out in it. Its `Debug` output shows the
+/// URL with any password replaced by `***`.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct RedisOptions {
     /// `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (TLS, with
@@ -24,6 +27,29 @@ pub struct RedisOptions {
     /// PEM of the certificate authority to trust for `rediss://` instead of
     /// the bundled public roots (a private CA).
     pub tls_root_cert: Option<Vec<u8>>,
+    /// The clock of due times and timestamps (leases are key TTLs, on
+    /// Redis's own clock): the system clock but in tests.
+    pub clock: SharedClock,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("reply_ttl", &self.reply_ttl)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("clock", &self.clock)
+            .field(
+                "tls_root_cert",
+                &self
+                    .tls_root_cert
+                    .as_ref()
+                    .map(|pem| format!("{} bytes", pem.len())),
+            )
+            .finish()
+    }
 }
 
 impl RedisOptions {
@@ -36,12 +62,20 @@ impl RedisOptions {
             connect_timeout: Duration::from_secs(3),
             command_timeout: Duration::from_secs(5),
             tls_root_cert: None,
+            clock: rota_core::clock::system(),
         }
     }
 
     /// Trusts the certificate authority in `pem` for `rediss://` URLs.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_root_cert = Some(pem.into());
+        self
+    }
+
+    /// Sets the clock (a [`ManualClock`](rota_core::clock::ManualClock) in
+    /// tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = std::sync::Arc::new(clock);
         self
     }
 
@@ -103,23 +137,41 @@ impl RedisOptions {
     }
 }
 
-/// The URL with any password replaced, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+/// The URL with any password replaced by `***`, for messages and logs: the
+/// one in the user information (`redis://user:password@host`) and a `pass`
+/// query parameter (`unix:///path?pass=password`).
+pub fn redact(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &base[scheme + 3..at];
             match userinfo.find(':') {
                 Some(colon) => format!(
                     "{}{}:***{}",
-                    &url[..scheme + 3],
+                    &base[..scheme + 3],
                     &userinfo[..colon],
-                    &url[at..]
+                    &base[at..]
                 ),
-                None => url.to_owned(),
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key == "pass" || key == "password" => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -134,6 +186,27 @@ mod tests {
         );
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
         assert_eq!(redact("redis://:pw@host"), "redis://:***@host");
+        assert_eq!(
+            redact("redis+unix:///s.sock?user=u&pass=p@w:d"),
+            "redis+unix:///s.sock?user=u&pass=***"
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let options = RedisOptions::new("redis://app:s3cret@host:6379/0").tls_root_cert("PEM");
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("redis://app:***@host:6379/0"), "{shown}");
+        let shown = format!(
+            "{:?}",
+            RedisOptions::new("unix:///run/redis.sock?db=2&pass=s3cret")
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("unix:///run/redis.sock?db=2&pass=***"),
+            "{shown}"
+        );
     }
 
     #[test]

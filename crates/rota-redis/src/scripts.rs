@@ -21,6 +21,10 @@ pub(crate) static REAP: LazyLock<Script> =
 pub(crate) static REQUEUE_DEAD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/rpc/requeue_dead.lua")));
 
+/// Grants a lease of any feature (see `lua/grant.lua`).
+pub(crate) static GRANT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/grant.lua")));
+
 const JOBS_COMMON: &str = include_str!("lua/jobs/common.lua");
 const JOBS_TAKE: &str = include_str!("lua/jobs/take.lua");
 

@@ -460,8 +460,8 @@ async fn redis_cli_serves_a_rota_client() {
     assert_eq!(cli1(port, HAND_LEASE).await, "OK");
 
     // A rota client calls.
-    let client =
-        GreeterClient::new(broker.clone(), "greeter2").with_timeout(Duration::from_secs(120));
+    let client = GreeterClient::new(rota::Client::new(broker.clone()), "greeter2")
+        .with_timeout(Duration::from_secs(120));
     let call = tokio::spawn(async move { client.greet("ada".into()).await });
 
     // Claim.

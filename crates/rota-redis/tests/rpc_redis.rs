@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rota::{
-    Broker, BrokerError, CallError, Client, ClientOptions, Codec, FaultKind, RpcError, ServeOptions,
+    Broker, BrokerError, CallError, Client, ClientOptions, Codec, FaultKind, Inboxes, RpcError,
+    ServeOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +115,7 @@ async fn unknown_methods_and_mismatched_arguments_get_faults_and_serving_goes_on
     let redis = support::RedisServer::start();
     let broker = support::broker(&redis).await;
     let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
-    let old = older::BillingClient::new(broker.clone(), "billing");
+    let old = older::BillingClient::new(rota::Client::new(broker.clone()), "billing");
 
     let err = old.refund(1).await.unwrap_err();
     let RpcError::Remote(fault) = &err else {
@@ -131,7 +132,7 @@ async fn unknown_methods_and_mismatched_arguments_get_faults_and_serving_goes_on
     assert_eq!(fault.kind, FaultKind::BadRequest);
     assert!(fault.message.contains("billing.invoice"), "{fault}");
 
-    let billing = BillingClient::new(broker.clone(), "billing");
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing");
     assert_eq!(
         billing.echo("still here".into()).await.unwrap(),
         "still here"
@@ -152,7 +153,7 @@ async fn garbage_in_the_queue_is_dead_lettered_with_the_reason() {
         .publish("billing", Bytes::from_static(b"{\"not\":\"an envelope\"}"))
         .await
         .unwrap();
-    let billing = BillingClient::new(broker.clone(), "billing");
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing");
     assert_eq!(billing.echo("after".into()).await.unwrap(), "after");
 
     let dead = poll(
@@ -209,6 +210,108 @@ async fn oversized_payloads_are_refused_at_the_caller() {
     );
 }
 
+/// Waits for the one reply in `inbox` and returns its fault.
+async fn fault_in(inbox: &mut Box<dyn rota::Inbox>, id: rota::CorrelationId) -> rota::Fault {
+    let got = inbox.recv(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(got.len(), 1, "no reply: the caller would wait in silence");
+    let reply = rota::Reply::decode(&got[0]).unwrap();
+    assert_eq!(reply.id, id);
+    match reply.outcome {
+        rota::Outcome::Fault(f) => f,
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_requests_are_answered_and_dead_lettered() {
+    let redis = support::RedisServer::start();
+    let broker = support::broker(&redis).await;
+    let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
+    let mut inbox = broker.open_inbox().await.unwrap();
+    let to = inbox.address().to_owned();
+
+    // 3 MB straight into the stream, past the server's default 1 MiB.
+    let id = rota::CorrelationId::new();
+    let big = format!(
+        r#"{{"id":"{id}","service":"billing","method":"echo","reply_to":"{to}","body":{{"text":"{}"}}}}"#,
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let big_len = big.len();
+    broker.publish("billing", Bytes::from(big)).await.unwrap();
+    let fault = fault_in(&mut inbox, id).await;
+    assert_eq!(fault.kind, FaultKind::BadRequest, "{fault}");
+    assert!(fault.message.contains("1048576-byte limit"), "{fault}");
+
+    // A field of the wrong type, with a readable id and reply_to.
+    let id = rota::CorrelationId::new();
+    let bad = format!(
+        r#"{{"id":"{id}","service":"billing","method":"echo","reply_to":"{to}","deadline_ms":1.5,"body":{{"text":"t"}}}}"#
+    );
+    broker.publish("billing", Bytes::from(bad)).await.unwrap();
+    let fault = fault_in(&mut inbox, id).await;
+    assert_eq!(fault.kind, FaultKind::BadRequest, "{fault}");
+    assert!(fault.message.contains("`deadline_ms`"), "{fault}");
+
+    let dead = poll(
+        || async { broker.dead_letters("billing", 10).await.unwrap() },
+        |d| d.len() == 2,
+    )
+    .await;
+    assert_eq!(dead.len(), 2);
+    assert!(
+        dead[0].reason.contains("1048576-byte limit"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(dead[0].payload.len(), big_len, "kept whole");
+    assert!(
+        dead[1].reason.contains("`deadline_ms`"),
+        "{}",
+        dead[1].reason
+    );
+
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing");
+    assert_eq!(billing.echo("on".into()).await.unwrap(), "on");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_entry_without_its_m_field_reaches_the_dead_letter_stream() {
+    let redis = support::RedisServer::start();
+    let broker = support::broker(&redis).await;
+    let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
+    let mut raw = redis.raw().await;
+    let _: String = redis::cmd("XADD")
+        .arg("test:{billing}:q")
+        .arg("*")
+        .arg("msg")
+        .arg("{\"typo\":\"in the field name\"}")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing");
+    assert_eq!(billing.echo("after".into()).await.unwrap(), "after");
+    let dead = poll(
+        || async { broker.dead_letters("billing", 10).await.unwrap() },
+        |d| !d.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        dead.len(),
+        1,
+        "logged as dead-lettered, but not in the stream"
+    );
+    assert!(dead[0].reason.contains("no field m"), "{}", dead[0].reason);
+    assert!(dead[0].reason.contains("msg"), "{}", dead[0].reason);
+    let len: usize = redis::cmd("XLEN")
+        .arg("test:{billing}:q")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(len, 0);
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn invalid_urls_and_unreachable_redis_get_clear_errors() {
     let err = rota_redis::RedisBroker::connect("http://localhost")
@@ -229,6 +332,25 @@ async fn invalid_urls_and_unreachable_redis_get_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_wants_a_password_and_got_none_is_a_config_error() {
+    let redis = support::RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
+    let err = rota_redis::RedisBroker::connect(&redis.url())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::Config(_)), "{err}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("password"), "{err}");
+    assert!(err.to_string().contains("redis://"), "says how: {err}");
+
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port());
+    let broker = rota_redis::RedisBroker::connect(&url).await.unwrap();
+    for shown in [format!("{broker:?}"), format!("{:?}", broker.options())] {
+        assert!(!shown.contains("s3cret-pw"), "the password leaked: {shown}");
+        assert!(shown.contains(&redis.port().to_string()), "{shown}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_users_authenticate_and_wrong_passwords_are_config_errors() {
     let redis = support::RedisServer::start();
     let mut raw = redis.raw().await;
@@ -240,7 +362,7 @@ async fn acl_users_authenticate_and_wrong_passwords_are_config_errors() {
     let url = format!("redis://app:pw@127.0.0.1:{}", redis.port());
     let broker = rota_redis::RedisBroker::connect(&url).await.unwrap();
     let server = BillingServer::new(Impl).spawn(broker.clone(), "billing", opts());
-    let billing = BillingClient::new(broker.clone(), "billing");
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing");
     assert_eq!(billing.echo("authed".into()).await.unwrap(), "authed");
     server.shutdown().await.unwrap();
 
@@ -265,8 +387,8 @@ async fn a_server_told_to_wait_for_redis_serves_once_it_appears() {
         BillingServer::new(Impl).spawn(broker.clone(), "billing", opts().wait_for_broker(true));
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.restart();
-    let billing =
-        BillingClient::new(broker.clone(), "billing").with_timeout(Duration::from_secs(5));
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing")
+        .with_timeout(Duration::from_secs(5));
     let reply = poll(
         || {
             let billing = billing.clone();
@@ -283,8 +405,8 @@ async fn a_server_told_to_wait_for_redis_serves_once_it_appears() {
 async fn a_request_past_its_deadline_is_not_executed() {
     let redis = support::RedisServer::start();
     let broker = support::broker(&redis).await;
-    let billing =
-        BillingClient::new(broker.clone(), "billing").with_timeout(Duration::from_millis(50));
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing")
+        .with_timeout(Duration::from_millis(50));
     // Nobody serves yet: the call times out, its request stays queued.
     let err = billing.echo("late".into()).await.unwrap_err();
     assert!(matches!(err, RpcError::DeadlineExceeded(_)), "{err}");
@@ -297,10 +419,12 @@ async fn a_request_past_its_deadline_is_not_executed() {
         |n| *n == 0,
     )
     .await;
+    // It was answered — with a fault nobody read: the client that gave up
+    // counts the late reply — and never run.
+    let client = billing.service_client().client().clone();
+    poll(|| async { client.stats().unmatched_replies }, |n| *n == 1).await;
     server.shutdown().await.unwrap();
-    // It was answered with a fault nobody read, never run; the late reply is
-    // counted by the client that gave up.
-    let stats = billing.service_client().client().stats();
+    let stats = client.stats();
     assert_eq!(stats.deadlines_exceeded, 1);
     assert_eq!(
         LATE_RUNS.load(std::sync::atomic::Ordering::SeqCst),
@@ -309,8 +433,9 @@ async fn a_request_past_its_deadline_is_not_executed() {
     );
 }
 
-/// Polls `f` until `done` holds (at most 10 s).
-async fn poll<T, F, Fut>(mut f: F, done: impl Fn(&T) -> bool) -> T
+/// Polls `f` until `done` holds; fails the test after 10 s (a poll that
+/// gave up in silence would let a test pass on nothing).
+async fn poll<T: std::fmt::Debug, F, Fut>(mut f: F, done: impl Fn(&T) -> bool) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = T>,
@@ -318,9 +443,13 @@ where
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let v = f().await;
-        if done(&v) || tokio::time::Instant::now() > until {
+        if done(&v) {
             return v;
         }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "still {v:?} after 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -148,7 +148,7 @@ async fn calls_travel_over_tls() {
         .await
         .expect("TLS connect");
     let server = EchoServer::new(Impl).spawn(broker.clone(), "echo", ServeOptions::default());
-    let echo = EchoClient::new(broker.clone(), "echo");
+    let echo = EchoClient::new(rota::Client::new(broker.clone()), "echo");
     assert_eq!(echo.echo("over tls".into()).await.unwrap(), "over tls");
     server.shutdown().await.unwrap();
 

@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rota_core::BrokerError;
+use rota_core::clock::{Clock, SharedClock};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::schema::{JOBS_SCHEMA, SCHEMA};
+use crate::schema::{ADDED_COLUMNS, JOBS_SCHEMA, SCHEMA};
 use crate::tx::{self, Error};
 
 /// How hard a commit holds on.
@@ -40,6 +41,10 @@ pub struct SqliteOptions {
     /// How often a waiting claim looks for work written by *other*
     /// processes (work written by this process wakes it at once).
     pub poll_interval: Duration,
+    /// The clock of due times, timestamps and leases (leases here are rows
+    /// with an expiry, shared by every process on the file): the system
+    /// clock but in tests.
+    pub clock: SharedClock,
 }
 
 impl SqliteOptions {
@@ -50,7 +55,15 @@ impl SqliteOptions {
             durability: Durability::Process,
             reply_ttl: Duration::from_secs(300),
             poll_interval: Duration::from_millis(50),
+            clock: rota_core::clock::system(),
         }
+    }
+
+    /// Sets the clock (a [`ManualClock`](rota_core::clock::ManualClock) in
+    /// tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Sets the durability of commits.
@@ -104,6 +117,23 @@ fn map(e: Error) -> BrokerError {
         {
             BrokerError::Unavailable(format!("database busy: {}", m.unwrap_or_default()))
         }
+        // A full disk, a failing or a read-only one, is an outage once the
+        // file was opened: the same write may pass once there is room again.
+        // (A file that cannot be written at open is a configuration error.)
+        Error::Sql(rusqlite::Error::SqliteFailure(f, m))
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::ReadOnly
+            ) =>
+        {
+            BrokerError::Unavailable(format!(
+                "the database cannot write ({:?}): {}",
+                f.code,
+                m.unwrap_or_default()
+            ))
+        }
         Error::Sql(e) => BrokerError::Protocol(format!("sqlite: {e}")),
         Error::Broker(e) => e,
     }
@@ -111,12 +141,28 @@ fn map(e: Error) -> BrokerError {
 
 impl SqliteBroker {
     /// Opens (or creates) the database at `path`.
+    ///
+    /// Cancel safe: the file is opened on a blocking thread that finishes on
+    /// its own; the tables are made in one transaction.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, BrokerError> {
         Self::open_with(SqliteOptions::new(path.as_ref())).await
     }
 
-    /// Opens (or creates) the database with `options`.
+    /// Opens (or creates) the database with `options`. An empty path is a
+    /// [`BrokerError::Config`] error: SQLite would open a private temporary
+    /// database that vanishes with the handle.
+    ///
+    /// Cancel safe: the file is opened on a blocking thread that finishes on
+    /// its own; the tables are made in one transaction.
     pub async fn open_with(options: SqliteOptions) -> Result<Self, BrokerError> {
+        if options.path.as_os_str().is_empty() {
+            return Err(BrokerError::Config(
+                "the database path is empty, which SQLite takes for a temporary database \
+                 that no other process sees and that vanishes on close; give a file path \
+                 (or \":memory:\" for a database in this process only)"
+                    .into(),
+            ));
+        }
         let opened = options.clone();
         let conn = tokio::task::spawn_blocking(move || open(&opened))
             .await
@@ -144,11 +190,24 @@ impl SqliteBroker {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn)
+            tx::on_clock(&inner.options.clock, || f(&mut conn))
         })
         .await
         .map_err(|e| BrokerError::Protocol(format!("sqlite task failed: {e}")))?
         .map_err(map)
+    }
+
+    /// Makes this handle's connection refuse every write (`PRAGMA
+    /// query_only`), as a disk that filled up or went read-only does, or
+    /// accept them again. For tests of outages; writes refused this way are
+    /// retried like any outage.
+    #[doc(hidden)]
+    pub async fn refuse_writes_for_tests(&self, refuse: bool) -> Result<(), BrokerError> {
+        self.with(move |conn| {
+            conn.pragma_update(None, "query_only", refuse)?;
+            Ok(())
+        })
+        .await
     }
 
     pub(crate) fn wakers(&self) -> MutexGuard<'_, HashMap<String, Arc<Notify>>> {
@@ -198,6 +257,23 @@ impl SqliteBroker {
     }
 }
 
+/// Adds the columns a file made by an earlier version lacks.
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let has: bool = conn.query_row(
+            &format!("SELECT count(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [column],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
     let conn = Connection::open(&options.path)
         .map_err(|e| BrokerError::Config(format!("cannot open {}: {e}", options.path.display())))?;
@@ -213,6 +289,7 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
          {SCHEMA}
          {JOBS_SCHEMA}"
     ))
+    .and_then(|()| add_columns(&conn))
     .map_err(|e| {
         BrokerError::Config(format!(
             "cannot prepare {} as a rota database: {e}",
@@ -222,5 +299,14 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
     // Room for every statement of the broker and the job store, so that
     // none is prepared again on the hot paths.
     conn.set_prepared_statement_cache_capacity(128);
+    // Keep a cached statement's plan whatever values are bound to it (the
+    // query planner stability guarantee): without it SQLite re-plans a
+    // statement whose plan looked at a bound value each time it is reused,
+    // several times per claim.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(|e| BrokerError::Config(format!("cannot configure SQLite: {e}")))?;
     Ok(conn)
 }

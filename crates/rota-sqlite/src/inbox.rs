@@ -7,18 +7,34 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rota_core::BrokerError;
-use rota_core::rpc::Inbox;
+use rota_core::{Inbox, Inboxes};
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use crate::SqliteBroker;
 use crate::tx::{self, now, write};
 
+/// What every inbox address starts with.
+const ADDRESS_PREFIX: &str = "sqlite:inbox:";
+
+#[async_trait]
+impl Inboxes for SqliteBroker {
+    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
+        open(self).await
+    }
+
+    fn is_inbox(&self, address: &str) -> bool {
+        address
+            .strip_prefix(ADDRESS_PREFIX)
+            .is_some_and(|id| id.len() == 32 && Uuid::try_parse(id).is_ok())
+    }
+}
+
 /// Opens an inbox on `broker`.
-pub(crate) async fn open(broker: &SqliteBroker) -> Result<Box<dyn Inbox>, BrokerError> {
+async fn open(broker: &SqliteBroker) -> Result<Box<dyn Inbox>, BrokerError> {
     // Opening an inbox is a good moment to sweep expired replies.
     broker.with(expire_replies).await?;
-    let address = format!("sqlite:inbox:{}", Uuid::now_v7().simple());
+    let address = format!("{ADDRESS_PREFIX}{}", Uuid::now_v7().simple());
     Ok(Box::new(SqliteInbox {
         broker: broker.clone(),
         address,

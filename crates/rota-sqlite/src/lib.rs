@@ -38,6 +38,7 @@
 mod broker;
 mod inbox;
 mod jobs;
+mod lease;
 mod rpc;
 mod schema;
 mod tx;

@@ -20,7 +20,9 @@ CREATE TABLE IF NOT EXISTS rota_consumers (
     id          TEXT    PRIMARY KEY,
     service     TEXT    NOT NULL,
     -- Unix milliseconds.
-    lease_until INTEGER NOT NULL
+    lease_until INTEGER NOT NULL,
+    -- The grant's fencing token (see rota_lease_epochs).
+    epoch       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS rota_consumers_service
     ON rota_consumers (service, lease_until);
@@ -34,6 +36,13 @@ CREATE TABLE IF NOT EXISTS rota_dead (
     at_ms    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rota_dead_service ON rota_dead (service, id);
+
+-- The latest epoch granted per lease name, per consumers' table: epochs
+-- only grow, even once a consumer's row is gone.
+CREATE TABLE IF NOT EXISTS rota_lease_epochs (
+    lease TEXT    PRIMARY KEY,
+    epoch INTEGER NOT NULL
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS rota_replies (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,13 +60,20 @@ CREATE INDEX IF NOT EXISTS rota_replies_expiry ON rota_replies (expires_at);
 ///   enqueue order. `state` is 0 scheduled, 1 queued, 2 running,
 ///   3 succeeded, 4 failed, 5 cancelled, 6 dead. `done_seq` orders finished
 ///   jobs (succeeded, failed, cancelled) for retention, `dead_seq` dead ones
-///   for listing; both come from the queue's `clock`.
-/// * `rota_job_queues` — per queue: the `clock` (round-robin turns and
-///   final orders), the count of finished records and the retention in force.
-/// * `rota_job_partitions` — per partition: its queued jobs and its `turn`;
-///   the ready partition with the smallest turn is served next.
-/// * `rota_job_tenants` — per tenant: its running jobs (for the tenant cap).
+///   for listing; both come from the queue's `clock`. Its indexes are the
+///   queue's structure: `rota_jobs_queued` holds the queued jobs by
+///   partition, tenant and rank (the ring the claims go round, and each
+///   partition's order); `rota_jobs_running` the running ones by tenant and
+///   holder (the tenant cap, hand-backs), as many entries as jobs running.
+/// * `rota_job_queues` — per queue: the `clock` (final orders), the count
+///   of finished records and the retention in force.
+/// * `rota_job_rings` — per queue: the partition served last (the claims'
+///   cursor in the ring).
 /// * `rota_job_consumers` — the leases of job consumers.
+///
+/// Nothing is kept per partition or per tenant, so the cost of a job does
+/// not grow with their number. (`rota_job_partitions` and
+/// `rota_job_tenants`, counters of earlier versions, are dropped.)
 pub(crate) const JOBS_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rota_jobs (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -98,8 +114,9 @@ CREATE INDEX IF NOT EXISTS rota_jobs_queued
     ON rota_jobs (queue, partition, tenant, priority DESC, due_ms, seq) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS rota_jobs_scheduled
     ON rota_jobs (queue, due_ms) WHERE state = 0;
-CREATE INDEX IF NOT EXISTS rota_jobs_held
-    ON rota_jobs (consumer) WHERE consumer IS NOT NULL;
+DROP INDEX IF EXISTS rota_jobs_held;
+CREATE INDEX IF NOT EXISTS rota_jobs_running
+    ON rota_jobs (queue, tenant, consumer) WHERE consumer IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS rota_jobs_idem
     ON rota_jobs (queue, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rota_jobs_done
@@ -115,29 +132,28 @@ CREATE TABLE IF NOT EXISTS rota_job_queues (
     max_age_ms   INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS rota_job_partitions (
-    queue     TEXT    NOT NULL,
-    partition TEXT    NOT NULL,
-    queued    INTEGER NOT NULL DEFAULT 0,
-    turn      INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (queue, partition)
+CREATE TABLE IF NOT EXISTS rota_job_rings (
+    queue  TEXT NOT NULL PRIMARY KEY,
+    cursor TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS rota_job_partitions_ready
-    ON rota_job_partitions (queue, turn) WHERE queued > 0;
-
-CREATE TABLE IF NOT EXISTS rota_job_tenants (
-    queue   TEXT    NOT NULL,
-    tenant  TEXT    NOT NULL,
-    running INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (queue, tenant)
-) WITHOUT ROWID;
+DROP TABLE IF EXISTS rota_job_partitions;
+DROP TABLE IF EXISTS rota_job_tenants;
 
 CREATE TABLE IF NOT EXISTS rota_job_consumers (
     id          TEXT    PRIMARY KEY,
     queue       TEXT    NOT NULL,
     -- Unix milliseconds.
-    lease_until INTEGER NOT NULL
+    lease_until INTEGER NOT NULL,
+    -- The grant's fencing token (see rota_lease_epochs).
+    epoch       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS rota_job_consumers_queue
     ON rota_job_consumers (queue, lease_until);
 ";
+
+/// Columns added since the first release, for files made before them:
+/// `(table, column, definition)`.
+pub(crate) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("rota_consumers", "epoch", "INTEGER NOT NULL DEFAULT 0"),
+    ("rota_job_consumers", "epoch", "INTEGER NOT NULL DEFAULT 0"),
+];

@@ -3,6 +3,10 @@
 //! run on a blocking thread with the connection locked, so concurrent
 //! processes serialize on the file.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rota_core::clock::SharedClock;
 use rota_core::time::now_ms;
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -23,8 +27,35 @@ impl From<rusqlite::Error> for Error {
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;
 
+thread_local! {
+    /// The clock of the transaction running on this thread.
+    static CLOCK: RefCell<Option<SharedClock>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (transactions on the calling, blocking thread) with `clock` as
+/// the one [`now`] reads. A thread-local rather than an argument of every
+/// transaction: the clock is the broker's, and one call runs at a time on a
+/// thread.
+pub(crate) fn on_clock<T>(clock: &SharedClock, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<SharedClock>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CLOCK.with(|c| *c.borrow_mut() = self.0.take());
+        }
+    }
+    let _reset = Reset(CLOCK.with(|c| c.borrow_mut().replace(Arc::clone(clock))));
+    f()
+}
+
+/// Milliseconds since the epoch by the broker's clock (the system's outside
+/// a transaction).
 pub(crate) fn now() -> i64 {
-    i64::try_from(now_ms()).unwrap_or(i64::MAX)
+    let ms = CLOCK.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map_or_else(now_ms, |clock| clock.now_ms())
+    });
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn ms(d: std::time::Duration) -> i64 {

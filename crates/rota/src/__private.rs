@@ -3,7 +3,7 @@
 pub use futures_util::future::BoxFuture;
 pub use serde;
 
-pub use crate::rpc::client::ServiceClient;
+pub use crate::rpc::service_client::ServiceClient;
 
 use rota_core::{Codec, Fault, FaultKind, Outcome};
 

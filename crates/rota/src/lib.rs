@@ -26,7 +26,9 @@
 //! let broker = MemoryBroker::new();
 //! let server = GreeterServer::new(English).spawn(broker.clone(), "greeter", Default::default());
 //!
-//! let greeter = GreeterClient::new(broker.clone(), "greeter");
+//! // One client per process: its reply inbox serves every typed client.
+//! let client = rota::Client::new(broker.clone());
+//! let greeter = GreeterClient::new(&client, "greeter");
 //! assert_eq!(greeter.greet("ada".into()).await?, "hello, ada");
 //!
 //! server.shutdown().await?;
@@ -58,13 +60,12 @@ pub mod runtime;
 #[doc(hidden)]
 pub mod __private;
 
-pub use rota_core::rpc::{
-    Broker, Completion, Consumer, ConsumerOptions, DeadLetter, Delivery, Inbox, ReapStats,
-};
+pub use rota_core::rpc::{Broker, Completion, Consumer, ConsumerOptions, DeadLetter, Delivery};
 pub use rota_core::{
     BrokerError, CallError, Codec, CorrelationId, Deadline, Fault, FaultKind, Headers, Outcome,
     Reply, Request, RpcError, codec, envelope, names,
 };
+pub use rota_core::{Inbox, Inboxes, Leased, ReapStats};
 pub use rota_macros::contract;
 pub use rpc::context;
 pub use rpc::{Call, Dispatch, ServeError, ServeOptions, ServerHandle, serve, spawn_server};

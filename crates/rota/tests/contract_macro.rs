@@ -147,7 +147,7 @@ async fn generated_client_and_server_talk_through_the_broker() {
         touches: AtomicU32::new(0),
     };
     let server = BillingServer::new(books).spawn(broker.clone(), "billing", options());
-    let billing = BillingClient::new(broker.clone(), "billing");
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing");
 
     // A fallible method: the value, then the service's own error, typed.
     let invoice = billing
@@ -229,8 +229,8 @@ async fn unit_results_arrive_as_json_null() {
     });
     let server =
         BillingServer::from_arc(Arc::clone(&books)).spawn(broker.clone(), "billing", options());
-    let billing =
-        BillingClient::new(broker.clone(), "billing").with_timeout(Duration::from_secs(2));
+    let billing = BillingClient::new(rota::Client::new(broker.clone()), "billing")
+        .with_timeout(Duration::from_secs(2));
 
     billing.touch().await.expect("a `()` result arrives");
     billing.touch().await.expect("a `()` result arrives");
@@ -251,7 +251,7 @@ async fn the_body_is_an_object_keyed_by_argument_name() {
         touches: AtomicU32::new(0),
     };
     let server = BillingServer::new(books).spawn(broker.clone(), "billing", options());
-    let raw = BillingClient::new(broker.clone(), "billing")
+    let raw = BillingClient::new(rota::Client::new(broker.clone()), "billing")
         .service_client()
         .clone();
 
@@ -299,7 +299,7 @@ async fn the_body_is_an_object_keyed_by_argument_name() {
 async fn awkward_names_reach_the_service() {
     let broker = MemoryBroker::new();
     let server = OddServer::from_arc(Arc::new(OddOne)).spawn(broker.clone(), "odd", options());
-    let odd = OddClient::new(broker.clone(), "odd");
+    let odd = OddClient::new(rota::Client::new(broker.clone()), "odd");
 
     assert_eq!(odd.clone().await.expect("clone"), 7);
     assert_eq!(

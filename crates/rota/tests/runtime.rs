@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rota::{
-    Broker, Client, ClientOptions, Codec, CorrelationId, FaultKind, Outcome, Reply, Request,
-    RpcError, ServeOptions, WhenFull,
+    Broker, Client, ClientOptions, Codec, CorrelationId, FaultKind, Inboxes, Outcome, Reply,
+    Request, RpcError, ServeOptions, WhenFull,
 };
 use rota_memory::MemoryBroker;
 
@@ -38,7 +38,8 @@ impl Clock for Sleeper {
 #[tokio::test(start_paused = true)]
 async fn a_call_nobody_serves_fails_at_its_deadline_with_a_retryable_error() {
     let broker = MemoryBroker::new();
-    let clock = ClockClient::new(broker.clone(), "nobody").with_timeout(Duration::from_secs(30));
+    let clock = ClockClient::new(rota::Client::new(broker.clone()), "nobody")
+        .with_timeout(Duration::from_secs(30));
     let started = tokio::time::Instant::now();
     let err = clock.wait(1).await.unwrap_err();
     assert!(matches!(err, RpcError::DeadlineExceeded(d) if d == Duration::from_secs(30)));
@@ -99,7 +100,7 @@ async fn concurrency_is_bounded_per_server() {
         "clock",
         ServeOptions::default().concurrency(3),
     );
-    let clock = ClockClient::new(broker.clone(), "clock");
+    let clock = ClockClient::new(rota::Client::new(broker.clone()), "clock");
     let calls: Vec<_> = (0..10)
         .map(|_| {
             let clock = clock.clone();
@@ -168,7 +169,8 @@ async fn a_server_that_cannot_renew_stops_its_handlers_before_the_lease_lapses()
         "clock",
         options.clone(),
     );
-    let clock = ClockClient::new(broker.clone(), "clock").with_timeout(Duration::from_secs(600));
+    let clock = ClockClient::new(rota::Client::new(broker.clone()), "clock")
+        .with_timeout(Duration::from_secs(600));
     let call = tokio::spawn(async move { clock.wait(60_000).await });
     while first_runs.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use rota::jobs::{JobContext, JobError, Jobs, QueueOptions, Worker, WorkerOptions};
+use rota_core::Inboxes;
 use rota_core::jobs::{JobStore, NewJob};
 use rota_core::time::now_ms;
 use serde_json::json;
@@ -30,7 +31,7 @@ pub(crate) struct Shape {
     pub(crate) work: Duration,
 }
 
-pub(crate) async fn run<S: JobStore + Clone>(
+pub(crate) async fn run<S: JobStore + Inboxes + Clone>(
     backend: Backend,
     store: S,
     shape: Shape,

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use rota::jobs::{JobContext, JobError, Jobs, QueueOptions, Worker};
+use rota_core::Inboxes;
 use rota_core::jobs::{JobState, JobStore, NewJob};
 use serde_json::json;
 
@@ -14,7 +15,7 @@ const MEASURES: &str = "p50_ms, p99_ms: one job from enqueue until the enqueuer 
 
 /// Enqueues a job and waits for its completion, `n` times in a row; job
 /// `i` belongs to tenant `i % tenants`.
-pub(crate) async fn run<S: JobStore + Clone>(
+pub(crate) async fn run<S: JobStore + Inboxes + Clone>(
     backend: Backend,
     store: S,
     n: usize,

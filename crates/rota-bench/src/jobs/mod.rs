@@ -74,7 +74,7 @@ pub(crate) async fn redis_store(url: &str) -> Result<Store<rota_redis::RedisBrok
     let store =
         rota_redis::RedisBroker::connect_with(rota_redis::RedisOptions::new(url).prefix("bench"))
             .await
-            .with_context(|| format!("connecting to {url}"))?;
+            .with_context(|| format!("connecting to {}", rota_redis::options::redact(url)))?;
     Ok(Store { store, _dir: None })
 }
 

@@ -9,12 +9,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob,
     QueueCounts, Settle,
 };
-use rota_core::{Broker, BrokerError, Consumer, ConsumerOptions, DeadLetter, Inbox, ReapStats};
+use rota_core::{BrokerError, Inbox, Inboxes, Leased, ReapStats};
 
 /// Jobs settled so far, and when the target was reached.
 #[derive(Debug)]
@@ -86,9 +85,21 @@ struct CountedConsumer {
 }
 
 #[async_trait]
-impl JobConsumer for CountedConsumer {
+impl Leased for CountedConsumer {
+    type Work = Job;
+    type Done = Settle;
+    type Tag = JobId;
+
     fn id(&self) -> &str {
         self.inner.id()
+    }
+    fn epoch(&self) -> u64 {
+        self.inner.epoch()
+    }
+    async fn give_up(&self, done: Settle, reason: &str) -> Result<(), BrokerError> {
+        self.inner.give_up(done, reason).await?;
+        self.tally.add(1);
+        Ok(())
     }
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
         self.inner.claim(max, wait).await
@@ -146,38 +157,18 @@ impl<S: JobStore + Clone> JobStore for Counted<S> {
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         self.inner.cancel(queue, id).await
     }
+    fn clock(&self) -> rota_core::clock::SharedClock {
+        self.inner.clock()
+    }
 }
 
-// A job store is a broker too (job outcomes travel to reply inboxes).
+// Job outcomes travel to the wrapped store's reply inboxes.
 #[async_trait]
-impl<S: Broker + Clone> Broker for Counted<S> {
-    async fn publish(&self, service: &str, message: Bytes) -> Result<(), BrokerError> {
-        self.inner.publish(service, message).await
-    }
+impl<S: Inboxes + Clone> Inboxes for Counted<S> {
     async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
         self.inner.open_inbox().await
     }
-    async fn consumer(
-        &self,
-        service: &str,
-        options: ConsumerOptions,
-    ) -> Result<Box<dyn Consumer>, BrokerError> {
-        self.inner.consumer(service, options).await
-    }
-    async fn queued(&self, service: &str) -> Result<usize, BrokerError> {
-        self.inner.queued(service).await
-    }
-    async fn dead_letters(
-        &self,
-        service: &str,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, BrokerError> {
-        self.inner.dead_letters(service, limit).await
-    }
-    async fn requeue_dead(&self, service: &str, id: Option<&str>) -> Result<usize, BrokerError> {
-        self.inner.requeue_dead(service, id).await
-    }
-    async fn purge_dead(&self, service: &str) -> Result<usize, BrokerError> {
-        self.inner.purge_dead(service).await
+    fn is_inbox(&self, address: &str) -> bool {
+        self.inner.is_inbox(address)
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
 use rota::jobs::{JobContext, JobError, Jobs, QueueOptions, Worker, WorkerOptions};
+use rota_core::Inboxes;
 use rota_core::jobs::{JobState, JobStore};
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -23,7 +24,7 @@ pub(crate) const MEASURES: &str = "enqueue_per_s: jobs accepted per second, in b
 
 /// Enqueues `n` jobs over `tenants` tenants, then processes them; each job
 /// must run exactly once and end settled.
-pub(crate) async fn run<S: JobStore + Clone>(
+pub(crate) async fn run<S: JobStore + Inboxes + Clone>(
     backend: Backend,
     store: S,
     n: usize,

@@ -27,7 +27,7 @@ impl Bench for Echo {
 async fn broker(url: &str, service: &str) -> Result<RedisBroker> {
     let broker = RedisBroker::connect_with(RedisOptions::new(url).prefix("bench"))
         .await
-        .with_context(|| format!("connecting to {url}"))?;
+        .with_context(|| format!("connecting to {}", rota_redis::options::redact(url)))?;
     // Start from an empty queue and no leftover consumers.
     let mut raw = redis::Client::open(url)?
         .get_multiplexed_async_connection()

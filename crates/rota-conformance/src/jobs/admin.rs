@@ -4,7 +4,7 @@ use super::*;
 
 /// Scheduled and queued jobs can be cancelled (they become final, never
 /// run); running and finished ones cannot.
-pub async fn cancel_only_before_start(store: &dyn JobStore) {
+pub async fn cancel_only_before_start(store: &dyn JobBackend) {
     let q = queue("cancel");
     let later = now_ms() + 60_000;
     let enq = store
@@ -39,7 +39,7 @@ pub async fn cancel_only_before_start(store: &dyn JobStore) {
 
 /// Only `max_finished` finished records are kept per queue, the oldest
 /// deleted first, and a deleted job's idempotency key is free again.
-pub async fn retention_by_count(store: &dyn JobStore) {
+pub async fn retention_by_count(store: &dyn JobBackend) {
     let q = queue("retain");
     let mut retention = Retention::default();
     retention.max_finished = 3;
@@ -77,7 +77,7 @@ pub async fn retention_by_count(store: &dyn JobStore) {
 
 /// Counts per state in all (with retained final jobs), and per partition
 /// of the jobs still to run.
-pub async fn counts_per_state_and_partition(store: &dyn JobStore) {
+pub async fn counts_per_state_and_partition(store: &dyn JobBackend) {
     let q = queue("counts");
     let later = now_ms() + 60_000;
     store
@@ -134,7 +134,7 @@ pub async fn counts_per_state_and_partition(store: &dyn JobStore) {
 
 /// Dead jobs are listed oldest first, re-queued with their attempts
 /// starting over (the history kept), and purged.
-pub async fn requeue_and_purge_dead(store: &dyn JobStore) {
+pub async fn requeue_and_purge_dead(store: &dyn JobBackend) {
     let q = queue("requeue");
     let enq = store
         .enqueue(vec![job(&q, "a"), job(&q, "a"), job(&q, "a")])

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Within a partition the highest priority runs first, then the oldest.
-pub async fn priority_then_fifo_within_a_partition(store: &dyn JobStore) {
+pub async fn priority_then_fifo_within_a_partition(store: &dyn JobBackend) {
     let q = queue("prio");
     let batch = [0, 5, 0, -1, 5, 9]
         .iter()
@@ -27,9 +27,46 @@ pub async fn priority_then_fifo_within_a_partition(store: &dyn JobStore) {
     assert_eq!(order, expect, "priority first, then enqueue order");
 }
 
+/// Within a partition shared by many tenants, the order holds across them:
+/// the highest priority of any tenant first, then the oldest, claim after
+/// claim and within one claim.
+pub async fn priority_then_fifo_across_the_tenants_of_a_partition(store: &dyn JobBackend) {
+    let q = queue("prio-group");
+    // Forty tenants in one partition, each with a job at each of three
+    // priorities, enqueued tenant by tenant.
+    let mut batch = Vec::new();
+    for t in 0..40 {
+        for p in [0, 7, 3] {
+            batch.push(job(&q, &format!("t{t:02}")).partition("g").priority(p));
+        }
+    }
+    let ids: Vec<JobId> = store
+        .enqueue(batch)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let mut expect = Vec::new();
+    for p in [1, 2, 0] {
+        expect.extend((0..40).map(|t| ids[t * 3 + p]));
+    }
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    let mut order = Vec::new();
+    order.push(claim_one(&*c).await.id);
+    order.extend(c.claim(59, FOUND).await.unwrap().iter().map(|j| j.id));
+    while order.len() < expect.len() {
+        order.push(claim_one(&*c).await.id);
+    }
+    assert_eq!(
+        order, expect,
+        "priority first, then enqueue order, whatever the tenant"
+    );
+}
+
 /// Partitions take turns: a tenant enqueued behind another's backlog runs
 /// among the first, and successive claims continue where the last stopped.
-pub async fn round_robin_across_partitions(store: &dyn JobStore) {
+pub async fn round_robin_across_partitions(store: &dyn JobBackend) {
     let q = queue("fair");
     let backlog = (0..50).map(|_| job(&q, "tenant-a")).collect();
     store.enqueue(backlog).await.unwrap();
@@ -77,7 +114,7 @@ pub async fn round_robin_across_partitions(store: &dyn JobStore) {
 
 /// With a tenant cap, a tenant's running jobs across every consumer of the
 /// queue stay under it; other tenants go on; a settled job frees a slot.
-pub async fn tenant_cap_holds_across_consumers(store: &dyn JobStore) {
+pub async fn tenant_cap_holds_across_consumers(store: &dyn JobBackend) {
     let q = queue("cap");
     let mut batch: Vec<_> = (0..5).map(|_| job(&q, "busy")).collect();
     batch.push(job(&q, "quiet"));
@@ -102,7 +139,7 @@ pub async fn tenant_cap_holds_across_consumers(store: &dyn JobStore) {
 
 /// The tenant cap skips a capped tenant's jobs, however many of them stand
 /// in front, and serves the other tenants of the same partition.
-pub async fn a_capped_tenant_does_not_block_its_partition(store: &dyn JobStore) {
+pub async fn a_capped_tenant_does_not_block_its_partition(store: &dyn JobBackend) {
     let q = queue("capfront");
     // Sixty of tenant a's jobs, all ahead of b's by priority, in one partition.
     let mut batch: Vec<NewJob> = (0..60)
@@ -119,7 +156,7 @@ pub async fn a_capped_tenant_does_not_block_its_partition(store: &dyn JobStore) 
 
 /// A claim waiting on a capped tenant wakes when a settle frees a slot,
 /// not at the end of its wait.
-pub async fn a_capped_claim_wakes_when_a_slot_frees(store: &dyn JobStore) {
+pub async fn a_capped_claim_wakes_when_a_slot_frees(store: &dyn JobBackend) {
     let q = queue("capwake");
     store
         .enqueue(vec![job(&q, "a"), job(&q, "a")])
@@ -141,7 +178,7 @@ pub async fn a_capped_claim_wakes_when_a_slot_frees(store: &dyn JobStore) {
 
 /// Small claims continue where the last stopped, over many partitions; one
 /// claim larger than the ring goes round it again.
-pub async fn claims_take_turns_over_many_partitions(store: &dyn JobStore) {
+pub async fn claims_take_turns_over_many_partitions(store: &dyn JobBackend) {
     let q = queue("manyparts");
     let batch = (0..3)
         .flat_map(|_| (0..300).map(|t| job(&q, &format!("t{t:03}"))))
@@ -161,4 +198,58 @@ pub async fn claims_take_turns_over_many_partitions(store: &dyn JobStore) {
     assert_eq!(got.len(), 600);
     let first: std::collections::HashSet<_> = got[..300].iter().map(|j| &j.tenant).collect();
     assert_eq!(first.len(), 300);
+}
+
+/// Round-robin holds over fifty thousand partitions: claim after claim,
+/// every partition is served once before any is served twice, and a
+/// partition that becomes ready half way round is served before any other
+/// is served again. (That a claim's cost does not grow with the partitions
+/// cannot be checked without timing it; this is the load under which a
+/// store that scans its partitions per claim would show, in the suite's
+/// run time.)
+pub async fn round_robin_over_fifty_thousand_partitions(store: &dyn JobBackend) {
+    const PARTITIONS: usize = 50_000;
+    let q = queue("fiftyk");
+    // Three jobs in one partition, then one in each of the others.
+    let mut batch: Vec<NewJob> = (0..3).map(|_| job(&q, "heavy")).collect();
+    batch.extend((0..PARTITIONS).map(|t| job(&q, &format!("t{t}"))));
+    for chunk in batch.chunks(1000) {
+        store.enqueue(chunk.to_vec()).await.unwrap();
+    }
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    let mut order: Vec<String> = Vec::new();
+    while order.len() < PARTITIONS / 2 {
+        let got = c.claim(500, FOUND).await.unwrap();
+        assert!(!got.is_empty(), "jobs are queued");
+        order.extend(got.into_iter().map(|j| j.tenant));
+    }
+    // A partition that becomes ready half way round.
+    let joined_at = order.len();
+    store.enqueue(vec![job(&q, "late")]).await.unwrap();
+    while order.len() < PARTITIONS + 4 {
+        let got = c.claim(500, FOUND).await.unwrap();
+        assert!(!got.is_empty(), "jobs are queued");
+        order.extend(got.into_iter().map(|j| j.tenant));
+    }
+    assert_eq!(order.len(), PARTITIONS + 4, "every job once");
+    let mut seen = std::collections::HashSet::new();
+    for (n, tenant) in order[..=PARTITIONS].iter().enumerate() {
+        assert!(
+            seen.insert(tenant),
+            "claim {n}: {tenant} served a second time before every partition was served once"
+        );
+    }
+    let late = order[joined_at..]
+        .iter()
+        .position(|t| t == "late")
+        .expect("late was served");
+    let mut since = std::collections::HashSet::new();
+    for tenant in &order[joined_at..joined_at + late] {
+        assert!(
+            since.insert(tenant),
+            "{tenant} was served twice while the late partition waited ({late} claims)"
+        );
+    }
+    let heavy = order.iter().filter(|t| *t == "heavy").count();
+    assert_eq!(heavy, 3);
 }

@@ -5,7 +5,7 @@ use super::*;
 /// A job is enqueued, claimed once with its fields intact, settled as
 /// succeeded; its record keeps the result and the attempt, and the outcome
 /// reply reaches the inbox.
-pub async fn enqueue_claim_settle_succeeded(store: &dyn JobStore) {
+pub async fn enqueue_claim_settle_succeeded(store: &dyn JobBackend) {
     let q = queue("basic");
     let mut inbox = store.open_inbox().await.expect("inbox");
     let new = job_with(&q, "acme", &serde_json::json!({"to": "a@b"}))
@@ -72,7 +72,7 @@ pub async fn enqueue_claim_settle_succeeded(store: &dyn JobStore) {
 }
 
 /// A batch with one bad job is refused whole: nothing of it is enqueued.
-pub async fn bulk_enqueue_is_all_or_nothing(store: &dyn JobStore) {
+pub async fn bulk_enqueue_is_all_or_nothing(store: &dyn JobBackend) {
     let q = queue("bulk");
     let mut bad = job(&q, "b");
     bad.tenant = String::new();
@@ -101,7 +101,7 @@ pub async fn bulk_enqueue_is_all_or_nothing(store: &dyn JobStore) {
 
 /// The same idempotency key within a queue returns the earlier job, marked
 /// duplicate, also within one batch; other queues have keys of their own.
-pub async fn idempotent_enqueue(store: &dyn JobStore) {
+pub async fn idempotent_enqueue(store: &dyn JobBackend) {
     let q = queue("idem");
     let other = queue("idem-other");
     let first = store
@@ -148,9 +148,9 @@ pub async fn idempotent_enqueue(store: &dyn JobStore) {
 
 /// A job scheduled ahead is not claimable before it is due; a claim that
 /// waits is woken when it comes due, without waiting out its whole wait.
-pub async fn scheduled_job_waits_until_due(store: &dyn JobStore) {
+pub async fn scheduled_job_waits_until_due(store: &dyn JobBackend) {
     let q = queue("sched");
-    let due = now_ms() + ms(SHORT_DELAY) + 100;
+    let due = now_ms() + 3_600_000;
     let id = store.enqueue(vec![job(&q, "a").at(due)]).await.unwrap()[0].id;
     assert_eq!(state_of(store, &q, id).await, JobState::Scheduled);
     let counts = store.counts(&q).await.unwrap();
@@ -161,14 +161,33 @@ pub async fn scheduled_job_waits_until_due(store: &dyn JobStore) {
         c.claim(1, NOTHING).await.unwrap().is_empty(),
         "claimed early"
     );
-
-    let waited = std::time::Instant::now();
-    let got = c.claim(1, Duration::from_secs(10)).await.unwrap();
-    let claimed_at = now_ms();
+    // Leases kept by the store's clock lapse as it jumps: a fresh consumer
+    // after each jump.
+    advance(Duration::from_secs(3_599));
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    assert!(
+        c.claim(1, NOTHING).await.unwrap().is_empty(),
+        "claimed a second early"
+    );
+    advance(Duration::from_secs(1));
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    let got = c.claim(1, FOUND).await.unwrap();
     assert_eq!(got.len(), 1, "not delivered once due");
     assert_eq!(got[0].id, id);
     assert_eq!(got[0].scheduled_for_ms, due);
-    assert!(claimed_at >= due, "delivered {} ms early", due - claimed_at);
+
+    // A claim that waits is woken when its job comes due, not at the end of
+    // its wait (here the clock moves with real time, as the system's does).
+    let soon = now_ms() + ms(SHORT_DELAY);
+    let id = store.enqueue(vec![job(&q, "a").at(soon)]).await.unwrap()[0].id;
+    let waited = std::time::Instant::now();
+    let (got, ()) = tokio::join!(c.claim(1, Duration::from_secs(10)), async {
+        tokio::time::sleep(SHORT_DELAY).await;
+        advance(SHORT_DELAY);
+    });
+    let got = got.unwrap();
+    assert_eq!(got.len(), 1, "not delivered once due");
+    assert_eq!(got[0].id, id);
     assert!(
         waited.elapsed() < Duration::from_secs(3),
         "the waiting claim was not woken when the job came due ({:?})",
@@ -186,7 +205,7 @@ pub async fn scheduled_job_waits_until_due(store: &dyn JobStore) {
 
 /// Bad input is refused with an error naming the problem, and nothing is
 /// enqueued.
-pub async fn bad_input_is_refused(store: &dyn JobStore) {
+pub async fn bad_input_is_refused(store: &dyn JobBackend) {
     let q = queue("bad");
     let mut empty_tenant = job(&q, "a");
     empty_tenant.tenant = String::new();
@@ -194,12 +213,14 @@ pub async fn bad_input_is_refused(store: &dyn JobStore) {
     oversized.payload = Bytes::from(format!("\"{}\"", "x".repeat(2 * 1024 * 1024)));
     let mut not_json = job(&q, "a");
     not_json.payload = Bytes::from_static(b"{nope");
+    let huge_header = job(&q, "a").header("note", "x".repeat(1024 * 1024));
     let cases: Vec<(NewJob, &str)> = vec![
         (empty_tenant, "tenant is empty"),
         (job("bad queue!", "a"), "queue name"),
         (job(&q, "a b"), "tenant"),
         (oversized, "limit"),
         (not_json, "not valid JSON"),
+        (huge_header, "headers are"),
         (job(&q, "a").at(u64::MAX), "10 years"),
     ];
     for (bad, expect) in cases {
@@ -222,7 +243,7 @@ pub async fn bad_input_is_refused(store: &dyn JobStore) {
 
 /// A chosen id names one job within its queue: enqueued again there it is
 /// a duplicate; in another queue it is a job of its own.
-pub async fn a_chosen_id_is_unique_within_its_queue(store: &dyn JobStore) {
+pub async fn a_chosen_id_is_unique_within_its_queue(store: &dyn JobBackend) {
     let q = queue("chosen");
     let other = queue("chosen.other");
     let id = JobId::new();
@@ -240,6 +261,33 @@ pub async fn a_chosen_id_is_unique_within_its_queue(store: &dyn JobStore) {
     let b = store.job(&other, id).await.unwrap().unwrap();
     assert_eq!((a.job.tenant.as_str(), b.job.tenant.as_str()), ("a", "b"));
     assert!(store.job(&other, JobId::new()).await.unwrap().is_none());
+}
+
+/// A job whose `reply_to` is no inbox address of the store is refused, with
+/// the rest of its batch: its outcome would be written there.
+pub async fn a_reply_to_that_is_no_inbox_is_refused(store: &dyn JobBackend) {
+    let q = queue("replyto");
+    let inbox = store.open_inbox().await.expect("inbox");
+    for hostile in ["", "nowhere", "rota:{j:q}:ring", "test:{svc}:q"] {
+        let err = store
+            .enqueue(vec![
+                job(&q, "a").reply_to(inbox.address()),
+                job(&q, "a").reply_to(hostile),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BrokerError::Invalid(_)), "{hostile:?}: {err}");
+        assert!(err.to_string().contains("no inbox address"), "{err}");
+    }
+    assert_eq!(
+        store.counts(&q).await.unwrap().total.queued,
+        0,
+        "all or none"
+    );
+    store
+        .enqueue(vec![job(&q, "a").reply_to(inbox.address())])
+        .await
+        .unwrap();
 }
 
 /// A batch over several queues with an invalid job is refused whole,

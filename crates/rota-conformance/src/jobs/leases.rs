@@ -5,7 +5,7 @@ use super::*;
 /// A job whose workers keep dying is dead-lettered once its attempts reach
 /// its maximum, with a `Lost` attempt for each and a reason naming the
 /// lapsed leases.
-pub async fn dead_after_exhausted_reaps(store: &dyn JobStore) {
+pub async fn dead_after_exhausted_reaps(store: &dyn JobBackend) {
     let q = queue("dead-reap");
     let id = store
         .enqueue(vec![job(&q, "a").max_attempts(2)])
@@ -62,7 +62,7 @@ pub async fn dead_after_exhausted_reaps(store: &dyn JobStore) {
 /// A job whose worker's lease lapsed is reaped and delivered again with
 /// attempt + 1; its record holds a `Lost` attempt by that worker, timed
 /// from the claim.
-pub async fn lost_lease_is_redelivered(store: &dyn JobStore) {
+pub async fn lost_lease_is_redelivered(store: &dyn JobBackend) {
     let q = queue("lost");
     let id = store.enqueue(vec![job(&q, "a")]).await.unwrap()[0].id;
     let a = store.job_consumer(&q, short()).await.unwrap();
@@ -100,7 +100,7 @@ pub async fn lost_lease_is_redelivered(store: &dyn JobStore) {
 
 /// A worker whose lease lapsed can neither renew, claim, settle nor
 /// release: refused with `LeaseLost`, and the job stays with its new holder.
-pub async fn stale_settle_is_refused(store: &dyn JobStore) {
+pub async fn stale_settle_is_refused(store: &dyn JobBackend) {
     let q = queue("fence");
     let id = store.enqueue(vec![job(&q, "a")]).await.unwrap()[0].id;
     let a = store.job_consumer(&q, short()).await.unwrap();
@@ -132,15 +132,58 @@ pub async fn stale_settle_is_refused(store: &dyn JobStore) {
     assert_eq!(state_of(store, &q, id).await, JobState::Succeeded);
 }
 
+/// A worker opened with the name of a live one takes the lease over: a
+/// later epoch; the earlier holder's writes are refused at once, though its
+/// own lease has not run out, and its jobs are handed back with a `Lost`
+/// attempt.
+pub async fn a_later_epoch_fences_the_earlier(store: &dyn JobBackend) {
+    let q = queue("epoch");
+    let id = store.enqueue(vec![job(&q, "a")]).await.unwrap()[0].id;
+    let long = opts().lease(Duration::from_secs(60)).name("host-1");
+    let a = store.job_consumer(&q, long.clone()).await.unwrap();
+    assert_eq!(a.id(), "host-1");
+    let got = claim_one(&*a).await;
+    let b = store.job_consumer(&q, long.clone()).await.unwrap();
+    assert!(b.epoch() > a.epoch(), "{} then {}", a.epoch(), b.epoch());
+    assert_eq!(
+        a.settle(vec![succeeded(&got, &*a)]).await,
+        Err(BrokerError::LeaseLost)
+    );
+    assert_eq!(a.renew().await, Err(BrokerError::LeaseLost));
+    assert_eq!(
+        a.release(vec![id], false).await,
+        Err(BrokerError::LeaseLost)
+    );
+    // The takeover handed the job back.
+    let again = claim_one(&*b).await;
+    assert_eq!((again.id, again.attempt), (id, 2));
+    let record = store.job(&q, id).await.unwrap().unwrap();
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(record.attempts[0].outcome, AttemptOutcome::Lost);
+    assert_eq!(b.settle(vec![succeeded(&again, &*b)]).await.unwrap(), 1);
+    assert_eq!(state_of(store, &q, id).await, JobState::Succeeded);
+    // Epochs never go back, even once the lease is given up.
+    b.close().await.unwrap();
+    a.close().await.unwrap();
+    let c = store.job_consumer(&q, long).await.unwrap();
+    assert!(c.epoch() > b.epoch(), "{} then {}", b.epoch(), c.epoch());
+    assert!(store.job_consumer(&q, opts().name("a b")).await.is_err());
+}
+
 /// Renewal keeps a lease alive past its length.
-pub async fn renewal_keeps_the_lease(store: &dyn JobStore) {
+pub async fn renewal_keeps_the_lease(store: &dyn JobBackend) {
+    // Leases run on tokio's, Redis's or the store's clock: the time moves
+    // on all of them, and a 2 s lease renewed every 250 ms for 3 s leaves a
+    // wide margin on a busy machine.
+    let lease = opts().lease(Duration::from_secs(2));
     let q = queue("renew");
     store.enqueue(vec![job(&q, "a")]).await.unwrap();
-    let a = store.job_consumer(&q, short()).await.unwrap();
+    let a = store.job_consumer(&q, lease.clone()).await.unwrap();
     let got = claim_one(&*a).await;
-    let b = store.job_consumer(&q, short()).await.unwrap();
-    for _ in 0..6 {
-        tokio::time::sleep(SHORT_LEASE / 3).await;
+    let b = store.job_consumer(&q, lease).await.unwrap();
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        advance(Duration::from_millis(250));
         a.renew().await.expect("renew");
         b.renew().await.expect("renew");
     }
@@ -152,7 +195,7 @@ pub async fn renewal_keeps_the_lease(store: &dyn JobStore) {
 /// Released jobs go back at once; the attempt counts (with a `Cancelled`
 /// attempt in the history) only when the handler had started. Closing a
 /// consumer gives back what it holds, not counting an attempt.
-pub async fn release_and_close_give_back_at_once(store: &dyn JobStore) {
+pub async fn release_and_close_give_back_at_once(store: &dyn JobBackend) {
     let q = queue("release");
     let enq = store
         .enqueue(vec![job(&q, "a"), job(&q, "a"), job(&q, "a")])

@@ -28,12 +28,15 @@ pub use settle::*;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rota_core::clock::Clock;
+pub use rota_core::clock::ManualClock;
 use rota_core::jobs::{
     Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, JobStore,
     NewJob, Next, Retention, Settle,
 };
-use rota_core::time::now_ms;
 use rota_core::{BrokerError, CorrelationId};
+
+use crate::JobBackend;
 
 /// A lease short enough to let lapse in a check.
 pub const SHORT_LEASE: Duration = Duration::from_millis(300);
@@ -61,8 +64,33 @@ pub(crate) fn opts() -> JobConsumerOptions {
     JobConsumerOptions::default().lease(Duration::from_secs(60))
 }
 
+tokio::task_local! {
+    /// The clock of the store under check: due times, retries and
+    /// timestamps move only when a check moves it.
+    static CLOCK: ManualClock;
+}
+
+/// Runs `check` with `clock` as the clock of the store under check (the
+/// generated tests do; a backend's own test calling a check does too).
+pub async fn run_with_clock<F: std::future::Future>(clock: ManualClock, check: F) -> F::Output {
+    CLOCK.scope(clock, check).await
+}
+
+/// Now, by the store's clock.
+pub(crate) fn now_ms() -> u64 {
+    CLOCK.with(|c| c.now_ms())
+}
+
+/// Moves the store's clock forward: due times pass without sleeping.
+pub(crate) fn advance(by: Duration) {
+    CLOCK.with(|c| c.advance(by));
+}
+
+/// Lets short leases lapse: real time for leases kept on tokio's or
+/// Redis's clock, and the store's clock for leases kept by it (SQLite).
 pub(crate) async fn lapse() {
     tokio::time::sleep(SHORT_LEASE * 2).await;
+    advance(SHORT_LEASE * 2);
 }
 
 pub(crate) fn job(queue: &str, tenant: &str) -> NewJob {
@@ -118,9 +146,11 @@ pub(crate) async fn state_of(store: &dyn JobStore, queue: &str, id: JobId) -> Jo
         .expect("record retained")
         .state
 }
-/// Generates one `#[tokio::test]` per job conformance check. `$make` is an
-/// expression evaluating to a future of `(guard, store)`: the guard (say, a
-/// Redis server process) lives as long as the check runs.
+/// Generates one `#[tokio::test]` per job conformance check. `$make` is a
+/// closure from a [`ManualClock`] to a future of `(guard, store)`: the
+/// store keeps its time by that clock (the checks move it instead of
+/// sleeping), and the guard (say, a Redis server process) lives as long as
+/// the check runs.
 #[macro_export]
 macro_rules! jobs_tests {
     ($make:expr) => {
@@ -131,13 +161,16 @@ macro_rules! jobs_tests {
             retry_at_schedules_the_next_attempt, failed_for_good_keeps_the_reason,
             dead_by_the_worker, dead_after_exhausted_reaps, store_decided_outcomes_are_replied,
             lost_lease_is_redelivered,
-            stale_settle_is_refused, renewal_keeps_the_lease,
+            stale_settle_is_refused, a_later_epoch_fences_the_earlier, renewal_keeps_the_lease,
             release_and_close_give_back_at_once, cancel_only_before_start, retention_by_count,
             counts_per_state_and_partition, requeue_and_purge_dead, bad_input_is_refused,
             a_chosen_id_is_unique_within_its_queue, finishing_in_a_state_that_is_not_final_is_refused,
-            claims_take_turns_over_many_partitions, a_capped_tenant_does_not_block_its_partition,
-            a_capped_claim_wakes_when_a_slot_frees, an_invalid_job_refuses_a_batch_over_several_queues,
-            counts_see_capped_grouped_and_cancelled_jobs);
+            claims_take_turns_over_many_partitions, a_reply_to_that_is_no_inbox_is_refused,
+            a_capped_tenant_does_not_block_its_partition, a_capped_claim_wakes_when_a_slot_frees,
+            an_invalid_job_refuses_a_batch_over_several_queues,
+            counts_see_capped_grouped_and_cancelled_jobs,
+            round_robin_over_fifty_thousand_partitions,
+            priority_then_fifo_across_the_tenants_of_a_partition);
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
         mod jobs_conformance {
@@ -146,8 +179,9 @@ macro_rules! jobs_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
-                    let (_guard, store) = $make.await;
-                    $crate::jobs::$check(&store).await;
+                    let clock = $crate::jobs::ManualClock::starting_now();
+                    let (_guard, store) = ($make)(clock.clone()).await;
+                    $crate::jobs::run_with_clock(clock, $crate::jobs::$check(&store)).await;
                 }
             )*
         }

@@ -1,8 +1,11 @@
 //! What the backends' integration tests share: a private `redis-server`
-//! to start, kill and restart, and child processes to SIGKILL.
+//! to start, kill and restart, child processes to SIGKILL, and waiting for
+//! jobs to reach a state.
 
 mod child;
+mod jobs;
 mod redis_server;
 
 pub use child::{Child, child_env};
+pub use jobs::await_state;
 pub use redis_server::{RedisServer, free_port};

@@ -12,12 +12,19 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     durable: bool,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port; panics with a hint if there is no
     /// `redis-server` on the PATH.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra command-line options (say,
+    /// `["--requirepass", "pw"]`).
+    pub fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut this = Self {
@@ -25,6 +32,7 @@ impl RedisServer {
             port,
             dir,
             durable: false,
+            extra: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         this.spawn();
         this
@@ -40,6 +48,7 @@ impl RedisServer {
             port,
             dir,
             durable: true,
+            extra: Vec::new(),
         };
         this.spawn();
         this
@@ -57,6 +66,7 @@ impl RedisServer {
             })
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

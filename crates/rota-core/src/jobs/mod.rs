@@ -11,11 +11,14 @@
 //!   bulk, scheduled, idempotent, prioritised), claim under a fenced lease,
 //!   settle (succeed, retry later, fail, dead-letter), reap, and look up.
 
+pub mod counts;
 pub mod model;
 pub mod store;
+pub mod validate;
 
+pub use counts::{QueueCounts, StateCounts};
 pub use model::{
     Attempt, AttemptOutcome, Enqueued, Job, JobId, JobOutcome, JobRecord, JobState, NewJob,
-    QueueCounts, StateCounts, validate_batch, validate_job, validate_queue,
 };
 pub use store::{JobConsumer, JobConsumerOptions, JobStore, Next, Retention, Settle};
+pub use validate::{validate_batch, validate_job, validate_queue, validate_reply_to};

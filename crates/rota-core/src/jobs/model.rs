@@ -1,6 +1,5 @@
-//! What a job is, what became of it, and the checks made at enqueue.
+//! What a job is and what became of it.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -10,7 +9,6 @@ use uuid::Uuid;
 
 use crate::envelope::Headers;
 use crate::error::BrokerError;
-use crate::names::validate_service;
 use crate::time::{Deadline, now_ms};
 
 /// Identifies a job: a UUID v7, so ids sort by creation.
@@ -49,19 +47,6 @@ impl fmt::Display for JobId {
         self.0.hyphenated().fmt(f)
     }
 }
-
-/// Longest tenant, kind, partition or idempotency key accepted.
-pub const MAX_KEY_LEN: usize = 128;
-
-/// Largest payload accepted by default: 1 MiB of JSON.
-pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
-
-/// The furthest in the past a job may be scheduled (it then runs at once):
-/// a day, for clocks that disagree; older times are mistakes.
-pub const MAX_PAST: Duration = Duration::from_secs(24 * 3600);
-
-/// The furthest in the future a job may be scheduled: 10 years.
-pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +147,8 @@ impl NewJob {
     }
 
     /// Runs no earlier than `delay` from now.
+    /// (The delay counts from the system clock's now; with a store on
+    /// another clock, use [`at`](Self::at) with that clock's time.)
     pub fn after(mut self, delay: Duration) -> Self {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.scheduled_for = Some(now_ms().saturating_add(ms));
@@ -239,98 +226,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-fn check_key(what: &str, value: &str) -> Result<(), BrokerError> {
-    if value.is_empty() {
-        return Err(BrokerError::Invalid(format!("{what} is empty")));
-    }
-    if value.len() > MAX_KEY_LEN {
-        return Err(BrokerError::Invalid(format!(
-            "{what} is {} bytes long; at most {MAX_KEY_LEN} are allowed",
-            value.len()
-        )));
-    }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '/')))
-    {
-        return Err(BrokerError::Invalid(format!(
-            "{what} {value:?} holds {bad:?}; use ASCII letters, digits, '-', '_', '.', '@' or '/'"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks a queue name: the rules of a service name, said of a queue.
-pub fn validate_queue(queue: &str) -> Result<(), BrokerError> {
-    validate_service(queue).map_err(|e| match e {
-        BrokerError::InvalidName(m) => {
-            BrokerError::Invalid(m.replace("service name", "queue name"))
-        }
-        other => other,
-    })
-}
-
-/// Checks a job before it is accepted: names that fit the key layout, a
-/// JSON payload within `max_payload` bytes, and a sane schedule.
-pub fn validate_job(job: &NewJob, max_payload: usize) -> Result<(), BrokerError> {
-    validate_queue(&job.queue)?;
-    check_key("tenant", &job.tenant)?;
-    check_key("job kind", &job.kind)?;
-    if let Some(p) = &job.partition {
-        check_key("partition", p)?;
-    }
-    if let Some(k) = &job.idempotency_key
-        && (k.is_empty() || k.len() > 512)
-    {
-        return Err(BrokerError::Invalid(
-            "idempotency key must be 1 to 512 bytes long".into(),
-        ));
-    }
-    if job.payload.len() > max_payload {
-        return Err(BrokerError::Invalid(format!(
-            "payload of {} bytes is over the {max_payload}-byte limit",
-            job.payload.len()
-        )));
-    }
-    if serde_json::from_slice::<serde::de::IgnoredAny>(&job.payload).is_err() {
-        return Err(BrokerError::Invalid("payload is not valid JSON".into()));
-    }
-    if let Some(at) = job.scheduled_for {
-        let limit = now_ms().saturating_add(MAX_DELAY.as_millis() as u64);
-        if at > limit {
-            return Err(BrokerError::Invalid(format!(
-                "scheduled for {at} ms since the epoch, more than 10 years ahead"
-            )));
-        }
-        // Far in the past is not "now": it is a time in seconds, or a
-        // negative delay gone through an unsigned type.
-        let floor = now_ms().saturating_sub(MAX_PAST.as_millis() as u64);
-        if at < floor {
-            return Err(BrokerError::Invalid(format!(
-                "scheduled for {at} ms since the epoch, more than a day in the past; \
-                 is it in seconds, or a negative delay?"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Checks every job of a batch before any is accepted; an error names the
-/// job's place in the batch and says that nothing was enqueued.
-pub fn validate_batch(jobs: &[NewJob], max_payload: usize) -> Result<(), BrokerError> {
-    let several = jobs.len() > 1;
-    for (i, job) in jobs.iter().enumerate() {
-        validate_job(job, max_payload).map_err(|e| match e {
-            BrokerError::Invalid(m) if several => BrokerError::Invalid(format!(
-                "job {} of the batch: {m}; nothing was enqueued",
-                i + 1
-            )),
-            other => other,
-        })?;
-    }
-    Ok(())
 }
 
 /// A job as a worker gets it.
@@ -585,154 +480,4 @@ pub struct Enqueued {
     pub id: JobId,
     /// Whether an earlier job with the same idempotency key was returned.
     pub duplicate: bool,
-}
-
-/// Jobs per state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct StateCounts {
-    pub scheduled: u64,
-    pub queued: u64,
-    pub running: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    pub cancelled: u64,
-    pub dead: u64,
-}
-
-impl StateCounts {
-    /// Adds `n` to a state's count.
-    pub fn add(&mut self, state: JobState, n: u64) {
-        let slot = match state {
-            JobState::Scheduled => &mut self.scheduled,
-            JobState::Queued => &mut self.queued,
-            JobState::Running => &mut self.running,
-            JobState::Succeeded => &mut self.succeeded,
-            JobState::Failed => &mut self.failed,
-            JobState::Cancelled => &mut self.cancelled,
-            JobState::Dead => &mut self.dead,
-        };
-        *slot += n;
-    }
-
-    /// A state's count.
-    pub fn get(&self, state: JobState) -> u64 {
-        match state {
-            JobState::Scheduled => self.scheduled,
-            JobState::Queued => self.queued,
-            JobState::Running => self.running,
-            JobState::Succeeded => self.succeeded,
-            JobState::Failed => self.failed,
-            JobState::Cancelled => self.cancelled,
-            JobState::Dead => self.dead,
-        }
-    }
-}
-
-/// Counts of a queue, in all and per partition.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueCounts {
-    /// All partitions.
-    pub total: StateCounts,
-    /// Per partition: jobs still to run (scheduled, queued, running).
-    pub partitions: BTreeMap<String, StateCounts>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job() -> NewJob {
-        NewJob::new("mail", "acme", "send", &serde_json::json!({"to": "a@b"})).unwrap()
-    }
-
-    #[test]
-    fn bad_names_payloads_and_delays_are_refused_with_the_reason() {
-        let cases: Vec<(NewJob, &str)> = vec![
-            (
-                NewJob {
-                    tenant: String::new(),
-                    ..job()
-                },
-                "tenant is empty",
-            ),
-            (
-                NewJob {
-                    tenant: "x".repeat(200),
-                    ..job()
-                },
-                "at most 128",
-            ),
-            (
-                NewJob {
-                    tenant: "a b".into(),
-                    ..job()
-                },
-                "holds ' '",
-            ),
-            (
-                NewJob {
-                    queue: "q{x}".into(),
-                    ..job()
-                },
-                "queue name",
-            ),
-            (
-                NewJob {
-                    kind: String::new(),
-                    ..job()
-                },
-                "job kind is empty",
-            ),
-            (
-                NewJob {
-                    payload: Bytes::from_static(b"{nope"),
-                    ..job()
-                },
-                "not valid JSON",
-            ),
-            (
-                NewJob {
-                    payload: Bytes::from(vec![b' '; 2000]),
-                    ..job()
-                },
-                "over the 1000-byte limit",
-            ),
-            (job().at(u64::MAX), "more than 10 years"),
-            (job().at(1_767_225_600), "is it in seconds"),
-            (job().at(0), "more than a day in the past"),
-        ];
-        for (bad, expect) in cases {
-            let err = validate_job(&bad, 1000).unwrap_err().to_string();
-            assert!(err.contains(expect), "{err:?} does not say {expect:?}");
-        }
-        assert!(validate_job(&job(), 1000).is_ok());
-    }
-
-    #[test]
-    fn tenant_groups_are_stable_and_spread() {
-        let a = job().tenant_group(8);
-        assert_eq!(a.partition_key(), job().tenant_group(8).partition_key());
-        let groups: std::collections::BTreeSet<_> = (0..100)
-            .map(|i| {
-                NewJob {
-                    tenant: format!("t{i}"),
-                    ..job()
-                }
-                .tenant_group(8)
-                .partition_key()
-                .to_owned()
-            })
-            .collect();
-        assert_eq!(groups.len(), 8);
-    }
-
-    #[test]
-    fn new_jobs_round_trip_through_json_with_the_payload_inline() {
-        let j = job().priority(3).after(Duration::from_secs(5));
-        let text = serde_json::to_string(&j).unwrap();
-        assert!(text.contains(r#""payload":{"to":"a@b"}"#), "{text}");
-        let back: NewJob = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, j);
-    }
 }

@@ -1,7 +1,8 @@
 //! The job store trait family.
 //!
-//! A backend that stores jobs is also a [`Broker`]: job outcomes travel to
-//! the same reply inboxes as call replies.
+//! A backend that stores jobs implements [`JobStore`] beside the other
+//! features' traits; job outcomes travel to the reply
+//! [`Inbox`](crate::Inbox)es that every feature shares.
 //!
 //! # Semantics every backend keeps (checked by `rota_conformance::jobs`)
 //!
@@ -44,15 +45,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::model::{Attempt, Enqueued, Job, JobId, JobRecord, JobState, NewJob, QueueCounts};
+use super::counts::QueueCounts;
+use super::model::{Attempt, Enqueued, Job, JobId, JobRecord, JobState, NewJob};
+use crate::clock::SharedClock;
 use crate::error::BrokerError;
-use crate::rpc::{Broker, ReapStats};
+use crate::lease::Leased;
 
 /// What happens to a job after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Next {
-    /// It is finished in this state (succeeded, failed or cancelled).
+    /// It is finished in this state: `Succeeded`, `Failed`, `Cancelled`, or
+    /// `Dead` (dead-lettered, as with [`Next::Dead`]). A state that is not
+    /// final (`Scheduled`, `Queued`, `Running`) is refused with
+    /// [`BrokerError::Invalid`] and no job of the batch changes state.
     Finish(JobState),
     /// It runs again at this instant (Unix ms), as attempt + 1.
     RetryAt(u64),
@@ -77,6 +83,16 @@ pub struct Settle {
 }
 
 impl Settle {
+    /// This settlement turned into the job's dead-lettering with `reason`,
+    /// without its reply or result: what a worker writes when the original
+    /// was refused for good (see [`Leased::give_up`]).
+    pub fn given_up(mut self, reason: &str) -> Self {
+        self.next = Next::Dead(reason.to_owned());
+        self.reply = None;
+        self.result = None;
+        self
+    }
+
     /// A settlement of `id`'s `attempt` with `next`.
     pub fn new(id: JobId, attempt: Attempt, next: Next) -> Self {
         Self {
@@ -122,6 +138,11 @@ pub struct JobConsumerOptions {
     pub max_attempts: u32,
     /// Retention of finished jobs.
     pub retention: Retention,
+    /// The lease's name; `None` (the default) for a name of its own. A
+    /// consumer opened with the name of a live one takes the lease over:
+    /// it gets the next epoch, the earlier holder's jobs go back to the
+    /// queue, and its writes are refused from then on.
+    pub name: Option<String>,
 }
 
 impl Default for JobConsumerOptions {
@@ -131,6 +152,7 @@ impl Default for JobConsumerOptions {
             tenant_cap: None,
             max_attempts: 25,
             retention: Retention::default(),
+            name: None,
         }
     }
 }
@@ -156,11 +178,16 @@ impl JobConsumerOptions {
         self.retention = retention;
         self
     }
+    /// Names the lease (see [`JobConsumerOptions::name`]).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
 }
 
 /// A store of jobs. See the module docs for the semantics.
 #[async_trait]
-pub trait JobStore: Broker {
+pub trait JobStore: Send + Sync + 'static {
     /// Accepts a batch of jobs, all or none per queue (see the module docs).
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError>;
 
@@ -192,35 +219,19 @@ pub trait JobStore: Broker {
     /// Cancels job `id` of `queue` if it has not started (scheduled or
     /// queued). Returns whether it was cancelled.
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError>;
+
+    /// The clock the store keeps due times by; workers time attempts and
+    /// retries by it too. The system clock unless the store was given
+    /// another (a [`ManualClock`](crate::clock::ManualClock) in tests).
+    fn clock(&self) -> SharedClock {
+        crate::clock::system()
+    }
 }
 
-/// A worker's claim on one queue's jobs.
-///
-/// Like [`Consumer`](crate::Consumer), none of the async methods is cancel
-/// safe; bound them with `wait` rather than racing them.
-#[async_trait]
-pub trait JobConsumer: Send + Sync {
-    /// This consumer's id.
-    fn id(&self) -> &str;
+/// A worker's leased claim on one queue's jobs: the shape of every leased
+/// consumer ([`Leased`]) with [`Job`]s as its work, [`Settle`]ments as
+/// finished work and [`JobId`]s to release. Claims are fair across
+/// partitions (see the module docs). Every `Leased` of that shape is one.
+pub trait JobConsumer: Leased<Work = Job, Done = Settle, Tag = JobId> {}
 
-    /// Claims up to `max` jobs, fairly across partitions, waiting up to
-    /// `wait` for the first.
-    async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError>;
-
-    /// Extends the lease; [`BrokerError::LeaseLost`] once it lapsed.
-    async fn renew(&self) -> Result<(), BrokerError>;
-
-    /// Records finished attempts and applies what comes next; fenced.
-    /// Returns how many jobs were still held and are now settled.
-    async fn settle(&self, done: Vec<Settle>) -> Result<usize, BrokerError>;
-
-    /// Gives held jobs back to the queue at once; `attempted` counts the
-    /// attempt (the handler had started).
-    async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError>;
-
-    /// Hands back the jobs of lapsed consumers of this queue.
-    async fn reap(&self) -> Result<ReapStats, BrokerError>;
-
-    /// Releases everything held and gives the lease up.
-    async fn close(&self) -> Result<(), BrokerError>;
-}
+impl<T: Leased<Work = Job, Done = Settle, Tag = JobId> + ?Sized> JobConsumer for T {}

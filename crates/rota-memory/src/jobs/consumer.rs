@@ -6,10 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rota_core::BrokerError;
 use rota_core::jobs::{
-    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, Next, Settle,
+    Attempt, AttemptOutcome, Job, JobConsumerOptions, JobId, JobState, Next, Settle,
 };
-use rota_core::rpc::ReapStats;
-use rota_core::time::now_ms;
+use rota_core::{Leased, ReapStats};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -21,6 +20,7 @@ pub(super) struct MemoryJobConsumer {
     pub(super) broker: MemoryBroker,
     pub(super) queue: String,
     pub(super) id: String,
+    pub(super) epoch: u64,
     pub(super) options: JobConsumerOptions,
     pub(super) wake: Arc<Notify>,
 }
@@ -29,10 +29,10 @@ impl MemoryJobConsumer {
     /// One claim attempt: the jobs taken, and when the next scheduled job
     /// comes due.
     fn try_claim(&self, max: usize) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
-        let now = now_ms();
+        let now = self.broker.now_ms();
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
-        q.check_lease(&self.id)?;
+        q.check_lease(&self.id, self.epoch)?;
         q.promote(now);
         let ids = q.take(max, self.options.tenant_cap);
         let mut jobs = Vec::with_capacity(ids.len());
@@ -46,7 +46,7 @@ impl MemoryJobConsumer {
             }
         }
         // Pass the wake-up on if work is left for other consumers.
-        if !jobs.is_empty() && !q.ring.is_empty() {
+        if !jobs.is_empty() && !q.partitions.is_empty() {
             q.wake.notify_waiters();
         }
         Ok((jobs, q.next_due()))
@@ -54,9 +54,21 @@ impl MemoryJobConsumer {
 }
 
 #[async_trait]
-impl JobConsumer for MemoryJobConsumer {
+impl Leased for MemoryJobConsumer {
+    type Work = Job;
+    type Done = Settle;
+    type Tag = JobId;
+
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    async fn give_up(&self, done: Settle, reason: &str) -> Result<(), BrokerError> {
+        self.settle(vec![done.given_up(reason)]).await.map(|_| ())
     }
 
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
@@ -72,7 +84,7 @@ impl JobConsumer for MemoryJobConsumer {
             // Sleep until woken, the wait ends, or the next scheduled job is
             // due, whichever comes first.
             let wake_at = next_due.map_or(until, |due| {
-                let ms = due.saturating_sub(now_ms()).max(1);
+                let ms = due.saturating_sub(self.broker.now_ms()).max(1);
                 until.min(now + Duration::from_millis(ms))
             });
             let _ = tokio::time::timeout_at(wake_at, notified).await;
@@ -82,7 +94,7 @@ impl JobConsumer for MemoryJobConsumer {
     async fn renew(&self) -> Result<(), BrokerError> {
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
-        q.check_lease(&self.id)?;
+        q.check_lease(&self.id, self.epoch)?;
         if let Some(holder) = q.holders.get_mut(&self.id) {
             holder.lease_until = Instant::now() + self.options.lease;
         }
@@ -101,11 +113,11 @@ impl JobConsumer for MemoryJobConsumer {
                 )));
             }
         }
-        let now = now_ms();
+        let now = self.broker.now_ms();
         let mut guard = self.broker.lock();
         let state: &mut State = &mut guard;
         let q = state.jobs.queues.entry(self.queue.clone()).or_default();
-        q.check_lease(&self.id)?;
+        q.check_lease(&self.id, self.epoch)?;
         let mut settled = 0;
         for s in done {
             let held = q
@@ -172,10 +184,10 @@ impl JobConsumer for MemoryJobConsumer {
     }
 
     async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
-        let now = now_ms();
+        let now = self.broker.now_ms();
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
-        q.check_lease(&self.id)?;
+        q.check_lease(&self.id, self.epoch)?;
         for id in ids {
             let Some(started) = q.holders.get_mut(&self.id).and_then(|h| h.held.remove(&id)) else {
                 continue;
@@ -205,11 +217,12 @@ impl JobConsumer for MemoryJobConsumer {
     }
 
     async fn reap(&self) -> Result<ReapStats, BrokerError> {
+        let now = self.broker.now_ms();
         let mut state = self.broker.lock();
         let jobs = &mut state.jobs;
         let mut seq = jobs.seq;
         let q = jobs.queues.entry(self.queue.clone()).or_default();
-        let stats = q.reap(self.options.max_attempts, &mut seq);
+        let stats = q.reap(self.options.max_attempts, &mut seq, now);
         jobs.seq = seq;
         deliver_outbox(&mut state);
         drop(state);
@@ -222,7 +235,11 @@ impl JobConsumer for MemoryJobConsumer {
     async fn close(&self) -> Result<(), BrokerError> {
         let mut state = self.broker.lock();
         let q = state.jobs.queue(&self.queue);
-        if let Some(holder) = q.holders.remove(&self.id) {
+        if q.holders
+            .get(&self.id)
+            .is_some_and(|h| h.epoch == self.epoch)
+            && let Some(holder) = q.holders.remove(&self.id)
+        {
             let mut held: Vec<JobId> = holder.held.into_keys().collect();
             held.sort_unstable();
             for id in held {

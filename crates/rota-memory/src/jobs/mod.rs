@@ -4,7 +4,7 @@
 //! Jobs live next to the request queues and the inboxes, behind the same
 //! lock, so a settlement writes its outcome reply and lets go of the job in
 //! one step; the jobs touch the inboxes only through
-//! [`Inboxes::deliver`](crate::inbox::Inboxes::deliver). Job times (enqueued, due, finished) are wall-clock Unix
+//! `OpenInboxes::deliver`. Job times (enqueued, due, finished) are wall-clock Unix
 //! milliseconds, as in every backend; leases run on [`tokio::time::Instant`]
 //! as the broker's own do, so tests may pause time to let them lapse.
 //!
@@ -13,9 +13,12 @@
 //! * `records` — every retained job, with the sequence number that orders
 //!   it among jobs of equal priority and due time;
 //! * `partitions` — the queued jobs, per partition and tenant, ordered by
-//!   priority (highest first), then due time, then sequence;
-//! * `ring` — the partitions that have queued jobs, the next one to serve
-//!   in front (the round-robin cursor);
+//!   priority (highest first), then due time, then sequence, with each
+//!   tenant's first job in that order too; the partitions, in the order of
+//!   their names, are the round-robin ring;
+//! * `cursor` — the partition served last: claims go on from the next
+//!   name, wrapping round, so a partition that becomes ready is served
+//!   within the round under way;
 //! * `scheduled` — jobs waiting for their time, by due time;
 //! * `finished` and `dead` — final jobs, oldest first, for retention and
 //!   listing.
@@ -32,14 +35,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rota_core::BrokerError;
-use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::clock::SharedClock;
+use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore, NewJob,
-    QueueCounts, validate_batch,
+    QueueCounts, validate_batch, validate_reply_to,
 };
-use rota_core::time::now_ms;
+use rota_core::{BrokerError, Inboxes};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -86,7 +89,8 @@ impl MemoryBroker {
 impl JobStore for MemoryBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
-        let now = now_ms();
+        validate_reply_to(&jobs, |to| self.is_inbox(to))?;
+        let now = self.now_ms();
         let mut state = self.lock();
         let jobs_state = &mut state.jobs;
         let mut out = Vec::with_capacity(jobs.len());
@@ -142,24 +146,47 @@ impl JobStore for MemoryBroker {
         options: JobConsumerOptions,
     ) -> Result<Box<dyn JobConsumer>, BrokerError> {
         validate_queue(queue)?;
-        let id = format!("jc-{}", uuid_like());
-        let wake = {
-            let mut state = self.lock();
-            let q = state.jobs.queue(queue);
+        let id = match &options.name {
+            Some(name) => {
+                validate_queue(name)?;
+                name.clone()
+            }
+            None => format!("jc-{}", uuid_like()),
+        };
+        let now = self.now_ms();
+        let (epoch, wake) = {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            let jobs = &mut state.jobs;
+            let mut seq = jobs.seq;
+            let q = jobs.queue(queue);
             q.retention = options.retention;
+            // A live holder of the name is taken over: its jobs go back as
+            // if its lease had lapsed.
+            if let Some(earlier) = q.holders.remove(&id) {
+                q.hand_back(&id, earlier, options.max_attempts, &mut seq, now);
+            }
+            let epoch = q.epochs.entry(id.clone()).or_default();
+            *epoch += 1;
+            let epoch = *epoch;
             q.holders.insert(
                 id.clone(),
                 Holder {
+                    epoch,
                     lease_until: Instant::now() + options.lease,
                     held: HashMap::new(),
                 },
             );
-            Arc::clone(&q.wake)
+            let wake = Arc::clone(&q.wake);
+            jobs.seq = seq;
+            deliver_outbox(state);
+            (epoch, wake)
         };
         Ok(Box::new(MemoryJobConsumer {
             broker: self.clone(),
             queue: queue.to_owned(),
             id,
+            epoch,
             options,
             wake,
         }))
@@ -211,7 +238,7 @@ impl JobStore for MemoryBroker {
 
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         validate_queue(queue)?;
-        let now = now_ms();
+        let now = self.now_ms();
         let mut state = self.lock();
         let Some(q) = state.jobs.queues.get_mut(queue) else {
             return Ok(false);
@@ -249,9 +276,13 @@ impl JobStore for MemoryBroker {
         Ok(dead.len())
     }
 
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.clock)
+    }
+
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         validate_queue(queue)?;
-        let now = now_ms();
+        let now = self.now_ms();
         let mut state = self.lock();
         let Some(q) = state.jobs.queues.get_mut(queue) else {
             return Ok(false);

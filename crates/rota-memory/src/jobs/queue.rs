@@ -1,15 +1,21 @@
 //! One queue's jobs: records, queued jobs per partition and tenant, the
 //! round-robin ring, scheduled jobs, holders, finished and dead jobs.
+//!
+//! Every step of a job is a few map operations, none of which walks the
+//! partitions or the tenants: the ring is the partitions in the order of
+//! their names with a cursor (the next one is the first name after it, one
+//! tree seek), and a partition keeps its tenants' first jobs in order, so
+//! its first job is found without looking at every tenant.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use rota_core::BrokerError;
+use rota_core::ReapStats;
 use rota_core::jobs::{Attempt, AttemptOutcome, JobId, JobRecord, JobState, Retention};
-use rota_core::rpc::ReapStats;
-use rota_core::time::now_ms;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -17,23 +23,75 @@ use tokio::time::Instant;
 /// time, then sequence.
 pub(super) type QueuedKey = (Reverse<i32>, u64, u64);
 
-/// Queued jobs of one partition, per tenant (so a capped tenant is skipped
-/// without scanning its jobs).
-pub(super) type Partition = HashMap<String, BTreeMap<QueuedKey, JobId>>;
+/// Queued jobs of one partition.
+#[derive(Default)]
+pub(super) struct Partition {
+    /// Per tenant, in order (so a capped tenant is skipped without scanning
+    /// its jobs).
+    tenants: HashMap<String, BTreeMap<QueuedKey, JobId>>,
+    /// The first job of each tenant, in order: the partition's first job
+    /// is the first of these whose tenant is under the cap.
+    heads: BTreeSet<(QueuedKey, String)>,
+}
+
+impl Partition {
+    fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    fn insert(&mut self, tenant: &str, key: QueuedKey, id: JobId) {
+        let jobs = match self.tenants.get_mut(tenant) {
+            Some(jobs) => jobs,
+            None => self.tenants.entry(tenant.to_owned()).or_default(),
+        };
+        let old = jobs.keys().next().copied();
+        jobs.insert(key, id);
+        if old.is_none_or(|old| key < old) {
+            if let Some(old) = old {
+                self.heads.remove(&(old, tenant.to_owned()));
+            }
+            self.heads.insert((key, tenant.to_owned()));
+        }
+    }
+
+    /// Takes out the job at `key` of `tenant`.
+    fn remove(&mut self, tenant: &str, key: QueuedKey) -> Option<JobId> {
+        let jobs = self.tenants.get_mut(tenant)?;
+        let head = jobs.keys().next().copied();
+        let id = jobs.remove(&key)?;
+        if head == Some(key) {
+            self.heads.remove(&(key, tenant.to_owned()));
+            match jobs.keys().next() {
+                Some(next) => {
+                    self.heads.insert((*next, tenant.to_owned()));
+                }
+                None => {
+                    self.tenants.remove(tenant);
+                }
+            }
+        }
+        Some(id)
+    }
+}
 
 #[derive(Default)]
 pub(super) struct JobQueue {
     pub(super) records: HashMap<JobId, Entry>,
-    pub(super) partitions: HashMap<String, Partition>,
-    /// Partitions with queued jobs; the front one is served next.
-    pub(super) ring: VecDeque<String>,
+    /// The partitions with queued jobs, by name: the round-robin ring.
+    pub(super) partitions: BTreeMap<String, Partition>,
+    /// The partition served last (the ring's cursor): the next one served
+    /// is the first after it, going round.
+    pub(super) cursor: Option<String>,
     /// Scheduled jobs by (due ms, sequence).
     pub(super) scheduled: BTreeMap<(u64, u64), JobId>,
     /// Idempotency keys of retained jobs.
     pub(super) keys: HashMap<String, JobId>,
     /// Running jobs per tenant, across every consumer.
     pub(super) running: HashMap<String, u32>,
+    /// The live and lapsed leases, by name.
     pub(super) holders: HashMap<String, Holder>,
+    /// The latest epoch granted per lease name; never goes back.
+    pub(super) epochs: HashMap<String, u64>,
     /// Finished (succeeded, failed, cancelled) jobs, oldest first.
     pub(super) finished: VecDeque<JobId>,
     /// Dead jobs by the sequence number they died with: oldest first.
@@ -56,6 +114,7 @@ pub(super) struct Entry {
 }
 
 pub(super) struct Holder {
+    pub(super) epoch: u64,
     pub(super) lease_until: Instant,
     /// Held jobs, with when each was claimed (Unix ms).
     pub(super) held: HashMap<JobId, u64>,
@@ -72,15 +131,9 @@ impl JobQueue {
         let key = (Reverse(job.priority), job.scheduled_for_ms, entry.seq);
         let partition = match self.partitions.get_mut(&job.partition) {
             Some(p) => p,
-            None => {
-                self.ring.push_back(job.partition.clone());
-                self.partitions.entry(job.partition.clone()).or_default()
-            }
+            None => self.partitions.entry(job.partition.clone()).or_default(),
         };
-        partition
-            .entry(job.tenant.clone())
-            .or_default()
-            .insert(key, id);
+        partition.insert(&job.tenant, key, id);
     }
 
     /// Takes a queued job out of its partition (to cancel it).
@@ -93,15 +146,9 @@ impl JobQueue {
         let Some(partition) = self.partitions.get_mut(&job.partition) else {
             return;
         };
-        if let Some(jobs) = partition.get_mut(&job.tenant) {
-            jobs.remove(&key);
-            if jobs.is_empty() {
-                partition.remove(&job.tenant);
-            }
-        }
+        partition.remove(&job.tenant, key);
         if partition.is_empty() {
             self.partitions.remove(&job.partition);
-            self.ring.retain(|p| *p != job.partition);
         }
     }
 
@@ -135,54 +182,58 @@ impl JobQueue {
         self.scheduled.keys().next().map(|(due, _)| *due)
     }
 
-    /// Takes up to `max` queued jobs: one per partition per turn, starting
-    /// at the cursor, skipping tenants at `cap`.
+    /// Takes up to `max` queued jobs: one per partition per turn, going
+    /// round the ring from the cursor, skipping tenants at `cap`.
     pub(super) fn take(&mut self, max: usize, cap: Option<u32>) -> Vec<JobId> {
         let mut out = Vec::new();
         // Partitions passed over in a row because all their tenants are at
         // the cap; once every partition was, nothing more can be taken.
         let mut misses = 0;
-        while out.len() < max && misses < self.ring.len() {
-            let Some(name) = self.ring.pop_front() else {
+        while out.len() < max && misses < self.partitions.len() {
+            let Some(name) = self.next_partition() else {
                 break;
             };
             match self.pick(&name, cap) {
                 Some(id) => {
                     misses = 0;
                     out.push(id);
-                    if self.partitions.contains_key(&name) {
-                        self.ring.push_back(name);
-                    }
                 }
-                None => {
-                    misses += 1;
-                    self.ring.push_back(name);
-                }
+                None => misses += 1,
             }
+            self.cursor = Some(name);
         }
         out
     }
 
+    /// The first partition after the cursor, or else the first of all.
+    fn next_partition(&self) -> Option<String> {
+        let after = match &self.cursor {
+            Some(c) => Bound::Excluded(c.as_str()),
+            None => Bound::Unbounded,
+        };
+        self.partitions
+            .range::<str, _>((after, Bound::Unbounded))
+            .next()
+            .or_else(|| self.partitions.first_key_value())
+            .map(|(name, _)| name.clone())
+    }
+
     /// Takes the first job of partition `name` whose tenant is under `cap`,
-    /// and counts it as running.
+    /// and counts it as running. The tenants passed over are those at the
+    /// cap, no more of them than running jobs.
     pub(super) fn pick(&mut self, name: &str, cap: Option<u32>) -> Option<JobId> {
         let partition = self.partitions.get_mut(name)?;
         let running = &self.running;
-        let (tenant, _) = partition
+        let (key, tenant) = partition
+            .heads
             .iter()
-            .filter(|(tenant, _)| {
+            .find(|(_, tenant)| {
                 cap.is_none_or(|cap| running.get(tenant.as_str()).copied().unwrap_or(0) < cap)
             })
-            .filter_map(|(tenant, jobs)| jobs.keys().next().map(|k| (tenant, *k)))
-            .min_by_key(|(_, key)| *key)?;
-        let tenant = tenant.clone();
-        let jobs = partition.get_mut(&tenant)?;
-        let (_, id) = jobs.pop_first()?;
-        if jobs.is_empty() {
-            partition.remove(&tenant);
-            if partition.is_empty() {
-                self.partitions.remove(name);
-            }
+            .cloned()?;
+        let id = partition.remove(&tenant, key)?;
+        if partition.is_empty() {
+            self.partitions.remove(name);
         }
         *self.running.entry(tenant).or_default() += 1;
         Some(id)
@@ -251,9 +302,8 @@ impl JobQueue {
     }
 
     /// Hands back the jobs of consumers whose lease lapsed.
-    pub(super) fn reap(&mut self, default_max: u32, seq: &mut u64) -> ReapStats {
+    pub(super) fn reap(&mut self, default_max: u32, seq: &mut u64, now: u64) -> ReapStats {
         let now_i = Instant::now();
-        let now = now_ms();
         let lapsed: Vec<String> = self
             .holders
             .iter()
@@ -262,9 +312,27 @@ impl JobQueue {
             .collect();
         let mut stats = ReapStats::default();
         for worker in lapsed {
-            let Some(holder) = self.holders.remove(&worker) else {
-                continue;
-            };
+            if let Some(holder) = self.holders.remove(&worker) {
+                let s = self.hand_back(&worker, holder, default_max, seq, now);
+                stats.requeued += s.requeued;
+                stats.dead_lettered += s.dead_lettered;
+            }
+        }
+        stats
+    }
+
+    /// Hands back what `holder` (the lease `worker`) held, each job with a
+    /// `Lost` attempt: queued again, or dead once out of attempts.
+    pub(super) fn hand_back(
+        &mut self,
+        worker: &str,
+        holder: Holder,
+        default_max: u32,
+        seq: &mut u64,
+        now: u64,
+    ) -> ReapStats {
+        let mut stats = ReapStats::default();
+        {
             let mut held: Vec<(JobId, u64)> = holder.held.into_iter().collect();
             held.sort_unstable();
             for (id, started) in held {
@@ -275,7 +343,7 @@ impl JobQueue {
                 let n = entry.record.job.attempt;
                 entry.record.attempts.push(Attempt {
                     attempt: n,
-                    worker: worker.clone(),
+                    worker: worker.to_owned(),
                     started_at_ms: started,
                     finished_at_ms: now.max(started),
                     outcome: AttemptOutcome::Lost,
@@ -304,10 +372,11 @@ impl JobQueue {
         stats
     }
 
-    /// Fails unless consumer `id` holds a live lease.
-    pub(super) fn check_lease(&self, id: &str) -> Result<(), BrokerError> {
+    /// Fails unless lease `id` holds at `epoch`: not lapsed, and not
+    /// granted again since.
+    pub(super) fn check_lease(&self, id: &str, epoch: u64) -> Result<(), BrokerError> {
         match self.holders.get(id) {
-            Some(h) if h.lease_until > Instant::now() => Ok(()),
+            Some(h) if h.epoch == epoch && h.lease_until > Instant::now() => Ok(()),
             _ => Err(BrokerError::LeaseLost),
         }
     }

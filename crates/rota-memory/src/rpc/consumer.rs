@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rota_core::BrokerError;
-use rota_core::rpc::{Completion, Consumer, ConsumerOptions, DeadLetter, Delivery, ReapStats};
-use rota_core::time::now_ms;
+use rota_core::rpc::{Completion, Consumer, ConsumerOptions, DeadLetter, Delivery};
+use rota_core::{Leased, ReapStats};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -17,34 +17,103 @@ pub(super) struct MemoryConsumer {
     pub(super) broker: MemoryBroker,
     pub(super) service: String,
     pub(super) id: String,
+    pub(super) epoch: u64,
     pub(super) options: ConsumerOptions,
     pub(super) wake: Arc<Notify>,
 }
 
 impl MemoryConsumer {
-    /// Runs `f` on this consumer's holder if its lease still holds.
+    /// Runs `f` on this consumer's holder if its lease still holds: not
+    /// lapsed, and not granted again (a later epoch) since.
     fn with_holder<T>(
         &self,
         f: impl FnOnce(&mut Holder, &mut ServiceQueue) -> T,
     ) -> Result<T, BrokerError> {
         let mut guard = self.broker.lock();
         let q = queue(&mut guard.rpc, &self.service);
-        let mut holder = q.consumers.remove(&self.id).ok_or(BrokerError::LeaseLost)?;
-        if holder.lease_until <= Instant::now() {
-            // Lapsed: the holder stays for a reaper to hand its messages back.
-            q.consumers.insert(self.id.clone(), holder);
-            return Err(BrokerError::LeaseLost);
+        match q.consumers.get_mut(&self.id) {
+            Some(holder) if holder.epoch == self.epoch && holder.lease_until > Instant::now() => {
+                let mut holder = q.consumers.remove(&self.id).expect("present");
+                let out = f(&mut holder, q);
+                q.consumers.insert(self.id.clone(), holder);
+                Ok(out)
+            }
+            // Lapsed (the holder stays for a reaper to hand its messages
+            // back), or taken over.
+            _ => Err(BrokerError::LeaseLost),
         }
-        let out = f(&mut holder, q);
-        q.consumers.insert(self.id.clone(), holder);
-        Ok(out)
     }
+}
+
+/// Hands back what `holder` (the lease `id`) held: each message to the
+/// queue with attempt + 1, or to the dead-letter list once delivered
+/// `max_deliveries` times (dead-lettered at `now`, Unix ms).
+pub(super) fn hand_back(
+    q: &mut ServiceQueue,
+    id: &str,
+    holder: Holder,
+    max_deliveries: u32,
+    now: u64,
+) -> ReapStats {
+    let mut stats = ReapStats::default();
+    let mut held: Vec<_> = holder.held.into_values().collect();
+    held.sort_by_key(|m| std::cmp::Reverse(m.id));
+    for mut m in held {
+        if m.attempt >= max_deliveries {
+            stats.dead_lettered += 1;
+            q.dead.push(DeadLetter {
+                id: message_id(&m.payload, m.id),
+                reason: format!(
+                    "delivered {} times (the maximum); the lease of consumer {id} lapsed during the last delivery",
+                    m.attempt
+                ),
+                attempts: m.attempt,
+                at_ms: now,
+                payload: m.payload.to_vec(),
+            });
+        } else {
+            stats.requeued += 1;
+            m.attempt += 1;
+            q.ready.push_front(m);
+            q.wake.notify_one();
+        }
+    }
+    stats
 }
 
 #[async_trait]
 impl Consumer for MemoryConsumer {
+    async fn dead_letter(&self, tag: &str, reason: &str) -> Result<(), BrokerError> {
+        self.with_holder(|holder, q| {
+            if let Some(m) = holder.held.remove(tag) {
+                q.dead.push(DeadLetter {
+                    id: message_id(&m.payload, m.id),
+                    reason: reason.to_owned(),
+                    attempts: m.attempt,
+                    at_ms: self.broker.now_ms(),
+                    payload: m.payload.to_vec(),
+                });
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Leased for MemoryConsumer {
+    type Work = Delivery;
+    type Done = Completion;
+    type Tag = String;
+
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    async fn give_up(&self, done: Completion, reason: &str) -> Result<(), BrokerError> {
+        Consumer::dead_letter(self, &done.tag, reason).await
     }
 
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError> {
@@ -83,16 +152,13 @@ impl Consumer for MemoryConsumer {
         self.with_holder(|holder, _| holder.lease_until = Instant::now() + lease)
     }
 
-    async fn complete(&self, done: Vec<Completion>) -> Result<usize, BrokerError> {
+    async fn settle(&self, done: Vec<Completion>) -> Result<usize, BrokerError> {
         let mut state = self.broker.lock();
         let state = &mut *state;
         let q = queue(&mut state.rpc, &self.service);
-        let holder = q
-            .consumers
-            .get_mut(&self.id)
-            .ok_or(BrokerError::LeaseLost)?;
-        if holder.lease_until <= Instant::now() {
-            return Err(BrokerError::LeaseLost);
+        match q.consumers.get(&self.id) {
+            Some(h) if h.epoch == self.epoch && h.lease_until > Instant::now() => {}
+            _ => return Err(BrokerError::LeaseLost),
         }
         let mut acked = 0;
         for c in done {
@@ -120,21 +186,8 @@ impl Consumer for MemoryConsumer {
         })
     }
 
-    async fn dead_letter(&self, tag: &str, reason: &str) -> Result<(), BrokerError> {
-        self.with_holder(|holder, q| {
-            if let Some(m) = holder.held.remove(tag) {
-                q.dead.push(DeadLetter {
-                    id: message_id(&m.payload, m.id),
-                    reason: reason.to_owned(),
-                    attempts: m.attempt,
-                    at_ms: now_ms(),
-                    payload: m.payload.to_vec(),
-                });
-            }
-        })
-    }
-
     async fn reap(&self) -> Result<ReapStats, BrokerError> {
+        let at = self.broker.now_ms();
         let mut guard = self.broker.lock();
         let q = queue(&mut guard.rpc, &self.service);
         let now = Instant::now();
@@ -146,30 +199,10 @@ impl Consumer for MemoryConsumer {
             .collect();
         let mut stats = ReapStats::default();
         for id in lapsed {
-            let Some(holder) = q.consumers.remove(&id) else {
-                continue;
-            };
-            let mut held: Vec<_> = holder.held.into_values().collect();
-            held.sort_by_key(|m| std::cmp::Reverse(m.id));
-            for mut m in held {
-                if m.attempt >= self.options.max_deliveries {
-                    stats.dead_lettered += 1;
-                    q.dead.push(DeadLetter {
-                        id: message_id(&m.payload, m.id),
-                        reason: format!(
-                            "delivered {} times (the maximum); the lease of consumer {id} lapsed during the last delivery",
-                            m.attempt
-                        ),
-                        attempts: m.attempt,
-                        at_ms: now_ms(),
-                        payload: m.payload.to_vec(),
-                    });
-                } else {
-                    stats.requeued += 1;
-                    m.attempt += 1;
-                    q.ready.push_front(m);
-                    q.wake.notify_one();
-                }
+            if let Some(holder) = q.consumers.remove(&id) {
+                let s = hand_back(q, &id, holder, self.options.max_deliveries, at);
+                stats.requeued += s.requeued;
+                stats.dead_lettered += s.dead_lettered;
             }
         }
         Ok(stats)
@@ -178,7 +211,11 @@ impl Consumer for MemoryConsumer {
     async fn close(&self) -> Result<(), BrokerError> {
         let mut guard = self.broker.lock();
         let q = queue(&mut guard.rpc, &self.service);
-        if let Some(holder) = q.consumers.remove(&self.id) {
+        if q.consumers
+            .get(&self.id)
+            .is_some_and(|h| h.epoch == self.epoch)
+            && let Some(holder) = q.consumers.remove(&self.id)
+        {
             let mut held: Vec<_> = holder.held.into_values().collect();
             held.sort_by_key(|m| std::cmp::Reverse(m.id));
             for m in held {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rota_core::names::validate_service;
-use rota_core::rpc::{Broker, Consumer, ConsumerOptions, DeadLetter, Inbox};
+use rota_core::rpc::{Broker, Consumer, ConsumerOptions, DeadLetter};
 use rota_core::{BrokerError, Request};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -26,7 +26,10 @@ pub(crate) struct Services {
 #[derive(Default)]
 pub(super) struct ServiceQueue {
     pub(super) ready: VecDeque<Message>,
+    /// The live and lapsed leases, by name.
     pub(super) consumers: HashMap<String, Holder>,
+    /// The latest epoch granted per lease name; never goes back.
+    pub(super) epochs: HashMap<String, u64>,
     pub(super) dead: Vec<DeadLetter>,
     pub(super) wake: Arc<Notify>,
 }
@@ -39,6 +42,7 @@ pub(super) struct Message {
 }
 
 pub(super) struct Holder {
+    pub(super) epoch: u64,
     pub(super) lease_until: Instant,
     pub(super) held: HashMap<String, Message>,
 }
@@ -86,34 +90,47 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
-        Ok(crate::inbox::open(self))
-    }
-
     async fn consumer(
         &self,
         service: &str,
         options: ConsumerOptions,
     ) -> Result<Box<dyn Consumer>, BrokerError> {
         validate_service(service)?;
-        let id = format!("c-{}", uuid_like());
-        let wake = {
+        let id = match &options.name {
+            Some(name) => {
+                validate_service(name)?;
+                name.clone()
+            }
+            None => format!("c-{}", uuid_like()),
+        };
+        let now = self.now_ms();
+        let (epoch, wake) = {
             let mut guard = self.lock();
             let state = &mut guard.rpc;
             let q = queue(state, service);
+            // A live holder of the name is taken over: what it held goes
+            // back as if its lease had lapsed.
+            if let Some(earlier) = q.consumers.remove(&id) {
+                consumer::hand_back(q, &id, earlier, options.max_deliveries, now);
+            }
+            let epoch = q.epochs.entry(id.clone()).or_default();
+            *epoch += 1;
+            let epoch = *epoch;
             q.consumers.insert(
                 id.clone(),
                 Holder {
+                    epoch,
                     lease_until: Instant::now() + options.lease,
                     held: HashMap::new(),
                 },
             );
-            Arc::clone(&q.wake)
+            (epoch, Arc::clone(&q.wake))
         };
         Ok(Box::new(consumer::MemoryConsumer {
             broker: self.clone(),
             service: service.to_owned(),
             id,
+            epoch,
             options,
             wake,
         }))

@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Value;
-use rota_core::BrokerError;
-use rota_core::jobs::{Job, JobConsumer, JobConsumerOptions, JobId, JobState, Next, Settle};
-use rota_core::rpc::ReapStats;
-use rota_core::time::now_ms;
+use rota_core::jobs::{Job, JobConsumerOptions, JobId, JobState, Next, Settle};
+use rota_core::{BrokerError, Leased, ReapStats};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -22,7 +20,7 @@ const CHUNK: usize = 1000;
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
-use crate::lease::{fenced, ms, renew};
+use crate::lease::{Grant, fenced, ms, renew};
 
 /// Whole milliseconds of `d`, rounded down (0 for less than one).
 fn ms_of(d: Duration) -> u64 {
@@ -45,7 +43,8 @@ pub(super) struct RedisJobConsumer {
     pub(super) broker: RedisBroker,
     pub(super) queue: String,
     pub(super) keys: QueueKeys,
-    pub(super) id: String,
+    /// The lease grant; its holder name is the consumer the scripts know.
+    pub(super) grant: Grant,
     pub(super) options: JobConsumerOptions,
     pub(super) blocking: Mutex<Blocking>,
     /// This consumer's registration as waiting for work, made by a claim
@@ -57,14 +56,19 @@ pub(super) struct RedisJobConsumer {
 }
 
 impl RedisJobConsumer {
+    /// Now, by the store's clock.
+    fn now_ms(&self) -> u64 {
+        self.broker.options().clock.now_ms()
+    }
+
     /// A call of job function `function` with this consumer's keys after the
     /// queue's fixed ones.
     fn call(&self, function: &str) -> Call {
         let mut call = self.keys.call(function);
-        call.key(self.keys.held(&self.id))
-            .key(self.keys.lease(&self.id))
-            .key(self.keys.handoff(&self.id))
-            .arg(&self.id);
+        call.key(self.keys.held(&self.grant.holder))
+            .key(self.keys.lease(&self.grant.holder))
+            .key(self.keys.handoff(&self.grant.holder))
+            .arg(&self.grant.holder);
         call
     }
 
@@ -96,7 +100,7 @@ impl RedisJobConsumer {
     /// One claim call: the jobs; finding none, the consumer stays
     /// registered as waiting for `wait`.
     async fn try_claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let started = Instant::now();
         let registered = self.waiting().is_some();
         let value: Value = self
@@ -105,7 +109,7 @@ impl RedisJobConsumer {
             .arg(now)
             .arg(self.options.tenant_cap.unwrap_or(0))
             .arg(if registered { "1" } else { "0" })
-            .arg(now.saturating_add(ms_of(wait)))
+            .arg(ms_of(wait))
             .invoke(&mut self.broker.conn())
             .await
             .map_err(map)?;
@@ -130,7 +134,7 @@ impl RedisJobConsumer {
         let mut cmd = redis::cmd("BLMPOP");
         cmd.arg(nap.as_secs_f64().max(0.001))
             .arg(1)
-            .arg(self.keys.handoff(&self.id))
+            .arg(self.keys.handoff(&self.grant.holder))
             .arg("LEFT")
             .arg("COUNT")
             .arg(max.max(1));
@@ -170,10 +174,10 @@ impl RedisJobConsumer {
         let retention = self.options.retention;
         let mut invocation = self.keys.call("settle");
         invocation
-            .key(self.keys.held(&self.id))
-            .key(self.keys.lease(&self.id))
-            .arg(&self.id)
-            .arg(now_ms())
+            .key(self.keys.held(&self.grant.holder))
+            .key(self.keys.lease(&self.grant.holder))
+            .arg(&self.grant.holder)
+            .arg(self.now_ms())
             .arg(retention.max_finished)
             .arg(ms(retention.max_age));
         for s in done {
@@ -247,7 +251,7 @@ impl RedisJobConsumer {
             return Ok(());
         }
         let mut invocation = self.call("release");
-        invocation.arg(now_ms()).arg(if attempted {
+        invocation.arg(self.now_ms()).arg(if attempted {
             "attempted"
         } else {
             "unattempted"
@@ -265,9 +269,21 @@ impl RedisJobConsumer {
 }
 
 #[async_trait]
-impl JobConsumer for RedisJobConsumer {
+impl Leased for RedisJobConsumer {
+    type Work = Job;
+    type Done = Settle;
+    type Tag = JobId;
+
     fn id(&self) -> &str {
-        &self.id
+        &self.grant.name
+    }
+
+    fn epoch(&self) -> u64 {
+        self.grant.epoch
+    }
+
+    async fn give_up(&self, done: Settle, reason: &str) -> Result<(), BrokerError> {
+        self.settle(vec![done.given_up(reason)]).await.map(|_| ())
     }
 
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
@@ -285,7 +301,7 @@ impl JobConsumer for RedisJobConsumer {
                 Some(w) => {
                     let mut nap = until.min(w.until) - now;
                     if let Some(due) = w.next_due {
-                        let ms = due.saturating_sub(now_ms()).max(1);
+                        let ms = due.saturating_sub(self.now_ms()).max(1);
                         nap = nap.min(Duration::from_millis(ms));
                     }
                     let jobs = self.handed(max, nap).await?;
@@ -308,7 +324,7 @@ impl JobConsumer for RedisJobConsumer {
     }
 
     async fn renew(&self) -> Result<(), BrokerError> {
-        let lease = self.keys.lease(&self.id);
+        let lease = self.keys.lease(&self.grant.holder);
         renew(&mut self.broker.conn(), &lease, self.options.lease).await
     }
 
@@ -333,7 +349,7 @@ impl JobConsumer for RedisJobConsumer {
             let (requeued, dead, more): (usize, Vec<String>, u8) = self
                 .keys
                 .call("reap")
-                .arg(now_ms())
+                .arg(self.now_ms())
                 .arg(self.options.max_attempts)
                 .invoke(&mut self.broker.conn())
                 .await
@@ -357,7 +373,7 @@ impl JobConsumer for RedisJobConsumer {
         loop {
             let left: i64 = self
                 .call("release")
-                .arg(now_ms())
+                .arg(self.now_ms())
                 .arg("close")
                 .invoke(&mut self.broker.conn())
                 .await

@@ -46,21 +46,21 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use rota_core::BrokerError;
-use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::clock::SharedClock;
+use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob,
-    QueueCounts, validate_batch, validate_queue,
+    QueueCounts, validate_batch, validate_queue, validate_reply_to,
 };
-use rota_core::time::now_ms;
+use rota_core::names::validate_lease_name;
+use rota_core::{BrokerError, Inboxes, Leased};
 use tokio::sync::Mutex;
-use uuid::Uuid;
 
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
 use crate::inbox::push_replies;
-use crate::lease::ms;
+use crate::lease::grant;
 
 mod call;
 mod consumer;
@@ -135,7 +135,7 @@ impl RedisBroker {
             .key(keys.job(id))
             .arg(op)
             .arg(id.to_string())
-            .arg(now_ms())
+            .arg(self.options().clock.now_ms())
             .invoke(&mut self.conn())
             .await
             .map_err(map)
@@ -153,10 +153,11 @@ struct Part<'a> {
 impl JobStore for RedisBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
+        validate_reply_to(&jobs, |to| self.is_inbox(to))?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_ms();
+        let now = self.options().clock.now_ms();
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id.unwrap_or_default()).collect();
         let mut by_queue: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, new) in jobs.iter().enumerate() {
@@ -277,40 +278,51 @@ impl JobStore for RedisBroker {
         options: JobConsumerOptions,
     ) -> Result<Box<dyn JobConsumer>, BrokerError> {
         let keys = self.queue_keys(queue)?;
-        let id = Uuid::now_v7().simple().to_string();
+        if let Some(name) = &options.name {
+            validate_lease_name(name)?;
+        }
+        let mut conn = self.conn();
+        let grant = grant(
+            &mut conn,
+            &keys.key("epochs"),
+            &keys.key("lease:"),
+            options.name.as_deref(),
+            options.lease,
+        )
+        .await?;
         let mut pipe = redis::pipe();
         if options.tenant_cap.is_some() {
             // From now on every claim counts running jobs per tenant.
             pipe.cmd("SET").arg(keys.key("capped")).arg(1).ignore();
         }
         let _: () = pipe
-            .cmd("SET")
-            .arg(keys.lease(&id))
-            .arg(1)
-            .arg("PX")
-            .arg(ms(options.lease))
-            .ignore()
             .cmd("SADD")
             .arg(keys.key("consumers"))
-            .arg(&id)
+            .arg(&grant.holder)
             .ignore()
             .cmd("SADD")
             .arg(queues_key(&self.options().prefix))
             .arg(queue)
             .ignore()
-            .query_async(&mut self.conn())
+            .query_async(&mut conn)
             .await
             .map_err(map)?;
-        Ok(Box::new(RedisJobConsumer {
+        let consumer = RedisJobConsumer {
             broker: self.clone(),
             queue: queue.to_owned(),
             keys,
-            id,
+            grant,
             options,
             blocking: Mutex::new(Blocking::new(self.client().clone(), self.options())),
             waiting: Default::default(),
             tenants: Default::default(),
-        }))
+        };
+        if consumer.grant.epoch > 1 {
+            // The name's earlier holder lost its lease: hand back what it
+            // held now rather than at the next periodic reap.
+            consumer.reap().await?;
+        }
+        Ok(Box::new(consumer))
     }
 
     async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
@@ -362,6 +374,10 @@ impl JobStore for RedisBroker {
             }
             purged += n;
         }
+    }
+
+    fn clock(&self) -> SharedClock {
+        std::sync::Arc::clone(&self.options().clock)
     }
 
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {

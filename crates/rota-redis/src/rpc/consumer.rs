@@ -8,19 +8,21 @@ use bytes::Bytes;
 use redis::Value;
 use redis::aio::ConnectionManager;
 use rota_core::BrokerError;
-use rota_core::rpc::{Completion, Consumer, ConsumerOptions, Delivery, ReapStats};
+use rota_core::rpc::{Completion, Consumer, ConsumerOptions, Delivery};
 use rota_core::time::now_ms;
+use rota_core::{Leased, ReapStats};
 use tokio::sync::Mutex;
 
 use crate::conn::Blocking;
 use crate::error::{is_nogroup, is_noscript, map};
 use crate::inbox::push_replies;
 use crate::keys::{GROUP, ServiceKeys};
-use crate::lease::{fenced, ms, renew};
+use crate::lease::{Grant, fenced, ms, renew};
 use crate::scripts;
 
 pub(crate) struct RedisConsumer {
-    pub(crate) id: String,
+    /// The lease grant; its holder name is the stream consumer's.
+    pub(crate) grant: Grant,
     pub(crate) keys: ServiceKeys,
     pub(crate) lease_key: String,
     pub(crate) options: ConsumerOptions,
@@ -53,7 +55,7 @@ impl RedisConsumer {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
-            .arg(&self.id)
+            .arg(&self.grant.holder)
             .arg("COUNT")
             .arg(max.max(1));
         if !wait.is_zero() {
@@ -119,8 +121,38 @@ pub(crate) fn field<'a>(fields: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<
 
 #[async_trait]
 impl Consumer for RedisConsumer {
+    async fn dead_letter(&self, tag: &str, reason: &str) -> Result<(), BrokerError> {
+        let n: i64 = scripts::BURY
+            .key(&self.keys.queue)
+            .key(&self.lease_key)
+            .key(&self.keys.dead)
+            .arg(GROUP)
+            .arg(tag)
+            .arg(reason)
+            .arg(now_ms())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(map)?;
+        fenced(n).map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Leased for RedisConsumer {
+    type Work = Delivery;
+    type Done = Completion;
+    type Tag = String;
+
     fn id(&self) -> &str {
-        &self.id
+        &self.grant.name
+    }
+
+    fn epoch(&self) -> u64 {
+        self.grant.epoch
+    }
+
+    async fn give_up(&self, done: Completion, reason: &str) -> Result<(), BrokerError> {
+        Consumer::dead_letter(self, &done.tag, reason).await
     }
 
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError> {
@@ -155,7 +187,7 @@ impl Consumer for RedisConsumer {
         renew(&mut self.conn.clone(), &self.lease_key, self.options.lease).await
     }
 
-    async fn complete(&self, done: Vec<Completion>) -> Result<usize, BrokerError> {
+    async fn settle(&self, done: Vec<Completion>) -> Result<usize, BrokerError> {
         if done.is_empty() {
             return Ok(0);
         }
@@ -211,35 +243,25 @@ impl Consumer for RedisConsumer {
         fenced(n).map(|_| ())
     }
 
-    async fn dead_letter(&self, tag: &str, reason: &str) -> Result<(), BrokerError> {
-        let n: i64 = scripts::BURY
-            .key(&self.keys.queue)
-            .key(&self.lease_key)
-            .key(&self.keys.dead)
-            .arg(GROUP)
-            .arg(tag)
-            .arg(reason)
-            .arg(now_ms())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(map)?;
-        fenced(n).map(|_| ())
-    }
-
     async fn reap(&self) -> Result<ReapStats, BrokerError> {
         reap(&mut self.conn.clone(), &self.keys, &self.options, "").await
     }
 
     async fn close(&self) -> Result<(), BrokerError> {
-        reap(&mut self.conn.clone(), &self.keys, &self.options, &self.id)
-            .await
-            .map(|_| ())
+        reap(
+            &mut self.conn.clone(),
+            &self.keys,
+            &self.options,
+            &self.grant.holder,
+        )
+        .await
+        .map(|_| ())
     }
 }
 
 /// Runs the reap script; with `closing`, that consumer's messages go back
 /// as they are and its lease is dropped.
-async fn reap(
+pub(crate) async fn reap(
     conn: &mut ConnectionManager,
     keys: &ServiceKeys,
     options: &ConsumerOptions,

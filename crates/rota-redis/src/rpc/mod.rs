@@ -6,15 +6,15 @@ pub(crate) mod consumer;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rota_core::BrokerError;
-use rota_core::rpc::{Broker, Consumer, ConsumerOptions, DeadLetter, Inbox};
+use rota_core::names::validate_lease_name;
+use rota_core::rpc::{Broker, Consumer, ConsumerOptions, DeadLetter};
 use tokio::sync::Mutex;
-use uuid::Uuid;
 
 use crate::broker::RedisBroker;
 use crate::conn::Blocking;
 use crate::error::map;
-use crate::inbox::RedisInbox;
-use crate::keys::{self, GROUP};
+use crate::keys::GROUP;
+use crate::lease::grant;
 use crate::scripts;
 use consumer::{RedisConsumer, ensure_group, field, parse_entry};
 
@@ -33,22 +33,15 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
-    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
-        let key = keys::inbox(&self.options.prefix, &Uuid::now_v7().simple().to_string());
-        Ok(Box::new(RedisInbox {
-            key,
-            conn: Blocking::new(self.client.clone(), &self.options),
-        }))
-    }
-
     async fn consumer(
         &self,
         service: &str,
         options: ConsumerOptions,
     ) -> Result<Box<dyn Consumer>, BrokerError> {
         let keys = self.keys(service)?;
-        let id = Uuid::now_v7().simple().to_string();
-        let lease_key = keys.lease(&id);
+        if let Some(name) = &options.name {
+            validate_lease_name(name)?;
+        }
         let mut conn = self.conn.clone();
         ensure_group(&mut conn, &keys).await?;
         scripts::ACK
@@ -56,16 +49,22 @@ impl Broker for RedisBroker {
             .load_async(&mut conn)
             .await
             .map_err(map)?;
-        let _: () = redis::cmd("SET")
-            .arg(&lease_key)
-            .arg(1)
-            .arg("PX")
-            .arg(crate::lease::ms(options.lease))
-            .query_async(&mut conn)
-            .await
-            .map_err(map)?;
+        let grant = grant(
+            &mut conn,
+            &keys.epochs,
+            &keys.lease_prefix,
+            options.name.as_deref(),
+            options.lease,
+        )
+        .await?;
+        if grant.epoch > 1 {
+            // The name's earlier holder lost its lease: hand back what it
+            // held now rather than at the next periodic reap.
+            consumer::reap(&mut conn, &keys, &options, "").await?;
+        }
+        let lease_key = keys.lease(&grant.holder);
         Ok(Box::new(RedisConsumer {
-            id,
+            grant,
             keys,
             lease_key,
             options,

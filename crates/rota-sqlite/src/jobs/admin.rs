@@ -4,7 +4,7 @@
 use rota_core::jobs::{JobId, JobRecord, JobState, QueueCounts};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::books::{Partitions, QueueRow};
+use super::books::QueueRow;
 use super::rows::{
     CANCELLED, DEAD, Outbox, QUEUED, RECORD_COLS, RUNNING, SCHEDULED, id_bytes, record_from_row,
     state_of, uint,
@@ -38,9 +38,8 @@ pub(crate) fn counts(conn: &mut Connection, queue: &str) -> Result<QueueCounts> 
         ),
         (
             JobState::Running,
-            "SELECT partition, count(*) FROM rota_jobs
-             WHERE consumer IN (SELECT id FROM rota_job_consumers WHERE queue = ?1)
-             GROUP BY partition",
+            "SELECT partition, count(*) FROM rota_jobs INDEXED BY rota_jobs_running
+             WHERE queue = ?1 AND consumer IS NOT NULL GROUP BY partition",
         ),
     ];
     debug_assert_eq!((SCHEDULED, QUEUED, RUNNING), (0, 1, 2));
@@ -97,26 +96,14 @@ pub(crate) fn dead_jobs(
 /// history kept). Returns whether it was dead.
 pub(crate) fn requeue_dead_job(conn: &mut Connection, queue: &str, id: JobId) -> Result<bool> {
     write(conn, |tx| {
-        let found: Option<String> = tx
+        let requeued = tx
             .prepare_cached(
                 "UPDATE rota_jobs SET state = ?1, attempt = 1, due_ms = ?2, reason = NULL,
                      result = NULL, finished_at_ms = NULL, dead_seq = NULL
-                 WHERE queue = ?3 AND id = ?4 AND state = ?5 RETURNING partition",
+                 WHERE queue = ?3 AND id = ?4 AND state = ?5",
             )?
-            .query_row(
-                params![QUEUED, now(), queue, &id_bytes(&id)[..], DEAD],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(partition) = found else {
-            return Ok(false);
-        };
-        let mut q = QueueRow::load(tx, queue)?;
-        let mut partitions = Partitions::default();
-        partitions.add(&partition, 1);
-        partitions.flush(tx, &mut q)?;
-        q.save(tx)?;
-        Ok(true)
+            .execute(params![QUEUED, now(), queue, &id_bytes(&id)[..], DEAD])?;
+        Ok(requeued > 0)
     })
 }
 
@@ -140,16 +127,15 @@ pub(crate) fn cancel(
     reply_ttl: std::time::Duration,
 ) -> Result<(bool, Vec<String>)> {
     write(conn, |tx| {
-        let found: Option<(i64, String, i64)> = tx
+        let found: Option<i64> = tx
             .prepare_cached(
-                "SELECT seq, partition, state FROM rota_jobs
-                 WHERE queue = ?1 AND id = ?2 AND state IN (?3, ?4)",
+                "SELECT seq FROM rota_jobs WHERE queue = ?1 AND id = ?2 AND state IN (?3, ?4)",
             )?
             .query_row(params![queue, &id_bytes(&id)[..], SCHEDULED, QUEUED], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                r.get(0)
             })
             .optional()?;
-        let Some((seq, partition, state)) = found else {
+        let Some(seq) = found else {
             return Ok((false, Vec::new()));
         };
         let now = now();
@@ -161,11 +147,6 @@ pub(crate) fn cancel(
         )?
         .execute(params![CANCELLED, now, done_seq, seq])?;
         q.add_finished(1);
-        if state == QUEUED {
-            let mut partitions = Partitions::default();
-            partitions.add(&partition, -1);
-            partitions.flush(tx, &mut q)?;
-        }
         let mut outbox = Outbox::new(reply_ttl);
         outbox.outcome(tx, seq)?;
         q.enforce(tx, now)?;

@@ -1,9 +1,10 @@
-//! The per-queue bookkeeping the claims rely on, kept in step with the
-//! jobs in the same transaction: the queue's row (clock, finished count,
-//! retention), the queued count and turn of each partition, the running
-//! count of each tenant.
-
-use std::collections::HashMap;
+//! The per-queue bookkeeping kept in step with the jobs in the same
+//! transaction: the queue's row (clock, finished count, retention).
+//!
+//! Nothing is kept per partition or per tenant: the claims read the ring of
+//! partitions and the running jobs of a tenant from indexes of the jobs
+//! (see `claim`), so no write of a job touches a row shared with other jobs
+//! of its partition or tenant.
 
 use rota_core::jobs::Retention;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -14,7 +15,7 @@ use crate::tx::Result;
 /// A queue's row, read in a transaction and written back at its end.
 pub(crate) struct QueueRow {
     name: String,
-    /// Last value handed out for a turn or a final order.
+    /// Last value handed out for a final order.
     clock: i64,
     /// Finished (succeeded, failed, cancelled) records kept.
     pub(crate) finished: i64,
@@ -58,11 +59,6 @@ impl QueueRow {
     /// The queue's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The last value of the clock handed out.
-    pub(crate) fn clock(&self) -> i64 {
-        self.clock
     }
 
     /// The next value of the clock.
@@ -138,85 +134,5 @@ impl QueueRow {
                 return Ok(());
             }
         }
-    }
-}
-
-/// Changes to the queued counts of a queue's partitions, in the order they
-/// were first touched (a partition that gets its first queued job goes to
-/// the back of the round-robin, so the order matters).
-#[derive(Default)]
-pub(crate) struct Partitions {
-    order: Vec<String>,
-    delta: HashMap<String, i64>,
-}
-
-impl Partitions {
-    /// `n` more (or fewer) queued jobs in `partition`.
-    pub(crate) fn add(&mut self, partition: &str, n: i64) {
-        match self.delta.get_mut(partition) {
-            Some(d) => *d += n,
-            None => {
-                self.order.push(partition.to_owned());
-                self.delta.insert(partition.to_owned(), n);
-            }
-        }
-    }
-
-    /// Writes the changes; a partition that had no queued jobs takes the
-    /// next turn of the queue's clock.
-    pub(crate) fn flush(&mut self, tx: &Transaction<'_>, queue: &mut QueueRow) -> Result<()> {
-        let mut grow = tx.prepare_cached(
-            "INSERT INTO rota_job_partitions (queue, partition, queued, turn)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (queue, partition) DO UPDATE SET
-                 turn = CASE WHEN queued <= 0 THEN excluded.turn ELSE turn END,
-                 queued = queued + excluded.queued",
-        )?;
-        let mut shrink = tx.prepare_cached(
-            "UPDATE rota_job_partitions SET queued = max(queued + ?3, 0)
-             WHERE queue = ?1 AND partition = ?2",
-        )?;
-        for partition in self.order.drain(..) {
-            let n = self.delta.remove(&partition).unwrap_or(0);
-            if n > 0 {
-                let turn = queue.tick();
-                grow.execute(params![queue.name, partition, n, turn])?;
-            } else if n < 0 {
-                shrink.execute(params![queue.name, partition, n])?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Changes to the running counts of a queue's tenants.
-#[derive(Default)]
-pub(crate) struct Tenants {
-    delta: HashMap<String, i64>,
-}
-
-impl Tenants {
-    /// `n` more (or fewer) running jobs of `tenant`.
-    pub(crate) fn add(&mut self, tenant: &str, n: i64) {
-        match self.delta.get_mut(tenant) {
-            Some(d) => *d += n,
-            None => {
-                self.delta.insert(tenant.to_owned(), n);
-            }
-        }
-    }
-
-    /// Writes the changes.
-    pub(crate) fn flush(&mut self, tx: &Transaction<'_>, queue: &str) -> Result<()> {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO rota_job_tenants (queue, tenant, running) VALUES (?1, ?2, max(?3, 0))
-             ON CONFLICT (queue, tenant) DO UPDATE SET running = max(running + ?3, 0)",
-        )?;
-        for (tenant, n) in self.delta.drain() {
-            if n != 0 {
-                stmt.execute(params![queue, tenant, n])?;
-            }
-        }
-        Ok(())
     }
 }

@@ -1,58 +1,86 @@
 //! Registering a consumer, renewing its lease, and the claim transaction.
 //!
 //! A claim promotes the queue's due scheduled jobs, then serves its ready
-//! partitions round-robin: the one with the smallest `turn` gives one job
-//! and takes the next turn of the queue's clock (the back of the ring).
+//! partitions round-robin. The ring is the queue's partitions with queued
+//! jobs in the order of their names, and the queue's cursor
+//! (`rota_job_rings`) names the partition served last: each visit seeks the
+//! first queued job of a partition after the cursor in `rota_jobs_queued`
+//! (wrapping round to the first partition), serves it one job, and moves the
+//! cursor there. So a visit costs an index seek whatever the number of
+//! partitions, and serving a partition writes nothing but the job; empty
+//! partitions are not in the index at all, so there is nothing to skip.
+//!
+//! Each partition is served once per round, whether it stayed ready or
+//! emptied and filled again: one that becomes ready is served when the
+//! cursor reaches its name, within the round under way (no later than one
+//! round), and one that keeps queueing no more often than once a round.
+//!
 //! Within a partition the job taken is the first, by priority (highest
-//! first), due time and enqueue order, among tenants under the cap. The
-//! ring is read from `rota_job_partitions` lazily, a few partitions at a
-//! time, so a claim costs what it takes, not what the queue holds.
+//! first), due time and enqueue order, among its tenants under the cap; the
+//! running count of a tenant (for the cap) is read from `rota_jobs_running`,
+//! whose size is the number of running jobs. The queued index keeps a
+//! partition's jobs per tenant (so a capped tenant is passed over without
+//! reading its jobs), which makes the first visit of a claim to a partition
+//! read one entry per tenant with queued jobs in it: one, for a partition
+//! per tenant; a partition shared by a group of tenants costs one seek per
+//! member per claim that visits it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use rota_core::jobs::{Job, Retention};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
-use super::books::{Partitions, QueueRow, Tenants};
-use super::rows::{JOB_COLS, RUNNING, check_lease, job_from_row, uint};
-use crate::tx::{Error, Result, ms, now, write};
+use super::books::QueueRow;
+use super::rows::{JOB_COLS, Outbox, RUNNING, job_from_row, uint};
+use super::settle::{Books, hand_back};
+use crate::lease::{Lease, Table};
+use crate::tx::{Result, ms, now, write};
 
-/// Registers consumer `consumer` of `queue` under a lease of `lease`, and
-/// keeps its retention as the queue's.
+/// Grants the lease `key` on `queue` (the next epoch, taking over from an
+/// earlier holder of the key, whose jobs are handed back as if its lease had
+/// lapsed), and keeps its retention as the queue's. Returns the lease and
+/// the inboxes written to (outcomes of jobs the takeover dead-lettered).
 pub(crate) fn register(
     conn: &mut Connection,
     queue: &str,
-    consumer: &str,
+    key: &str,
     lease: Duration,
     retention: Retention,
-) -> Result<()> {
+    default_max: u32,
+    reply_ttl: Duration,
+) -> Result<(Lease, Vec<String>)> {
     write(conn, |tx| {
-        tx.execute(
-            "INSERT INTO rota_job_consumers (id, queue, lease_until) VALUES (?1, ?2, ?3)",
-            params![consumer, queue, now().saturating_add(ms(lease))],
-        )?;
+        let mut woken = Vec::new();
         let mut row = QueueRow::load(tx, queue)?;
+        if Lease::held(tx, Table::Jobs, key)? {
+            let mut outbox = Outbox::new(reply_ttl);
+            let books = Books {
+                q: &mut row,
+                outbox: &mut outbox,
+            };
+            hand_back(tx, books, key, default_max, now())?;
+            woken = outbox.woken;
+        }
+        let epoch = Lease::next_epoch(tx, Table::Jobs, key)?;
+        tx.execute(
+            "INSERT INTO rota_job_consumers (id, queue, lease_until, epoch) VALUES (?1, ?2, ?3, ?4)",
+            params![key, queue, now().saturating_add(ms(lease)), epoch],
+        )?;
         row.set_retention(retention);
-        row.save(tx)
+        row.save(tx)?;
+        let lease = Lease {
+            table: Table::Jobs,
+            key: key.to_owned(),
+            epoch,
+        };
+        Ok((lease, woken))
     })
 }
 
-/// Extends `consumer`'s lease, unless it lapsed.
-pub(crate) fn renew(conn: &mut Connection, consumer: &str, lease: Duration) -> Result<()> {
-    write(conn, |tx| {
-        let t = now();
-        let n = tx
-            .prepare_cached(
-                "UPDATE rota_job_consumers SET lease_until = ?1 WHERE id = ?2 AND lease_until > ?3",
-            )?
-            .execute(params![t.saturating_add(ms(lease)), consumer, t])?;
-        if n == 0 {
-            Err(Error::LeaseLost)
-        } else {
-            Ok(())
-        }
-    })
+/// Extends the lease by `length`, unless it lapsed or was granted again.
+pub(crate) fn renew(conn: &mut Connection, lease: &Lease, length: Duration) -> Result<()> {
+    write(conn, |tx| lease.renew(tx, length))
 }
 
 /// What a claim took, and when the queue's next scheduled job is due
@@ -62,39 +90,24 @@ pub(crate) struct Claimed {
     pub(crate) next_due: Option<u64>,
 }
 
-/// A ready partition, as the claim sees it.
-struct Part {
-    name: String,
-    queued: i64,
-    turn: i64,
-    /// Its tenants with queued jobs, once listed.
-    tenants: Option<Vec<String>>,
-}
-
 /// Claims up to `max` jobs of `queue` for `consumer`.
 pub(crate) fn claim(
     conn: &mut Connection,
     queue: &str,
-    consumer: &str,
+    lease: &Lease,
     max: usize,
     cap: Option<u32>,
 ) -> Result<Claimed> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let now = now();
-        let mut row = QueueRow::load(tx, queue)?;
-        promote(tx, &mut row, now)?;
-        let mut claim = Claim {
-            tx,
-            queue,
-            cap: cap.map(i64::from),
-            running: HashMap::new(),
-            tenants: Tenants::default(),
+        promote(tx, queue, now)?;
+        let jobs = if max == 0 {
+            Vec::new()
+        } else {
+            Claim::new(tx, queue, cap)?.run(consumer, max, now)?
         };
-        let jobs = claim.run(&mut row, consumer, max, now)?;
-        let mut tenants = std::mem::take(&mut claim.tenants);
-        tenants.flush(tx, queue)?;
-        row.save(tx)?;
         let next_due = if jobs.is_empty() {
             tx.prepare_cached("SELECT min(due_ms) FROM rota_jobs WHERE queue = ?1 AND state = 0")?
                 .query_row(params![queue], |r| r.get::<_, Option<i64>>(0))?
@@ -106,210 +119,229 @@ pub(crate) fn claim(
     })
 }
 
-/// Queues the scheduled jobs of the queue that are due, in due order.
-fn promote(tx: &Transaction<'_>, row: &mut QueueRow, now: i64) -> Result<()> {
-    let mut due: Vec<(i64, i64, String)> = tx
-        .prepare_cached(
-            "UPDATE rota_jobs SET state = 1 WHERE queue = ?1 AND state = 0 AND due_ms <= ?2
-             RETURNING due_ms, seq, partition",
-        )?
-        .query_map(params![row.name(), now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    if due.is_empty() {
-        return Ok(());
-    }
-    due.sort_unstable();
-    let mut partitions = Partitions::default();
-    for (_, _, partition) in &due {
-        partitions.add(partition, 1);
-    }
-    partitions.flush(tx, row)
+/// Queues the scheduled jobs of the queue that are due: each joins its
+/// partition's queued jobs, which puts the partition in the ring.
+fn promote(tx: &Transaction<'_>, queue: &str, now: i64) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE rota_jobs SET state = 1 WHERE queue = ?1 AND state = 0 AND due_ms <= ?2",
+    )?
+    .execute(params![queue, now])?;
+    Ok(())
 }
 
-struct Claim<'a, 't> {
-    tx: &'a Transaction<'t>,
+// The statements a claim runs per job, each one seek in an index (a test
+// checks their plans): the ring, a partition's tenants, a tenant's head and
+// running jobs; and the cursor, once per claim.
+
+/// The first queued job (the head of its first tenant) of the first
+/// partition after a name.
+pub(super) const NEXT_PARTITION: &str = "SELECT partition, tenant, -priority, due_ms, seq
+     FROM rota_jobs WHERE queue = ?1 AND state = 1 AND partition > ?2
+     ORDER BY partition, tenant, priority DESC, due_ms, seq LIMIT 1";
+
+/// The first job of the first tenant with queued jobs in a partition after
+/// a name.
+pub(super) const NEXT_TENANT: &str = "SELECT tenant, -priority, due_ms, seq FROM rota_jobs
+     WHERE queue = ?1 AND state = 1 AND partition = ?2 AND tenant > ?3
+     ORDER BY tenant, priority DESC, due_ms, seq LIMIT 1";
+
+/// A tenant's first queued job in a partition.
+pub(super) const TENANT_HEAD: &str = "SELECT -priority, due_ms, seq FROM rota_jobs
+     WHERE queue = ?1 AND state = 1 AND partition = ?2 AND tenant = ?3
+     ORDER BY priority DESC, due_ms, seq LIMIT 1";
+
+/// A tenant's running jobs, across every consumer of the queue.
+pub(super) const RUNNING_OF: &str = "SELECT count(*) FROM rota_jobs INDEXED BY rota_jobs_running
+     WHERE queue = ?1 AND tenant = ?2 AND consumer IS NOT NULL";
+
+/// The partition the queue's claims served last.
+pub(super) const CURSOR: &str = "SELECT cursor FROM rota_job_rings WHERE queue = ?1";
+
+/// Where a queued job stands within its partition: priority (highest
+/// first), due time, enqueue order.
+type Rank = (i64, i64, i64);
+
+/// A partition visited in this claim: the head of each of its tenants with
+/// queued jobs, best first. Read once per claim, and kept up to date with
+/// the claim's own takes (nothing else writes while the claim runs).
+struct Part {
+    heads: BTreeSet<(Rank, String)>,
+    /// The tenant a job was last taken from, whose head is to be read
+    /// again at the next visit.
+    taken: Option<String>,
+}
+
+/// One claim transaction: what it read, and its statements, taken from
+/// the connection's cache once for the whole claim. (A statement with an
+/// `ORDER BY` or a bound `LIMIT` is prepared again each time it goes back to
+/// the cache, which clears its bindings; so none goes back per job.)
+struct Claim<'a> {
     queue: &'a str,
     cap: Option<i64>,
     /// Running jobs per tenant, as read in this claim (with its takes).
     running: HashMap<String, i64>,
-    tenants: Tenants,
+    /// The partitions visited so far.
+    parts: HashMap<String, Part>,
+    after: CachedStatement<'a>,
+    next_tenant: CachedStatement<'a>,
+    head: CachedStatement<'a>,
+    running_of: CachedStatement<'a>,
+    take: CachedStatement<'a>,
+    cursor_of: CachedStatement<'a>,
+    move_cursor: CachedStatement<'a>,
 }
 
-impl Claim<'_, '_> {
-    fn run(
-        &mut self,
-        row: &mut QueueRow,
-        consumer: &str,
-        max: usize,
-        now: i64,
-    ) -> Result<Vec<Job>> {
+impl<'a> Claim<'a> {
+    fn new(tx: &'a Transaction<'_>, queue: &'a str, cap: Option<u32>) -> Result<Self> {
+        Ok(Self {
+            queue,
+            cap: cap.map(i64::from),
+            running: HashMap::new(),
+            parts: HashMap::new(),
+            after: tx.prepare_cached(NEXT_PARTITION)?,
+            next_tenant: tx.prepare_cached(NEXT_TENANT)?,
+            head: tx.prepare_cached(TENANT_HEAD)?,
+            running_of: tx.prepare_cached(RUNNING_OF)?,
+            take: tx.prepare_cached(&format!(
+                "UPDATE rota_jobs SET state = ?1, consumer = ?2, claimed_at_ms = ?3 WHERE seq = ?4
+                 RETURNING {JOB_COLS}"
+            ))?,
+            cursor_of: tx.prepare_cached(CURSOR)?,
+            move_cursor: tx.prepare_cached(
+                "INSERT INTO rota_job_rings (queue, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (queue) DO UPDATE SET cursor = excluded.cursor",
+            )?,
+        })
+    }
+
+    /// Takes up to `max` (> 0) jobs for `consumer`, going round the ring
+    /// from the cursor, as many times as it takes.
+    fn run(&mut self, consumer: &str, max: usize, now: i64) -> Result<Vec<Job>> {
+        let start: String = self
+            .cursor_of
+            .query_row([self.queue], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default();
+        let mut cursor = start.clone();
         let mut jobs = Vec::new();
-        if max == 0 {
-            return Ok(jobs);
-        }
-        // Partitions whose turn was before this claim, read in turn order;
-        // those served in this claim go to `back` with a new turn, after
-        // every partition still in the table's order.
-        let first_new_turn = row.clock() + 1;
-        let mut ahead: VecDeque<Part> = VecDeque::new();
-        let mut read_to = i64::MIN;
-        let mut table_done = false;
-        let mut back: VecDeque<Part> = VecDeque::new();
-        let mut emptied: Vec<Part> = Vec::new();
-        // Partitions passed over (all tenants capped) since the last take.
+        // Partitions passed over (all their tenants capped) since the last
+        // take: meeting one again means a whole round gave nothing.
         let mut missed: HashSet<String> = HashSet::new();
-        let tx = self.tx;
-        let mut take = tx.prepare_cached(&format!(
-            "UPDATE rota_jobs SET state = ?1, consumer = ?2, claimed_at_ms = ?3 WHERE seq = ?4
-             RETURNING {JOB_COLS}"
-        ))?;
         while jobs.len() < max {
-            let mut part = match ahead.pop_front() {
-                Some(p) => p,
-                None if !table_done => {
-                    ahead = self.read_ring(read_to, first_new_turn, max - jobs.len())?;
-                    match ahead.back() {
-                        Some(p) => read_to = p.turn,
-                        None => table_done = true,
-                    }
-                    continue;
-                }
-                None => match back.pop_front() {
-                    Some(p) => p,
-                    None => break,
-                },
+            let Some((name, first)) = self.next_partition(&cursor)? else {
+                break;
             };
-            if missed.contains(&part.name) {
-                // A whole round passed over: nothing more can be taken.
-                back.push_front(part);
+            if missed.contains(&name) {
                 break;
             }
-            match self.pick(&mut part)? {
+            match self.pick(&name, first)? {
                 Some((seq, tenant)) => {
                     missed.clear();
-                    let job = take.query_row(params![RUNNING, consumer, now, seq], job_from_row)?;
+                    let job = self
+                        .take
+                        .query_row(params![RUNNING, consumer, now, seq], job_from_row)?;
                     jobs.push(job);
                     if let Some(n) = self.running.get_mut(&tenant) {
                         *n += 1;
                     }
-                    self.tenants.add(&tenant, 1);
-                    part.queued -= 1;
-                    part.turn = row.tick();
-                    if part.queued > 0 {
-                        back.push_back(part);
-                    } else {
-                        emptied.push(part);
-                    }
-                }
-                None if part.tenants.as_ref().is_some_and(Vec::is_empty) => {
-                    // Counted as ready but holds nothing: set it right.
-                    part.queued = 0;
-                    part.turn = row.tick();
-                    emptied.push(part);
                 }
                 None => {
-                    missed.insert(part.name.clone());
-                    part.turn = row.tick();
-                    back.push_back(part);
+                    missed.insert(name.clone());
                 }
             }
+            cursor = name;
         }
-        let mut save = tx.prepare_cached(
-            "UPDATE rota_job_partitions SET queued = ?3, turn = ?4
-             WHERE queue = ?1 AND partition = ?2",
-        )?;
-        for p in back.iter().chain(&emptied) {
-            if p.turn >= first_new_turn {
-                save.execute(params![self.queue, p.name, p.queued.max(0), p.turn])?;
-            }
+        if cursor != start {
+            self.move_cursor.execute(params![self.queue, cursor])?;
         }
         Ok(jobs)
     }
 
-    /// Up to `n` ready partitions after turn `after` and before `until`.
-    fn read_ring(&self, after: i64, until: i64, n: usize) -> Result<VecDeque<Part>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT partition, queued, turn FROM rota_job_partitions
-             WHERE queue = ?1 AND queued > 0 AND turn > ?2 AND turn < ?3
-             ORDER BY turn LIMIT ?4",
-        )?;
-        let parts = stmt
-            .query_map(
-                params![self.queue, after, until, n.clamp(4, 256) as i64],
-                |r| {
-                    Ok(Part {
-                        name: r.get(0)?,
-                        queued: r.get(1)?,
-                        turn: r.get(2)?,
-                        tenants: None,
-                    })
-                },
-            )?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(parts)
+    /// The first partition with queued jobs after `cursor`, or else the
+    /// first of all (the ring wraps round), with the head of its first
+    /// tenant; `None` when nothing is queued.
+    fn next_partition(&mut self, cursor: &str) -> Result<Option<(String, (Rank, String))>> {
+        let mut read = |after: &str| {
+            self.after
+                .query_row(params![self.queue, after], |r| {
+                    let name: String = r.get(0)?;
+                    let tenant: String = r.get(1)?;
+                    Ok((name, ((r.get(2)?, r.get(3)?, r.get(4)?), tenant)))
+                })
+                .optional()
+        };
+        Ok(match read(cursor)? {
+            Some(found) => Some(found),
+            // Partition names are never empty: "" comes before them all.
+            None if !cursor.is_empty() => read("")?,
+            None => None,
+        })
     }
 
-    /// The first job of `part` whose tenant is under the cap: its row and
-    /// tenant.
-    fn pick(&mut self, part: &mut Part) -> Result<Option<(i64, String)>> {
-        let tenants = match &mut part.tenants {
-            Some(t) => t,
-            None => part.tenants.insert(self.list_tenants(&part.name)?),
+    /// The first job of partition `name` whose tenant is under the cap: its
+    /// row and tenant, no longer among the partition's heads (the caller
+    /// takes it). `first` is the head of its first tenant, as the ring read
+    /// it.
+    fn pick(&mut self, name: &str, first: (Rank, String)) -> Result<Option<(i64, String)>> {
+        let mut part = match self.parts.remove(name) {
+            Some(part) => part,
+            None => self.read_part(name, first.clone())?,
         };
-        let mut head = self.tx.prepare_cached(
-            "SELECT priority, due_ms, seq FROM rota_jobs
-             WHERE queue = ?1 AND partition = ?2 AND tenant = ?3 AND state = 1
-             ORDER BY priority DESC, due_ms, seq LIMIT 1",
-        )?;
-        let mut best: Option<((i64, i64, i64), usize)> = None;
-        let mut i = 0;
-        while i < tenants.len() {
-            if let Some(cap) = self.cap
-                && self.running(&tenants[i])? >= cap
-            {
-                i += 1;
-                continue;
-            }
-            let found: Option<(i64, i64, i64)> = head
-                .query_row(params![self.queue, part.name, tenants[i]], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()?;
-            match found {
-                None => {
-                    tenants.swap_remove(i);
-                }
-                Some((priority, due, seq)) => {
-                    let key = (-priority, due, seq);
-                    if best.is_none_or(|(b, _)| key < b) {
-                        best = Some((key, i));
-                    }
-                    i += 1;
-                }
+        if let Some(tenant) = part.taken.take() {
+            // Only the claim's own take changed the partition since it was
+            // read: its tenant's head moved on, or it has nothing left.
+            let head = if tenant == first.1 {
+                Some(first.0)
+            } else {
+                self.head
+                    .query_row(params![self.queue, name, tenant], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?
+            };
+            if let Some(rank) = head {
+                part.heads.insert((rank, tenant));
             }
         }
-        Ok(best.map(|((_, _, seq), i)| (seq, tenants[i].clone())))
+        // Tenants at the cap are passed over: there are no more of them
+        // than running jobs, whatever the number of tenants.
+        let mut chosen = None;
+        for (rank, tenant) in &part.heads {
+            if let Some(cap) = self.cap
+                && self.running(tenant)? >= cap
+            {
+                continue;
+            }
+            chosen = Some((*rank, tenant.clone()));
+            break;
+        }
+        let picked = chosen.map(|(rank, tenant)| {
+            part.heads.remove(&(rank, tenant.clone()));
+            part.taken = Some(tenant.clone());
+            (rank.2, tenant)
+        });
+        self.parts.insert(name.to_owned(), part);
+        Ok(picked)
     }
 
-    /// The tenants with queued jobs in `partition`, one index seek each.
-    fn list_tenants(&self, partition: &str) -> Result<Vec<String>> {
-        let mut next = self.tx.prepare_cached(
-            "SELECT tenant FROM rota_jobs
-             WHERE queue = ?1 AND partition = ?2 AND state = 1 AND tenant > ?3
-             ORDER BY tenant LIMIT 1",
-        )?;
-        let mut tenants: Vec<String> = Vec::new();
+    /// The heads of the tenants of partition `name`, one seek each: one
+    /// seek to learn it has no other tenant, in the common case of a
+    /// partition per tenant.
+    fn read_part(&mut self, name: &str, first: (Rank, String)) -> Result<Part> {
+        let mut tenant = first.1.clone();
+        let mut heads = BTreeSet::from([first]);
         loop {
-            let after = tenants.last().map_or("", String::as_str);
-            let found: Option<String> = next
-                .query_row(params![self.queue, partition, after], |r| r.get(0))
+            let next: Option<(Rank, String)> = self
+                .next_tenant
+                .query_row(params![self.queue, name, tenant], |r| {
+                    Ok(((r.get(1)?, r.get(2)?, r.get(3)?), r.get(0)?))
+                })
                 .optional()?;
-            match found {
-                Some(t) => tenants.push(t),
-                None => return Ok(tenants),
-            }
+            let Some(next) = next else {
+                return Ok(Part { heads, taken: None });
+            };
+            tenant = next.1.clone();
+            heads.insert(next);
         }
     }
 
@@ -319,13 +351,8 @@ impl Claim<'_, '_> {
             return Ok(*n);
         }
         let n: i64 = self
-            .tx
-            .prepare_cached(
-                "SELECT running FROM rota_job_tenants WHERE queue = ?1 AND tenant = ?2",
-            )?
-            .query_row(params![self.queue, tenant], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
+            .running_of
+            .query_row(params![self.queue, tenant], |r| r.get(0))?;
         self.running.insert(tenant.to_owned(), n);
         Ok(n)
     }

@@ -1,12 +1,12 @@
 //! The enqueue transaction: a batch of jobs, all or none.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use rota_core::BrokerError;
 use rota_core::jobs::{Enqueued, NewJob};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::books::{Partitions, QueueRow};
+use super::books::QueueRow;
 use super::rows::{QUEUED, SCHEDULED, id_bytes, int, job_id};
 use crate::tx::{Error, Result, now, write};
 
@@ -28,9 +28,9 @@ pub(crate) fn enqueue(
                  reply_to, idem_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?;
-        // Per queue touched: its partitions' new queued jobs.
-        let mut touched: Vec<(String, Partitions)> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
+        // The queues touched, in order.
+        let mut touched: Vec<&str> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut out = Vec::with_capacity(jobs.len());
         for new in jobs {
             // A chosen id names one job within its queue.
@@ -83,24 +83,20 @@ pub(crate) fn enqueue(
                 new.reply_to,
                 new.idempotency_key,
             ])?;
-            let slot = *index.entry(new.queue.as_str()).or_insert_with(|| {
-                touched.push((new.queue.clone(), Partitions::default()));
-                touched.len() - 1
-            });
-            if state == QUEUED {
-                touched[slot].1.add(new.partition_key(), 1);
+            if seen.insert(&new.queue) {
+                touched.push(&new.queue);
             }
             out.push(Enqueued {
                 id,
                 duplicate: false,
             });
         }
+        // A queued job is in the ring as it is (see `claim`): only the
+        // queue's row, if new, is written.
         let mut queues = Vec::with_capacity(touched.len());
-        for (queue, mut partitions) in touched {
-            let mut row = QueueRow::load(tx, &queue)?;
-            partitions.flush(tx, &mut row)?;
-            row.save(tx)?;
-            queues.push(queue);
+        for queue in touched {
+            QueueRow::load(tx, queue)?.save(tx)?;
+            queues.push(queue.to_owned());
         }
         Ok((out, queues))
     })

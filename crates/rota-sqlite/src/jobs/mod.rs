@@ -11,7 +11,9 @@
 //! hold across restarts.
 //!
 //! * `rows` — state codes, rows to jobs and records, the reply inbox;
-//! * `books` — per-queue bookkeeping: clock, partitions, tenants, retention;
+//! * `books` — per-queue bookkeeping: clock, finished count, retention
+//!   (nothing per partition or per tenant: the claims read the ring and the
+//!   running jobs from indexes of the jobs, see `claim`);
 //! * `enqueue`, `claim`, `settle` (settle, release, reap, close), `admin`
 //!   (records, counts, dead jobs, cancel) — the transactions.
 
@@ -24,22 +26,24 @@ mod settle;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rota_core::BrokerError;
-use rota_core::jobs::model::DEFAULT_MAX_PAYLOAD;
+use rota_core::clock::SharedClock;
+use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob, Next,
-    QueueCounts, Settle, validate_batch,
+    QueueCounts, Settle, validate_batch, validate_reply_to,
 };
-use rota_core::rpc::ReapStats;
-use rota_core::time::now_ms;
+use rota_core::names::validate_lease_name;
+use rota_core::{Inboxes, Leased, ReapStats};
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::SqliteBroker;
+use crate::lease::Lease;
 
 /// The key that wakes the claims waiting on `queue`.
 fn queue_key(queue: &str) -> String {
@@ -59,6 +63,7 @@ impl SqliteBroker {
 impl JobStore for SqliteBroker {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
+        validate_reply_to(&jobs, |to| self.is_inbox(to))?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -75,19 +80,28 @@ impl JobStore for SqliteBroker {
         options: JobConsumerOptions,
     ) -> Result<Box<dyn JobConsumer>, BrokerError> {
         validate_queue(queue)?;
-        let id = format!("jc-{}", Uuid::now_v7().simple());
-        let (q, c, lease, retention) = (
+        if let Some(name) = &options.name {
+            validate_lease_name(name)?;
+        }
+        let key = Lease::key(queue, options.name.as_deref());
+        let (q, k, length, retention) = (
             queue.to_owned(),
-            id.clone(),
+            key.clone(),
             options.lease,
             options.retention,
         );
-        self.with(move |conn| claim::register(conn, &q, &c, lease, retention))
+        let (max, ttl) = (options.max_attempts, self.options().reply_ttl);
+        let (lease, inboxes) = self
+            .with(move |conn| claim::register(conn, &q, &k, length, retention, max, ttl))
             .await?;
+        // A taken-over holder's jobs may be waiting, and their outcomes.
+        self.wake_inboxes(&inboxes);
+        self.wake(&queue_key(queue));
         Ok(Box::new(SqliteJobConsumer {
             broker: self.clone(),
             queue: queue.to_owned(),
-            id,
+            id: options.name.clone().unwrap_or(key),
+            lease: Arc::new(lease),
             options,
         }))
     }
@@ -128,6 +142,10 @@ impl JobStore for SqliteBroker {
         self.with(move |c| admin::purge_dead_jobs(c, &q)).await
     }
 
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.options().clock)
+    }
+
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         validate_queue(queue)?;
         let (q, ttl) = (queue.to_owned(), self.options().reply_ttl);
@@ -141,7 +159,9 @@ impl JobStore for SqliteBroker {
 struct SqliteJobConsumer {
     broker: SqliteBroker,
     queue: String,
+    /// The lease's name, as the consumer reports it.
     id: String,
+    lease: Arc<Lease>,
     options: JobConsumerOptions,
 }
 
@@ -149,7 +169,11 @@ impl SqliteJobConsumer {
     /// One claim attempt: the jobs taken, and when the next scheduled job
     /// comes due.
     async fn try_claim(&self, max: usize) -> Result<(Vec<Job>, Option<u64>), BrokerError> {
-        let (q, c, cap) = (self.queue.clone(), self.id.clone(), self.options.tenant_cap);
+        let (q, c, cap) = (
+            self.queue.clone(),
+            Arc::clone(&self.lease),
+            self.options.tenant_cap,
+        );
         let claimed = self
             .broker
             .with(move |conn| claim::claim(conn, &q, &c, max, cap))
@@ -159,9 +183,21 @@ impl SqliteJobConsumer {
 }
 
 #[async_trait]
-impl JobConsumer for SqliteJobConsumer {
+impl Leased for SqliteJobConsumer {
+    type Work = Job;
+    type Done = Settle;
+    type Tag = JobId;
+
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn epoch(&self) -> u64 {
+        u64::try_from(self.lease.epoch).unwrap_or(0)
+    }
+
+    async fn give_up(&self, done: Settle, reason: &str) -> Result<(), BrokerError> {
+        self.settle(vec![done.given_up(reason)]).await.map(|_| ())
     }
 
     async fn claim(&self, max: usize, wait: Duration) -> Result<Vec<Job>, BrokerError> {
@@ -182,7 +218,9 @@ impl JobConsumer for SqliteJobConsumer {
             // due, or it is time to look for other processes' writes.
             let mut wake_at = until.min(now + poll);
             if let Some(due) = next_due {
-                let ms = due.saturating_sub(now_ms()).max(1);
+                let ms = due
+                    .saturating_sub(self.broker.options().clock.now_ms())
+                    .max(1);
                 wake_at = wake_at.min(now + Duration::from_millis(ms));
             }
             let _ = tokio::time::timeout_at(wake_at, notified).await;
@@ -190,7 +228,7 @@ impl JobConsumer for SqliteJobConsumer {
     }
 
     async fn renew(&self) -> Result<(), BrokerError> {
-        let (c, lease) = (self.id.clone(), self.options.lease);
+        let (c, lease) = (Arc::clone(&self.lease), self.options.lease);
         self.broker
             .with(move |conn| claim::renew(conn, &c, lease))
             .await
@@ -208,7 +246,7 @@ impl JobConsumer for SqliteJobConsumer {
                 )));
             }
         }
-        let (q, c) = (self.queue.clone(), self.id.clone());
+        let (q, c) = (self.queue.clone(), Arc::clone(&self.lease));
         let (retention, ttl) = (self.options.retention, self.broker.options().reply_ttl);
         let (settled, inboxes) = self
             .broker
@@ -221,7 +259,7 @@ impl JobConsumer for SqliteJobConsumer {
     }
 
     async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
-        let (q, c) = (self.queue.clone(), self.id.clone());
+        let (q, c) = (self.queue.clone(), Arc::clone(&self.lease));
         self.broker
             .with(move |conn| settle::release(conn, &q, &c, &ids, attempted))
             .await?;
@@ -247,7 +285,7 @@ impl JobConsumer for SqliteJobConsumer {
     }
 
     async fn close(&self) -> Result<(), BrokerError> {
-        let (q, c) = (self.queue.clone(), self.id.clone());
+        let (q, c) = (self.queue.clone(), Arc::clone(&self.lease));
         self.broker
             .with(move |conn| settle::close(conn, &q, &c))
             .await?;

@@ -162,18 +162,6 @@ pub(crate) fn attempt_json(attempt: &Attempt) -> Result<String> {
         .map_err(|e| Error::Broker(BrokerError::Protocol(format!("cannot encode: {e}"))))
 }
 
-/// Fails with `LeaseLost` unless job consumer `consumer`'s lease holds.
-pub(crate) fn check_lease(tx: &Transaction<'_>, consumer: &str) -> Result<()> {
-    let until: Option<i64> = tx
-        .prepare_cached("SELECT lease_until FROM rota_job_consumers WHERE id = ?1")?
-        .query_row([consumer], |r| r.get(0))
-        .optional()?;
-    match until {
-        Some(until) if until > now() => Ok(()),
-        _ => Err(Error::LeaseLost),
-    }
-}
-
 /// The reply inbox: what is written to it, and the inboxes to wake.
 pub(crate) struct Outbox {
     expires_at: i64,

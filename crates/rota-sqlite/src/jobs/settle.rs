@@ -1,22 +1,20 @@
 //! The transactions that let go of held jobs: settle (fenced), release
 //! (fenced), reap (the jobs of lapsed consumers) and close.
 
+use rota_core::ReapStats;
 use rota_core::jobs::{Attempt, AttemptOutcome, JobState, Next, Retention, Settle};
-use rota_core::rpc::ReapStats;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::books::{Partitions, QueueRow, Tenants};
+use super::books::QueueRow;
 use super::rows::{
-    APPEND_ATTEMPT, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, check_lease, id_bytes, int,
-    state_code, uint,
+    APPEND_ATTEMPT, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, id_bytes, int, state_code, uint,
 };
+use crate::lease::Lease;
 use crate::tx::{Result, now, write};
 
 /// A held job, as the transactions here read it.
 struct Held {
     seq: i64,
-    tenant: String,
-    partition: String,
     attempt: i64,
     claimed_at: i64,
 }
@@ -24,34 +22,37 @@ struct Held {
 /// The columns [`held`] reads (a macro, to build statements at compile time).
 macro_rules! held_cols {
     () => {
-        "seq, tenant, partition, attempt, coalesce(claimed_at_ms, 0)"
+        "seq, attempt, coalesce(claimed_at_ms, 0)"
     };
 }
 
 fn held(row: &rusqlite::Row<'_>) -> rusqlite::Result<Held> {
     Ok(Held {
         seq: row.get(0)?,
-        tenant: row.get(1)?,
-        partition: row.get(2)?,
-        attempt: row.get(3)?,
-        claimed_at: row.get(4)?,
+        attempt: row.get(1)?,
+        claimed_at: row.get(2)?,
     })
 }
 
-/// The job `id` if `consumer` holds it.
+/// The statement of [`held_by`].
+pub(super) const HELD_BY: &str = concat!(
+    "SELECT ",
+    held_cols!(),
+    " FROM rota_jobs INDEXED BY rota_jobs_queue_id
+     WHERE queue = ?1 AND id = ?2 AND consumer = ?3"
+);
+
+/// The job `id` of `queue` if `consumer` holds it: one seek in the queue's
+/// ids, however many jobs the consumer holds.
 fn held_by(
     tx: &Transaction<'_>,
+    queue: &str,
     id: &rota_core::jobs::JobId,
     consumer: &str,
 ) -> Result<Option<Held>> {
-    const SQL: &str = concat!(
-        "SELECT ",
-        held_cols!(),
-        " FROM rota_jobs WHERE id = ?1 AND consumer = ?2"
-    );
     Ok(tx
-        .prepare_cached(SQL)?
-        .query_row(params![&id_bytes(id)[..], consumer], held)
+        .prepare_cached(HELD_BY)?
+        .query_row(params![queue, &id_bytes(id)[..], consumer], held)
         .optional()?)
 }
 
@@ -79,17 +80,16 @@ fn kill(
 pub(crate) fn settle(
     conn: &mut Connection,
     queue: &str,
-    consumer: &str,
+    lease: &Lease,
     done: Vec<Settle>,
     retention: Retention,
     reply_ttl: std::time::Duration,
 ) -> Result<(usize, Vec<String>)> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let now = now();
         let mut q = QueueRow::load(tx, queue)?;
-        let mut partitions = Partitions::default();
-        let mut tenants = Tenants::default();
         let mut outbox = Outbox::new(reply_ttl);
         let mut finish = tx.prepare_cached(&format!(
             "UPDATE rota_jobs SET state = ?2, consumer = NULL, claimed_at_ms = NULL,
@@ -103,14 +103,13 @@ pub(crate) fn settle(
         ))?;
         let mut settled = 0;
         for s in done {
-            let Some(job) = held_by(tx, &s.id, consumer)? else {
+            let Some(job) = held_by(tx, queue, &s.id, consumer)? else {
                 continue;
             };
             // The reply first, then the job stops being held.
             if let Some((to, reply)) = &s.reply {
                 outbox.push(tx, to, reply)?;
             }
-            tenants.add(&job.tenant, -1);
             let attempt = attempt_json(&s.attempt)?;
             let reason = s.attempt.describe();
             match s.next {
@@ -145,9 +144,6 @@ pub(crate) fn settle(
                     let at = int(at);
                     let state = if at > now { SCHEDULED } else { QUEUED };
                     retry.execute(params![attempt, state, at, job.seq])?;
-                    if state == QUEUED {
-                        partitions.add(&job.partition, 1);
-                    }
                 }
                 Next::Dead(reason) => kill(tx, &mut q, job.seq, &attempt, &reason)?,
                 // A `Next` this store does not know: keep the job, dead, so
@@ -162,8 +158,6 @@ pub(crate) fn settle(
             }
             settled += 1;
         }
-        partitions.flush(tx, &mut q)?;
-        tenants.flush(tx, queue)?;
         q.set_retention(retention);
         q.enforce(tx, now)?;
         q.save(tx)?;
@@ -211,46 +205,42 @@ fn ended(job: &Held, worker: &str, now: i64, outcome: AttemptOutcome) -> Result<
 pub(crate) fn release(
     conn: &mut Connection,
     queue: &str,
-    consumer: &str,
+    lease: &Lease,
     ids: &[rota_core::jobs::JobId],
     attempted: bool,
 ) -> Result<()> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let now = now();
-        let mut partitions = Partitions::default();
-        let mut tenants = Tenants::default();
         for id in ids {
-            let Some(job) = held_by(tx, id, consumer)? else {
+            let Some(job) = held_by(tx, queue, id, consumer)? else {
                 continue;
             };
-            tenants.add(&job.tenant, -1);
             let attempt = if attempted {
                 Some(ended(&job, consumer, now, AttemptOutcome::Cancelled)?)
             } else {
                 None
             };
             requeue(tx, job.seq, attempt.as_deref())?;
-            partitions.add(&job.partition, 1);
         }
-        let mut q = QueueRow::load(tx, queue)?;
-        partitions.flush(tx, &mut q)?;
-        tenants.flush(tx, queue)?;
-        q.save(tx)
+        Ok(())
     })
 }
 
-/// The jobs `consumer` holds, in id order.
-fn held_jobs(tx: &Transaction<'_>, consumer: &str) -> Result<Vec<(Held, i64)>> {
+/// The jobs of `queue` that `consumer` holds, in id order (read from the
+/// queue's running jobs).
+fn held_jobs(tx: &Transaction<'_>, queue: &str, consumer: &str) -> Result<Vec<(Held, i64)>> {
     const SQL: &str = concat!(
         "SELECT ",
         held_cols!(),
-        ", max_attempts FROM rota_jobs WHERE consumer = ?1 ORDER BY id"
+        ", max_attempts FROM rota_jobs INDEXED BY rota_jobs_running
+         WHERE queue = ?1 AND consumer = ?2 ORDER BY id"
     );
     let mut stmt = tx.prepare_cached(SQL)?;
     let rows = stmt
-        .query_map([consumer], |r| {
-            Ok((held(r)?, r.get::<_, Option<i64>>(5)?.unwrap_or(0)))
+        .query_map([queue, consumer], |r| {
+            Ok((held(r)?, r.get::<_, Option<i64>>(3)?.unwrap_or(0)))
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
@@ -280,58 +270,81 @@ pub(crate) fn reap(
             return Ok((stats, outbox.woken));
         }
         let mut q = QueueRow::load(tx, queue)?;
-        let mut partitions = Partitions::default();
-        let mut tenants = Tenants::default();
         for worker in lapsed {
-            for (job, own_max) in held_jobs(tx, &worker)? {
-                tenants.add(&job.tenant, -1);
-                let attempt = ended(&job, &worker, now, AttemptOutcome::Lost)?;
-                let n = job.attempt;
-                let max = if own_max > 0 {
-                    own_max
-                } else {
-                    i64::from(default_max)
-                };
-                if n >= max {
-                    let reason = format!(
-                        "lost {n} of {max} attempts: the lease of worker {worker} lapsed \
-                         while it held the job during the last one"
-                    );
-                    kill(tx, &mut q, job.seq, &attempt, &reason)?;
-                    outbox.outcome(tx, job.seq)?;
-                    stats.dead_lettered += 1;
-                } else {
-                    requeue(tx, job.seq, Some(&attempt))?;
-                    partitions.add(&job.partition, 1);
-                    stats.requeued += 1;
-                }
-            }
-            tx.prepare_cached("DELETE FROM rota_job_consumers WHERE id = ?1")?
-                .execute([&worker])?;
+            let books = Books {
+                q: &mut q,
+                outbox: &mut outbox,
+            };
+            let s = hand_back(tx, books, &worker, default_max, now)?;
+            stats.requeued += s.requeued;
+            stats.dead_lettered += s.dead_lettered;
         }
-        partitions.flush(tx, &mut q)?;
-        tenants.flush(tx, queue)?;
         q.save(tx)?;
         Ok((stats, outbox.woken))
     })
 }
 
-/// Gives back everything `consumer` holds, as it was (the attempt not
-/// counted), and forgets the consumer.
-pub(crate) fn close(conn: &mut Connection, queue: &str, consumer: &str) -> Result<()> {
+/// The books a hand-back keeps: the queue's row (its clock orders the
+/// dead), and the replies owed.
+pub(crate) struct Books<'a> {
+    pub(crate) q: &'a mut QueueRow,
+    pub(crate) outbox: &'a mut Outbox,
+}
+
+/// Hands back what lease `worker` held, each job with a `Lost` attempt:
+/// queued again, or dead once out of attempts (its outcome replied); then
+/// forgets the lease's row.
+pub(crate) fn hand_back(
+    tx: &Transaction<'_>,
+    books: Books<'_>,
+    worker: &str,
+    default_max: u32,
+    now: i64,
+) -> Result<ReapStats> {
+    let mut stats = ReapStats::default();
+    // The history names the worker by its lease name, not its row key.
+    let name = worker.rsplit_once('/').map_or(worker, |(_, name)| name);
+    let queue = books.q.name().to_owned();
+    for (job, own_max) in held_jobs(tx, &queue, worker)? {
+        let attempt = ended(&job, name, now, AttemptOutcome::Lost)?;
+        let n = job.attempt;
+        let max = if own_max > 0 {
+            own_max
+        } else {
+            i64::from(default_max)
+        };
+        if n >= max {
+            let reason = format!(
+                "lost {n} of {max} attempts: the lease of worker {name} lapsed \
+                 while it held the job during the last one"
+            );
+            kill(tx, books.q, job.seq, &attempt, &reason)?;
+            books.outbox.outcome(tx, job.seq)?;
+            stats.dead_lettered += 1;
+        } else {
+            requeue(tx, job.seq, Some(&attempt))?;
+            stats.requeued += 1;
+        }
+    }
+    tx.prepare_cached("DELETE FROM rota_job_consumers WHERE id = ?1")?
+        .execute([worker])?;
+    Ok(stats)
+}
+
+/// Gives back everything this grant of the lease holds, as it was (the
+/// attempt not counted), and forgets it — unless the lease was granted
+/// again since.
+pub(crate) fn close(conn: &mut Connection, queue: &str, lease: &Lease) -> Result<()> {
     write(conn, |tx| {
-        let mut partitions = Partitions::default();
-        let mut tenants = Tenants::default();
-        for (job, _) in held_jobs(tx, consumer)? {
-            tenants.add(&job.tenant, -1);
+        if !lease.is_current(tx)? {
+            return Ok(());
+        }
+        let consumer = lease.key.as_str();
+        for (job, _) in held_jobs(tx, queue, consumer)? {
             requeue(tx, job.seq, None)?;
-            partitions.add(&job.partition, 1);
         }
         tx.prepare_cached("DELETE FROM rota_job_consumers WHERE id = ?1")?
             .execute([consumer])?;
-        let mut q = QueueRow::load(tx, queue)?;
-        partitions.flush(tx, &mut q)?;
-        tenants.flush(tx, queue)?;
-        q.save(tx)
+        Ok(())
     })
 }

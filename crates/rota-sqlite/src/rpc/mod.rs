@@ -8,11 +8,11 @@ pub(crate) mod store;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rota_core::BrokerError;
-use rota_core::names::validate_service;
-use rota_core::rpc::{Broker, Consumer, ConsumerOptions, DeadLetter, Inbox};
-use uuid::Uuid;
+use rota_core::names::{validate_lease_name, validate_service};
+use rota_core::rpc::{Broker, Consumer, ConsumerOptions, DeadLetter};
 
 use crate::SqliteBroker;
+use crate::lease::Lease;
 
 pub(crate) fn service_key(service: &str) -> String {
     format!("s:{service}")
@@ -28,24 +28,28 @@ impl Broker for SqliteBroker {
         Ok(())
     }
 
-    async fn open_inbox(&self) -> Result<Box<dyn Inbox>, BrokerError> {
-        crate::inbox::open(self).await
-    }
-
     async fn consumer(
         &self,
         service: &str,
         options: ConsumerOptions,
     ) -> Result<Box<dyn Consumer>, BrokerError> {
         validate_service(service)?;
-        let id = Uuid::now_v7().simple().to_string();
-        let (s, c, lease) = (service.to_owned(), id.clone(), options.lease);
-        self.with(move |conn| store::register(conn, &s, &c, lease))
+        if let Some(name) = &options.name {
+            validate_lease_name(name)?;
+        }
+        let key = Lease::key(service, options.name.as_deref());
+        let (s, k) = (service.to_owned(), key.clone());
+        let (length, max) = (options.lease, options.max_deliveries);
+        let lease = self
+            .with(move |conn| store::register(conn, &s, &k, length, max))
             .await?;
+        // A taken-over holder's messages may be waiting.
+        self.wake(&service_key(service));
         Ok(Box::new(consumer::SqliteConsumer {
             broker: self.clone(),
             service: service.to_owned(),
-            id,
+            id: options.name.clone().unwrap_or(key),
+            lease: std::sync::Arc::new(lease),
             options,
         }))
     }

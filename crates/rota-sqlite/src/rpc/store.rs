@@ -1,10 +1,12 @@
 //! The transactions behind calls, one function each, each one `IMMEDIATE`
 //! transaction (see [`write`]).
 
-use rota_core::rpc::{DeadLetter, Delivery, ReapStats};
-use rusqlite::{Connection, OptionalExtension, params};
+use rota_core::ReapStats;
+use rota_core::rpc::{DeadLetter, Delivery};
+use rusqlite::{Connection, params};
 
-use crate::tx::{Error, Result, ms, now, write};
+use crate::lease::{Lease, Table};
+use crate::tx::{Result, ms, now, write};
 
 fn tag(id: i64) -> String {
     id.to_string()
@@ -12,21 +14,6 @@ fn tag(id: i64) -> String {
 
 fn parse_tag(tag: &str) -> Option<i64> {
     tag.parse().ok()
-}
-
-/// Fails with `LeaseLost` unless `consumer`'s lease holds.
-fn check_lease(tx: &rusqlite::Transaction<'_>, consumer: &str) -> Result<()> {
-    let until: Option<i64> = tx
-        .query_row(
-            "SELECT lease_until FROM rota_consumers WHERE id = ?1",
-            [consumer],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match until {
-        Some(until) if until > now() => Ok(()),
-        _ => Err(Error::LeaseLost),
-    }
 }
 
 pub(crate) fn publish(conn: &mut Connection, service: &str, payload: &[u8]) -> Result<()> {
@@ -39,29 +26,42 @@ pub(crate) fn publish(conn: &mut Connection, service: &str, payload: &[u8]) -> R
     })
 }
 
+/// Grants the lease `key` on `service`: the next epoch, taking over from
+/// an earlier holder of the key, whose messages are handed back as if its
+/// lease had lapsed.
 pub(crate) fn register(
     conn: &mut Connection,
     service: &str,
-    consumer: &str,
+    key: &str,
     lease: std::time::Duration,
-) -> Result<()> {
+    max_deliveries: u32,
+) -> Result<Lease> {
     write(conn, |tx| {
+        if Lease::held(tx, Table::Calls, key)? {
+            hand_back(tx, key, max_deliveries)?;
+        }
+        let epoch = Lease::next_epoch(tx, Table::Calls, key)?;
         tx.execute(
-            "INSERT INTO rota_consumers (id, service, lease_until) VALUES (?1, ?2, ?3)",
-            params![consumer, service, now() + ms(lease)],
+            "INSERT INTO rota_consumers (id, service, lease_until, epoch) VALUES (?1, ?2, ?3, ?4)",
+            params![key, service, now() + ms(lease), epoch],
         )?;
-        Ok(())
+        Ok(Lease {
+            table: Table::Calls,
+            key: key.to_owned(),
+            epoch,
+        })
     })
 }
 
 pub(crate) fn claim(
     conn: &mut Connection,
     service: &str,
-    consumer: &str,
+    lease: &Lease,
     max: usize,
 ) -> Result<Vec<Delivery>> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let mut stmt = tx.prepare_cached(
             "UPDATE rota_messages SET consumer = ?1
              WHERE id IN (SELECT id FROM rota_messages
@@ -91,21 +91,10 @@ pub(crate) fn claim(
 
 pub(crate) fn renew(
     conn: &mut Connection,
-    consumer: &str,
-    lease: std::time::Duration,
+    lease: &Lease,
+    length: std::time::Duration,
 ) -> Result<()> {
-    write(conn, |tx| {
-        let t = now();
-        let n = tx.execute(
-            "UPDATE rota_consumers SET lease_until = ?1 WHERE id = ?2 AND lease_until > ?3",
-            params![t + ms(lease), consumer, t],
-        )?;
-        if n == 0 {
-            Err(Error::LeaseLost)
-        } else {
-            Ok(())
-        }
-    })
+    write(conn, |tx| lease.renew(tx, length))
 }
 
 /// A delivery's tag and, if it has one, its reply and where to send it.
@@ -114,12 +103,13 @@ pub(crate) type Done = (String, Option<(String, Vec<u8>)>);
 /// Replies, then acknowledgements, in one transaction.
 pub(crate) fn complete(
     conn: &mut Connection,
-    consumer: &str,
+    lease: &Lease,
     done: &[Done],
     reply_ttl: std::time::Duration,
 ) -> Result<usize> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let expires = now() + ms(reply_ttl);
         let mut reply = tx.prepare_cached(
             "INSERT INTO rota_replies (inbox, payload, expires_at) VALUES (?1, ?2, ?3)",
@@ -141,12 +131,13 @@ pub(crate) fn complete(
 
 pub(crate) fn release(
     conn: &mut Connection,
-    consumer: &str,
+    lease: &Lease,
     tags: &[String],
     attempted: bool,
 ) -> Result<()> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let mut stmt = tx.prepare_cached(
             "UPDATE rota_messages SET consumer = NULL, attempt = attempt + ?1
              WHERE id = ?2 AND consumer = ?3",
@@ -158,9 +149,10 @@ pub(crate) fn release(
     })
 }
 
-pub(crate) fn bury(conn: &mut Connection, consumer: &str, tag: &str, reason: &str) -> Result<()> {
+pub(crate) fn bury(conn: &mut Connection, lease: &Lease, tag: &str, reason: &str) -> Result<()> {
+    let consumer = lease.key.as_str();
     write(conn, |tx| {
-        check_lease(tx, consumer)?;
+        lease.check(tx)?;
         let Some(id) = parse_tag(tag) else {
             return Ok(());
         };
@@ -178,55 +170,68 @@ pub(crate) fn bury(conn: &mut Connection, consumer: &str, tag: &str, reason: &st
     })
 }
 
-/// Hands back the messages of lapsed consumers (or, with `closing`, of that
-/// consumer, as they are) and forgets those consumers.
-pub(crate) fn reap(
-    conn: &mut Connection,
-    service: &str,
-    max_deliveries: u32,
-    closing: Option<&str>,
-) -> Result<ReapStats> {
+/// Hands back the messages of `service`'s lapsed consumers and forgets
+/// those consumers.
+pub(crate) fn reap(conn: &mut Connection, service: &str, max_deliveries: u32) -> Result<ReapStats> {
     write(conn, |tx| {
+        let lapsed: Vec<String> = tx
+            .prepare_cached(
+                "SELECT id FROM rota_consumers WHERE service = ?1 AND lease_until <= ?2",
+            )?
+            .query_map(params![service, now()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut stats = ReapStats::default();
-        let lapsed: Vec<String> = match closing {
-            Some(c) => vec![c.to_owned()],
-            None => tx
-                .prepare_cached(
-                    "SELECT id FROM rota_consumers WHERE service = ?1 AND lease_until <= ?2",
-                )?
-                .query_map(params![service, now()], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?,
-        };
         for consumer in lapsed {
-            if closing.is_some() {
-                stats.requeued += tx.execute(
-                    "UPDATE rota_messages SET consumer = NULL WHERE consumer = ?1",
-                    [&consumer],
-                )?;
-            } else {
-                let reason =
-                    format!("the lease of consumer {consumer} lapsed during the last delivery");
-                stats.dead_lettered += tx.execute(
-                    "INSERT INTO rota_dead (service, payload, reason, attempts, at_ms)
-                     SELECT service, payload,
-                            'delivered ' || attempt || ' times (the maximum); ' || ?1,
-                            attempt, ?2
-                     FROM rota_messages WHERE consumer = ?3 AND attempt >= ?4",
-                    params![reason, now(), consumer, max_deliveries],
-                )?;
-                tx.execute(
-                    "DELETE FROM rota_messages WHERE consumer = ?1 AND attempt >= ?2",
-                    params![consumer, max_deliveries],
-                )?;
-                stats.requeued += tx.execute(
-                    "UPDATE rota_messages SET consumer = NULL, attempt = attempt + 1
-                     WHERE consumer = ?1",
-                    [&consumer],
-                )?;
-            }
-            tx.execute("DELETE FROM rota_consumers WHERE id = ?1", [&consumer])?;
+            let s = hand_back(tx, &consumer, max_deliveries)?;
+            stats.requeued += s.requeued;
+            stats.dead_lettered += s.dead_lettered;
         }
         Ok(stats)
+    })
+}
+
+/// Hands back what lease `consumer` held — each message to the queue with
+/// attempt + 1, or to the dead letters once delivered `max_deliveries`
+/// times — and forgets the lease's row.
+fn hand_back(
+    tx: &rusqlite::Transaction<'_>,
+    consumer: &str,
+    max_deliveries: u32,
+) -> Result<ReapStats> {
+    let mut stats = ReapStats::default();
+    let reason = format!("the lease of consumer {consumer} lapsed during the last delivery");
+    stats.dead_lettered += tx.execute(
+        "INSERT INTO rota_dead (service, payload, reason, attempts, at_ms)
+         SELECT service, payload,
+                'delivered ' || attempt || ' times (the maximum); ' || ?1,
+                attempt, ?2
+         FROM rota_messages WHERE consumer = ?3 AND attempt >= ?4",
+        params![reason, now(), consumer, max_deliveries],
+    )?;
+    tx.execute(
+        "DELETE FROM rota_messages WHERE consumer = ?1 AND attempt >= ?2",
+        params![consumer, max_deliveries],
+    )?;
+    stats.requeued += tx.execute(
+        "UPDATE rota_messages SET consumer = NULL, attempt = attempt + 1 WHERE consumer = ?1",
+        [consumer],
+    )?;
+    tx.execute("DELETE FROM rota_consumers WHERE id = ?1", [consumer])?;
+    Ok(stats)
+}
+
+/// Gives back what this grant of the lease holds, as it is (the attempts
+/// not counted), and forgets it — unless the lease was granted again since.
+pub(crate) fn close(conn: &mut Connection, lease: &Lease) -> Result<()> {
+    write(conn, |tx| {
+        if lease.is_current(tx)? {
+            tx.execute(
+                "UPDATE rota_messages SET consumer = NULL WHERE consumer = ?1",
+                [&lease.key],
+            )?;
+            tx.execute("DELETE FROM rota_consumers WHERE id = ?1", [&lease.key])?;
+        }
+        Ok(())
     })
 }
 

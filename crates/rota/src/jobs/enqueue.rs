@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rota_core::jobs::{Enqueued, JobId, JobOutcome, JobRecord, JobStore, NewJob};
-use rota_core::{BrokerError, Codec, CorrelationId, Outcome, RpcError};
+use rota_core::{BrokerError, Codec, CorrelationId, Inboxes, Outcome, RpcError};
 
 use crate::rpc::client::Client;
 
@@ -35,10 +35,11 @@ pub enum WaitError {
 }
 
 impl Jobs {
-    /// A handle on `store`.
-    pub fn new<S: JobStore + Clone>(store: S) -> Self {
+    /// A handle on `store`; outcomes are awaited in one reply inbox of the
+    /// store's, opened on first use.
+    pub fn new<S: JobStore + Inboxes + Clone>(store: S) -> Self {
         Self {
-            client: Client::new(store.clone()),
+            client: Client::replies_only(store.clone()),
             store: Arc::new(store),
         }
     }
@@ -49,6 +50,9 @@ impl Jobs {
     }
 
     /// Enqueues one job.
+    ///
+    /// Not cancel safe: a dropped call may have enqueued the job all the same.
+    /// Give jobs an idempotency key or a chosen id, and enqueue again.
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, BrokerError> {
         let mut done = self.store.enqueue(vec![job]).await?;
         done.pop()
@@ -56,12 +60,18 @@ impl Jobs {
     }
 
     /// Enqueues a batch in one round trip, all or none.
+    ///
+    /// Not cancel safe: a dropped call may have enqueued the batch all the
+    /// same. Give jobs an idempotency key or a chosen id, and enqueue again.
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
         self.store.enqueue(jobs).await
     }
 
     /// Enqueues a job and waits up to `timeout` for its outcome (success,
     /// failure, cancellation or dead-lettering — not the retries between).
+    ///
+    /// Cancel safety: dropping the future forgets the wait (a late outcome is
+    /// dropped); the job, once enqueued, still runs.
     pub async fn run(&self, job: NewJob, timeout: Duration) -> Result<JobOutcome, WaitError> {
         let id = job.id.unwrap_or_default();
         let queue = job.queue.clone();
@@ -103,12 +113,17 @@ impl Jobs {
     }
 
     /// The record of job `id` of `queue`, while retained.
+    ///
+    /// Cancel safe: a read.
     pub async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
         self.store.job(queue, id).await
     }
 
     /// Cancels job `id` of `queue` if it has not started; returns whether
     /// it was cancelled.
+    ///
+    /// Not cancel safe: a dropped call may have cancelled the job all the same;
+    /// look it up to know.
     pub async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         self.store.cancel(queue, id).await
     }

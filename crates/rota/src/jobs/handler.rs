@@ -62,8 +62,14 @@ impl JobContext {
     }
     /// Cancelled when the handler must stop: its timeout passed, the worker
     /// is shutting down past its drain time, or the worker lost its lease.
-    /// The handler's future is dropped right after; long loops and blocking
-    /// sections should check this.
+    ///
+    /// The handler's future itself is simply dropped — on a timeout or a
+    /// drain that ran out, *first*, and this token is cancelled just after;
+    /// on a lost lease the token is cancelled with the worker's fence and the
+    /// future dropped at once. So the future itself cannot count on seeing
+    /// the token: it is for work the handler started *outside* its future — a
+    /// `spawn_blocking` section, a spawned task, a thread — which must check
+    /// it (or `cancelled().await` it) to stop.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }

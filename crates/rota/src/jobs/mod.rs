@@ -13,14 +13,17 @@
 
 mod enqueue;
 mod handler;
+mod options;
 mod retry;
+mod runner;
 mod worker;
 
 pub use enqueue::{Jobs, WaitError};
 pub use handler::{JobContext, JobError};
+pub use options::{KindOptions, QueueOptions, WorkerError, WorkerOptions};
 pub use retry::RetryPolicy;
 pub use rota_core::jobs::{
     Attempt, AttemptOutcome, Enqueued, Job, JobId, JobOutcome, JobRecord, JobState, NewJob,
     QueueCounts, Retention, StateCounts,
 };
-pub use worker::{KindOptions, QueueOptions, Worker, WorkerError, WorkerHandle, WorkerOptions};
+pub use worker::{Worker, WorkerHandle};

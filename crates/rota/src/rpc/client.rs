@@ -22,12 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rota_core::rpc::{Broker, Inbox};
-use rota_core::{
-    BrokerError, CallError, Codec, CorrelationId, Deadline, Headers, Outcome, Reply, Request,
-    RpcError,
-};
-use serde::{Serialize, de::DeserializeOwned};
+use rota_core::rpc::Broker;
+use rota_core::{BrokerError, Codec, CorrelationId, Deadline, Headers, Reply, Request, RpcError};
+use rota_core::{Inbox, Inboxes};
 use tokio::sync::{OnceCell, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -158,7 +155,10 @@ impl std::fmt::Debug for Client {
 }
 
 struct ClientInner {
-    broker: Arc<dyn Broker>,
+    /// Publishes requests; `None` for a client that only awaits replies
+    /// (the one inside [`Jobs`](crate::jobs::Jobs)).
+    broker: Option<Arc<dyn Broker>>,
+    inboxes: Arc<dyn Inboxes>,
     options: ClientOptions,
     permits: Arc<Semaphore>,
     shared: Arc<Shared>,
@@ -184,16 +184,29 @@ impl Drop for ClientInner {
 
 impl Client {
     /// A client on `broker` with default options.
-    pub fn new(broker: impl Broker) -> Self {
+    pub fn new<B: Broker + Inboxes + Clone>(broker: B) -> Self {
         Self::with_options(broker, ClientOptions::default())
     }
 
     /// A client on `broker`.
-    pub fn with_options(broker: impl Broker, options: ClientOptions) -> Self {
-        let broker: Arc<dyn Broker> = Arc::new(broker);
+    pub fn with_options<B: Broker + Inboxes + Clone>(broker: B, options: ClientOptions) -> Self {
+        Self::build(Some(Arc::new(broker.clone())), Arc::new(broker), options)
+    }
+
+    /// A client that only awaits replies sent by others (job outcomes).
+    pub(crate) fn replies_only(inboxes: impl Inboxes) -> Self {
+        Self::build(None, Arc::new(inboxes), ClientOptions::default())
+    }
+
+    fn build(
+        broker: Option<Arc<dyn Broker>>,
+        inboxes: Arc<dyn Inboxes>,
+        options: ClientOptions,
+    ) -> Self {
         Self {
             inner: Arc::new(ClientInner {
                 broker,
+                inboxes,
                 permits: Arc::new(Semaphore::new(options.max_pending)),
                 options,
                 shared: Arc::default(),
@@ -230,7 +243,7 @@ impl Client {
         inner
             .inbox
             .get_or_try_init(|| async {
-                let inbox = inner.broker.open_inbox().await?;
+                let inbox = inner.inboxes.open_inbox().await?;
                 let address = inbox.address().to_owned();
                 // One reader task per client; it ends when the last handle
                 // of the client is dropped.
@@ -248,6 +261,10 @@ impl Client {
     /// Sends a request and waits for its reply. The building block of the
     /// generated clients; `body` is the arguments, already encoded with
     /// [`ClientOptions::codec`]. Returns `None` for a one-way call.
+    ///
+    /// Cancel safety: dropping the future forgets the call (a late reply is
+    /// counted in [`ClientStats::unmatched_replies`]); the request, once
+    /// published, may still run.
     pub async fn call_raw(
         &self,
         service: &str,
@@ -258,6 +275,11 @@ impl Client {
         oneway: bool,
     ) -> Result<Option<Reply>, RpcError> {
         let options = &self.inner.options;
+        let Some(broker) = &self.inner.broker else {
+            return Err(RpcError::Transport(BrokerError::Config(
+                "this client only awaits replies; it cannot publish calls".into(),
+            )));
+        };
         let started = tokio::time::Instant::now();
         let local_deadline = started + timeout;
         // Taken before waiting for a slot, so the deadline servers see is
@@ -304,7 +326,7 @@ impl Client {
         if oneway {
             return match tokio::time::timeout_at(
                 local_deadline,
-                self.inner.broker.publish(service, encoded.into()),
+                broker.publish(service, encoded.into()),
             )
             .await
             {
@@ -319,7 +341,7 @@ impl Client {
         };
         lock(&self.inner.shared.pending).insert(request.id, tx);
         let wait = async {
-            self.inner.broker.publish(service, encoded.into()).await?;
+            broker.publish(service, encoded.into()).await?;
             rx.await.map_err(|_| RpcError::ShuttingDown)
         };
         let result = match tokio::time::timeout_at(local_deadline, wait).await {
@@ -334,6 +356,9 @@ impl Client {
     /// someone else, such as a worker finishing a job — and opens the inbox
     /// if need be. Send the reply to [`ReplyWaiter::address`]. Counts
     /// against [`ClientOptions::max_pending`].
+    ///
+    /// Cancel safe: nothing is registered until it returns; dropping the
+    /// [`ReplyWaiter`] unregisters the wait.
     pub async fn expect_reply(&self, id: CorrelationId) -> Result<ReplyWaiter, RpcError> {
         let permit = match self.inner.options.when_full {
             WhenFull::Fail => Arc::clone(&self.inner.permits)
@@ -380,6 +405,9 @@ impl ReplyWaiter {
     }
 
     /// Waits up to `timeout` for the reply.
+    ///
+    /// Cancel safety: dropping the future forgets the wait; a late reply is
+    /// counted in [`ClientStats::unmatched_replies`].
     pub async fn wait(mut self, timeout: Duration) -> Result<Reply, RpcError> {
         let rx = self.rx.take().ok_or(RpcError::ShuttingDown)?;
         match tokio::time::timeout(timeout, rx).await {
@@ -458,185 +486,4 @@ fn dispatch_reply(shared: &Shared, bytes: &[u8]) {
         &shared.unmatched
     };
     counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Anything a typed service client can be made from: a [`Client`] (shares its
-/// inbox) or a broker (makes a client of its own).
-pub trait IntoClient {
-    /// Makes or shares the client.
-    fn into_client(self) -> Client;
-}
-
-impl IntoClient for Client {
-    fn into_client(self) -> Client {
-        self
-    }
-}
-
-impl IntoClient for &Client {
-    fn into_client(self) -> Client {
-        self.clone()
-    }
-}
-
-impl<B: Broker> IntoClient for B {
-    fn into_client(self) -> Client {
-        Client::new(self)
-    }
-}
-
-/// A [`Client`] bound to one service, with per-call options: what the
-/// generated `FooClient` types wrap.
-#[derive(Clone, Debug)]
-pub struct ServiceClient {
-    client: Client,
-    service: Arc<str>,
-    options: CallOptions,
-}
-
-impl ServiceClient {
-    /// A client of `service`.
-    pub fn new(client: impl IntoClient, service: impl Into<String>) -> Self {
-        Self {
-            client: client.into_client(),
-            service: Arc::from(service.into()),
-            options: CallOptions::default(),
-        }
-    }
-
-    /// The service called.
-    pub fn service(&self) -> &str {
-        &self.service
-    }
-
-    /// The underlying client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// A copy whose calls time out after `timeout`.
-    pub fn with_timeout(&self, timeout: Duration) -> Self {
-        let mut this = self.clone();
-        this.options.timeout = Some(timeout);
-        this
-    }
-
-    /// A copy whose calls carry the header.
-    pub fn with_header(&self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let mut this = self.clone();
-        this.options.headers.insert(name.into(), value.into());
-        this
-    }
-
-    /// A copy with these call options.
-    pub fn with_options(&self, options: CallOptions) -> Self {
-        let mut this = self.clone();
-        this.options = options;
-        this
-    }
-
-    fn timeout(&self, method_timeout: Option<Duration>) -> Duration {
-        self.options
-            .timeout
-            .or(method_timeout)
-            .unwrap_or(self.client.options().default_timeout)
-    }
-
-    async fn request<A: Serialize + Sync>(
-        &self,
-        method: &'static str,
-        method_timeout: Option<Duration>,
-        args: &A,
-        oneway: bool,
-    ) -> Result<Option<Reply>, RpcError> {
-        let body = self
-            .client
-            .options()
-            .codec
-            .encode(args)
-            .map_err(|e| RpcError::Encode(e.to_string()))?;
-        self.client
-            .call_raw(
-                &self.service,
-                method,
-                body,
-                self.timeout(method_timeout),
-                self.options.headers.clone(),
-                oneway,
-            )
-            .await
-    }
-
-    /// Calls a method whose result is `Result<T, E>`.
-    pub async fn call<A, T, E>(
-        &self,
-        method: &'static str,
-        method_timeout: Option<Duration>,
-        args: &A,
-    ) -> Result<T, CallError<E>>
-    where
-        A: Serialize + Sync,
-        T: DeserializeOwned,
-        E: DeserializeOwned,
-    {
-        let reply = self
-            .request(method, method_timeout, args, false)
-            .await?
-            .ok_or(RpcError::Decode("no reply to a two-way call".into()))?;
-        match reply.outcome {
-            Outcome::Ok(body) => decode(reply.codec, &body).map_err(CallError::Rpc),
-            Outcome::Err(body) => Err(CallError::Service(decode(reply.codec, &body)?)),
-            Outcome::Fault(fault) => Err(CallError::Rpc(self.fault(fault, method_timeout))),
-        }
-    }
-
-    /// Calls a method that returns a plain `T`.
-    pub async fn call_infallible<A, T>(
-        &self,
-        method: &'static str,
-        method_timeout: Option<Duration>,
-        args: &A,
-    ) -> Result<T, RpcError>
-    where
-        A: Serialize + Sync,
-        T: DeserializeOwned,
-    {
-        let reply = self
-            .request(method, method_timeout, args, false)
-            .await?
-            .ok_or(RpcError::Decode("no reply to a two-way call".into()))?;
-        match reply.outcome {
-            Outcome::Ok(body) => decode(reply.codec, &body),
-            Outcome::Err(_) => Err(RpcError::Decode(format!(
-                "{}.{method} returned an error body, but it has no error type",
-                self.service
-            ))),
-            Outcome::Fault(fault) => Err(self.fault(fault, method_timeout)),
-        }
-    }
-
-    /// A server that saw the deadline pass reports what the caller would
-    /// have seen itself a moment later: one error for one cause.
-    fn fault(&self, fault: rota_core::Fault, method_timeout: Option<Duration>) -> RpcError {
-        if fault.kind == rota_core::FaultKind::DeadlineExceeded {
-            RpcError::DeadlineExceeded(self.timeout(method_timeout))
-        } else {
-            RpcError::Remote(fault)
-        }
-    }
-
-    /// Sends a one-way call: done once the broker accepted it.
-    pub async fn send<A: Serialize + Sync>(
-        &self,
-        method: &'static str,
-        args: &A,
-    ) -> Result<(), RpcError> {
-        self.request(method, None, args, true).await.map(|_| ())
-    }
-}
-
-fn decode<T: DeserializeOwned>(codec: Codec, body: &[u8]) -> Result<T, RpcError> {
-    codec
-        .decode(body)
-        .map_err(|e| RpcError::Decode(e.to_string()))
 }

@@ -10,9 +10,11 @@
 
 pub mod client;
 pub mod context;
+pub mod dispatch;
 pub mod server;
+pub mod service_client;
 
-pub use client::{
-    CallOptions, Client, ClientOptions, ClientStats, IntoClient, ReplyWaiter, WhenFull,
-};
-pub use server::{Call, Dispatch, ServeError, ServeOptions, ServerHandle, serve, spawn_server};
+pub use client::{CallOptions, Client, ClientOptions, ClientStats, ReplyWaiter, WhenFull};
+pub use dispatch::{Call, Dispatch};
+pub use server::{ServeError, ServeOptions, ServerHandle, serve, spawn_server};
+pub use service_client::{IntoClient, ServiceClient};

@@ -12,7 +12,10 @@
 //! * **reaps** the leases of dead servers, so their requests are redelivered;
 //! * runs each handler under the request's deadline, catches panics, answers
 //!   undecodable arguments and unknown methods with a fault, dead-letters
-//!   envelopes it cannot read, and skips requests whose deadline passed;
+//!   envelopes it cannot read and requests over
+//!   [`ServeOptions::max_payload`] (answering their caller with a fault too
+//!   when the envelope still names its `id` and `reply_to`), and skips
+//!   requests whose deadline passed;
 //! * writes replies and acknowledgements in batches;
 //! * on shutdown, stops claiming, lets running handlers finish within
 //!   [`ServeOptions::drain_timeout`] and gives the rest back to the queue.
@@ -26,77 +29,14 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use rota_core::names::validate_service;
 use rota_core::rpc::{Broker, Completion, Consumer, ConsumerOptions, Delivery};
-use rota_core::{BrokerError, Codec, Deadline, Fault, FaultKind, Headers, Outcome, Reply, Request};
-use serde::de::DeserializeOwned;
+use rota_core::{BrokerError, Deadline, Fault, FaultKind, Inboxes, Outcome, Reply, Request};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::tenure::{CallHolder, Finished, Finisher, Tenure, hold_leases};
-
-/// A request, as a [`Dispatch`] sees it.
-#[derive(Debug, Clone)]
-pub struct Call {
-    request: Request,
-}
-
-impl Call {
-    /// Wraps a decoded request.
-    pub fn new(request: Request) -> Self {
-        Self { request }
-    }
-    /// The method called.
-    pub fn method(&self) -> &str {
-        &self.request.method
-    }
-    /// The codec of the arguments (and of the reply).
-    pub fn codec(&self) -> Codec {
-        self.request.codec
-    }
-    /// The request's headers.
-    pub fn headers(&self) -> &Headers {
-        &self.request.headers
-    }
-    /// The request's deadline.
-    pub fn deadline(&self) -> Option<Deadline> {
-        self.request.deadline
-    }
-    /// Which delivery this is, from 1.
-    pub fn attempt(&self) -> u32 {
-        self.request.attempt
-    }
-    /// The encoded arguments.
-    pub fn body(&self) -> &Bytes {
-        &self.request.body
-    }
-    /// Decodes the arguments; a mismatch (a caller built from another version
-    /// of the contract) is a [`FaultKind::BadRequest`] naming the problem.
-    pub fn decode_args<A: DeserializeOwned>(&self) -> Result<A, Fault> {
-        self.request.codec.decode(&self.request.body).map_err(|e| {
-            Fault::new(
-                FaultKind::BadRequest,
-                format!(
-                    "the arguments of {}.{} do not match the contract: {}",
-                    self.request.service,
-                    self.request.method,
-                    e.message()
-                ),
-            )
-        })
-    }
-}
-
-/// A service's request router: what `#[contract]` generates as `FooServer`.
-pub trait Dispatch: Send + Sync + 'static {
-    /// The contract's name, for logs and faults.
-    fn contract(&self) -> &'static str;
-    /// The methods served.
-    fn methods(&self) -> &'static [&'static str];
-    /// Decodes the call's arguments and returns the future that runs the
-    /// method; an unknown method or undecodable arguments give a [`Fault`].
-    fn dispatch(&self, call: Call) -> Result<BoxFuture<'static, Outcome>, Fault>;
-}
+use super::dispatch::{Call, Dispatch};
+use crate::runtime::tenure::{Finished, Finisher, Holder, Tenure, hold_leases};
 
 /// Settings of a server.
 #[derive(Debug, Clone)]
@@ -109,10 +49,21 @@ pub struct ServeOptions {
     /// How long one claim blocks waiting for work (bounds how fast shutdown
     /// is noticed).
     pub claim_wait: Duration,
-    /// The consumer lease; renewed every third of it.
+    /// The consumer lease; renewed every third of it. It bounds how long a
+    /// call whose server died waits before another server takes it over:
+    /// the lease lapses, then the next reap of a surviving server (every
+    /// half lease, plus up to an eighth of jitter) re-queues it. The default,
+    /// 10 s, redelivers within 16.25 s — well inside a client's default 30 s
+    /// timeout — and still rides out a broker outage of 5 s or more (up to
+    /// 8⅓ s, by when the last renewal was) before handlers are stopped.
     pub lease: Duration,
     /// Deliveries after which a request of a dead server is dead-lettered.
     pub max_deliveries: u32,
+    /// Largest request accepted, in bytes (the same 1 MiB as
+    /// [`ClientOptions::max_payload`](crate::ClientOptions::max_payload) by
+    /// default). A larger one is answered with a
+    /// [`FaultKind::BadRequest`] fault and dead-lettered, never run.
+    pub max_payload: usize,
     /// How long shutdown waits for running handlers before giving their
     /// requests back.
     pub drain_timeout: Duration,
@@ -129,8 +80,9 @@ impl Default for ServeOptions {
             concurrency: 64,
             claim_batch: 128,
             claim_wait: Duration::from_secs(1),
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(10),
             max_deliveries: 5,
+            max_payload: 1024 * 1024,
             drain_timeout: Duration::from_secs(30),
             wait_for_broker: false,
             shutdown: CancellationToken::new(),
@@ -164,12 +116,18 @@ impl ServeOptions {
         self.max_deliveries = n.max(1);
         self
     }
+    /// Sets the largest request accepted, in bytes.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
     /// Sets the drain timeout.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
         self
     }
-    /// Retry the broker at start instead of failing.
+    /// Retry the broker at start instead of failing. (To connect to a Redis
+    /// that is down at start, use `RedisBroker::connect_waiting`.)
     pub fn wait_for_broker(mut self, wait: bool) -> Self {
         self.wait_for_broker = wait;
         self
@@ -204,6 +162,9 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Stops claiming, drains and waits for the server to end.
+    ///
+    /// Cancel safe: the server goes on stopping in its own task; only this
+    /// wait is dropped.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         self.stop.cancel();
         self.join().await
@@ -211,6 +172,9 @@ impl ServerHandle {
 
     /// Waits for the server to end (after its shutdown token is cancelled,
     /// or an error).
+    ///
+    /// Cancel safe: dropping the future leaves the server running; use
+    /// [`shutdown`](Self::shutdown) to stop it.
     pub async fn join(self) -> Result<(), ServeError> {
         self.task.await.unwrap_or(Err(ServeError::Panicked))
     }
@@ -227,28 +191,46 @@ impl ServerHandle {
 /// every server spawned with (clones of) those options.
 pub fn spawn_server<D: Dispatch>(
     dispatch: D,
-    broker: impl Broker,
+    broker: impl Broker + Inboxes,
     service: &str,
     mut options: ServeOptions,
 ) -> ServerHandle {
     let stop = options.shutdown.child_token();
     options.shutdown = stop.clone();
     let service = service.to_owned();
-    let task = tokio::spawn(async move { serve(dispatch, broker, &service, options).await });
+    let task = tokio::spawn(async move {
+        let served = serve(dispatch, broker, &service, options).await;
+        if let Err(e) = &served {
+            // Said here too: a spawned server that stops must not go quiet.
+            tracing::error!(%service, error = %e, "server stopped");
+        }
+        served
+    });
     ServerHandle { stop, task }
 }
 
-/// Serves `service` with `dispatch` until `options.shutdown` is cancelled.
+/// Serves `service` with `dispatch` until `options.shutdown` is cancelled,
+/// then drains: running calls finish within the drain timeout, the rest go
+/// back to the queue at once. [`spawn_server`] and
+/// [`ServerHandle::shutdown`] are the easy way to run and stop a server.
 ///
 /// Returns early only on errors that retrying won't fix; a broker that goes
-/// away is waited for, with backoff.
+/// away, or refuses writes for a while, is waited for, with backoff.
+///
+/// **Stop it with its shutdown token, not by dropping it.** Dropping this
+/// future (say, the losing branch of a `select!` against `ctrl_c()`) stops
+/// everything at once without a drain: handlers are cancelled, the lease
+/// stops being renewed, and the requests held are delivered again only when
+/// the lease lapses (with attempt + 1).
 pub async fn serve<D: Dispatch>(
     dispatch: D,
-    broker: impl Broker,
+    broker: impl Broker + Inboxes,
     service: &str,
     options: ServeOptions,
 ) -> Result<(), ServeError> {
     validate_service(service)?;
+    let broker = Arc::new(broker);
+    let inboxes: Arc<dyn Inboxes> = broker.clone();
     let dispatch: Arc<dyn Dispatch> = Arc::new(dispatch);
     let consumer_options = ConsumerOptions::default()
         .lease(options.lease)
@@ -258,6 +240,7 @@ pub async fn serve<D: Dispatch>(
     let session = |consumer: Box<dyn Consumer>, registered_at| {
         let session = Session {
             service: service.to_owned(),
+            inboxes: Arc::clone(&inboxes),
             dispatch: Arc::clone(&dispatch),
             consumer: Arc::from(consumer),
             options: options.clone(),
@@ -271,6 +254,8 @@ pub async fn serve<D: Dispatch>(
 /// One consumer's life: from registration until shutdown or a lost lease.
 struct Session {
     service: String,
+    /// Says which reply addresses are inboxes of this broker.
+    inboxes: Arc<dyn Inboxes>,
     dispatch: Arc<dyn Dispatch>,
     consumer: Arc<dyn Consumer>,
     options: ServeOptions,
@@ -283,7 +268,7 @@ impl Session {
         let opts = &self.options;
         tracing::debug!(service = %self.service, consumer = %self.consumer.id(), "serving");
         let tenure = Tenure::begin(
-            CallHolder(Arc::clone(&self.consumer)),
+            Holder(Arc::clone(&self.consumer)),
             registered_at,
             opts.lease,
         );
@@ -351,20 +336,34 @@ impl Session {
 
     /// Decodes a delivery and settles at once what needs no handler: returns
     /// the job to run, or `None` when the delivery was answered already.
-    async fn prepare(&self, delivery: Delivery, done: &Finisher<CallHolder>) -> Option<Accepted> {
-        let request = match Request::decode(&delivery.payload) {
+    async fn prepare(&self, delivery: Delivery, done: &Finisher<dyn Consumer>) -> Option<Accepted> {
+        let size = delivery.payload.len();
+        let decoded = if size > self.options.max_payload {
+            Err(format!(
+                "request of {size} bytes is over this server's {}-byte limit",
+                self.options.max_payload
+            ))
+        } else {
+            Request::decode(&delivery.payload).map_err(|e| format!("undecodable request: {e}"))
+        };
+        let request = match decoded {
             Ok(r) => r,
-            Err(e) => {
-                let reason = format!("undecodable request: {e}");
-                tracing::warn!(service = %self.service, %reason, "dead-lettering");
-                if let Err(e) = self.consumer.dead_letter(&delivery.tag, &reason).await {
-                    tracing::warn!(error = %e, "dead-lettering failed; it returns when the lease lapses");
-                }
+            Err(reason) => {
+                self.refuse(&delivery, &reason, done).await;
                 return None;
             }
         };
         let mut request = request;
         request.attempt = delivery.attempt;
+        if let Some(to) = &request.reply_to
+            && !self.inboxes.is_inbox(to)
+        {
+            let reason = format!(
+                "reply_to {to:?} is no inbox address of this broker; the request was not served"
+            );
+            self.refuse(&delivery, &reason, done).await;
+            return None;
+        }
         let answer = |outcome: Outcome| Accepted::answer(&delivery.tag, &request, outcome);
         if request.service != self.service {
             let fault = Fault::new(
@@ -400,6 +399,48 @@ impl Session {
             request,
             future,
         })
+    }
+}
+
+impl Session {
+    /// Dead-letters a delivery that cannot be run as it is, then, if its
+    /// envelope still says where, answers the caller with a `bad_request`
+    /// fault — so the caller learns why instead of waiting for its deadline.
+    /// In that order: the answer acknowledges the delivery, and a crash
+    /// between the two leaves the dead letter without an answer, never the
+    /// answer without its dead letter.
+    async fn refuse(&self, delivery: &Delivery, reason: &str, done: &Finisher<dyn Consumer>) {
+        tracing::warn!(service = %self.service, %reason, "dead-lettering");
+        if let Err(e) = self.consumer.dead_letter(&delivery.tag, reason).await {
+            tracing::warn!(error = %e, "dead-lettering failed; it returns when the lease lapses");
+            return;
+        }
+        let Some(back) = Request::return_address(&delivery.payload) else {
+            return;
+        };
+        if !self.inboxes.is_inbox(&back.reply_to) {
+            // No reply can go there: it could name any key of the store.
+            return;
+        }
+        let fault = Fault::new(
+            FaultKind::BadRequest,
+            format!("{reason}; the request was dead-lettered"),
+        );
+        let reply = Reply {
+            id: back.id,
+            codec: back.codec,
+            outcome: Outcome::Fault(fault),
+        };
+        match reply.encode() {
+            Ok(bytes) => {
+                let completion = Completion {
+                    tag: delivery.tag.clone(),
+                    reply: Some((back.reply_to, Bytes::from(bytes))),
+                };
+                done.finish(Finished::Done(completion)).await;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode a fault reply"),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Exponential backoff with full jitter, for reconnects and retries.
+//! Exponential backoff with "equal" jitter (half the step fixed, half
+//! random), for reconnects and retries: never a retry at once, yet spread.
 
 use std::time::Duration;
 

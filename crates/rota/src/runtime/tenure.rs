@@ -1,107 +1,52 @@
 //! One consumer's time holding its lease, shared by servers and workers:
-//! the [`Holder`] shape both adapt to, the [`Finisher`] that writes finished
+//! the leased consumer ([`Holder`]) they share, the [`Finisher`] that writes finished
 //! work only while the lease surely holds, the [`Tenure`] that ends it all
 //! in order, and [`hold_leases`], the register / hold / register-again loop.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use rota_core::{BrokerError, ReapStats};
+use rota_core::{BrokerError, Leased, ReapStats};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::combine::{BatchWrite, Combiner};
 use super::lease::{LeaseClock, keep_alive, reap_periodically};
 
-/// What holds a lease and settles work under it: a server's consumer of
-/// calls, or a worker's consumer of jobs.
-pub(crate) trait Holder: Clone + Send + Sync + 'static {
-    /// A finished piece of work to write.
-    type Done: Clone + Send + Sync + 'static;
-    /// Names a piece of work to give back.
-    type Tag: Send + Sync + 'static;
-    /// Extends the lease.
-    fn renew(&self) -> BoxFuture<'static, Result<(), BrokerError>>;
-    /// Hands back the work of lapsed leases.
-    fn reap(&self) -> BoxFuture<'static, Result<ReapStats, BrokerError>>;
-    /// Gives work cut short back to the queue, as attempted.
-    fn release(&self, tags: Vec<Self::Tag>) -> BoxFuture<'static, Result<(), BrokerError>>;
-    /// Writes finished work, fenced.
-    fn write(&self, done: Vec<Self::Done>) -> BoxFuture<'static, Result<usize, BrokerError>>;
-    /// Gives everything still held back and the lease up.
-    fn close(&self) -> BoxFuture<'static, Result<(), BrokerError>>;
-}
+/// A leased consumer, shared by the tasks of its tenure: the claim loop,
+/// the handlers' batch writer, the renewer and the reaper.
+pub(crate) struct Holder<L: ?Sized>(pub(crate) Arc<L>);
 
-/// A server's consumer of calls, as a [`Holder`].
-#[derive(Clone)]
-pub(crate) struct CallHolder(pub(crate) std::sync::Arc<dyn rota_core::Consumer>);
-
-/// A worker's consumer of jobs, as a [`Holder`].
-#[derive(Clone)]
-pub(crate) struct JobHolder(pub(crate) std::sync::Arc<dyn rota_core::jobs::JobConsumer>);
-
-impl Holder for CallHolder {
-    type Done = rota_core::Completion;
-    type Tag = String;
-    fn renew(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { rota_core::Consumer::renew(&*c).await })
-    }
-    fn reap(&self) -> BoxFuture<'static, Result<ReapStats, BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { rota_core::Consumer::reap(&*c).await })
-    }
-    fn release(&self, tags: Vec<String>) -> BoxFuture<'static, Result<(), BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { rota_core::Consumer::release(&*c, tags, true).await })
-    }
-    fn write(&self, done: Vec<Self::Done>) -> BoxFuture<'static, Result<usize, BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { c.complete(done).await })
-    }
-    fn close(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { rota_core::Consumer::close(&*c).await })
+impl<L: ?Sized> Clone for Holder<L> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
     }
 }
 
-impl Holder for JobHolder {
-    type Done = rota_core::jobs::Settle;
-    type Tag = rota_core::jobs::JobId;
+impl<L: Leased + ?Sized + 'static> Holder<L> {
     fn renew(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { rota_core::jobs::JobConsumer::renew(&*c).await })
+        let c = Arc::clone(&self.0);
+        Box::pin(async move { c.renew().await })
     }
     fn reap(&self) -> BoxFuture<'static, Result<ReapStats, BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { rota_core::jobs::JobConsumer::reap(&*c).await })
-    }
-    fn release(&self, tags: Vec<Self::Tag>) -> BoxFuture<'static, Result<(), BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { rota_core::jobs::JobConsumer::release(&*c, tags, true).await })
-    }
-    fn write(&self, done: Vec<Self::Done>) -> BoxFuture<'static, Result<usize, BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { c.settle(done).await })
-    }
-    fn close(&self) -> BoxFuture<'static, Result<(), BrokerError>> {
-        let c = std::sync::Arc::clone(&self.0);
-        Box::pin(async move { rota_core::jobs::JobConsumer::close(&*c).await })
+        let c = Arc::clone(&self.0);
+        Box::pin(async move { c.reap().await })
     }
 }
 
 /// Starts the two tasks every lease holder needs: renewal (which fences on
 /// failure) and periodic reaping of others' lapsed leases. Both end when
 /// `over` is cancelled.
-fn spawn_keepers<H: Holder>(
-    holder: &H,
-    clock: &std::sync::Arc<LeaseClock>,
+fn spawn_keepers<L: Leased + ?Sized + 'static>(
+    holder: &Holder<L>,
+    clock: &Arc<LeaseClock>,
     lease: Duration,
     fence: &CancellationToken,
     over: &CancellationToken,
 ) -> [tokio::task::JoinHandle<()>; 2] {
     let renewer = tokio::spawn({
-        let (holder, clock) = (holder.clone(), std::sync::Arc::clone(clock));
+        let (holder, clock) = (holder.clone(), Arc::clone(clock));
         let (fence, over) = (fence.clone(), over.clone());
         async move { keep_alive(|| holder.renew(), &clock, lease, fence, over).await }
     });
@@ -113,28 +58,24 @@ fn spawn_keepers<H: Holder>(
 }
 
 /// A finished piece of work, or one to give back.
-pub(crate) enum Finished<H: Holder> {
+pub(crate) enum Finished<L: Leased + ?Sized> {
     /// Write it.
-    Done(H::Done),
+    Done(L::Done),
     /// Give it back (shutdown cut it short).
-    Abandoned(H::Tag),
+    Abandoned(L::Tag),
 }
 
 /// Writes finished work in flat-combined batches, only while the lease
 /// surely holds: past it, the work may already run elsewhere.
-pub(crate) struct Finisher<H: Holder> {
-    holder: H,
-    combiner: Combiner<Finished<H>>,
-    clock: std::sync::Arc<LeaseClock>,
+pub(crate) struct Finisher<L: Leased + ?Sized> {
+    holder: Holder<L>,
+    combiner: Combiner<Finished<L>>,
+    clock: Arc<LeaseClock>,
     fence: CancellationToken,
 }
 
-impl<H: Holder> Finisher<H> {
-    pub(crate) fn new(
-        holder: H,
-        clock: std::sync::Arc<LeaseClock>,
-        fence: CancellationToken,
-    ) -> Self {
+impl<L: Leased + ?Sized + 'static> Finisher<L> {
+    pub(crate) fn new(holder: Holder<L>, clock: Arc<LeaseClock>, fence: CancellationToken) -> Self {
         Self {
             holder,
             combiner: Combiner::default(),
@@ -144,7 +85,7 @@ impl<H: Holder> Finisher<H> {
     }
 
     /// Queues `item` and writes, unless another task is writing.
-    pub(crate) async fn finish(&self, item: Finished<H>) {
+    pub(crate) async fn finish(&self, item: Finished<L>) {
         self.combiner.push(item, self).await;
     }
 
@@ -154,14 +95,14 @@ impl<H: Holder> Finisher<H> {
     }
 }
 
-impl<H: Holder> BatchWrite<Finished<H>> for Finisher<H> {
-    fn write(&self, batch: Vec<Finished<H>>) -> BoxFuture<'_, ()> {
+impl<L: Leased + ?Sized + 'static> BatchWrite<Finished<L>> for Finisher<L> {
+    fn write(&self, batch: Vec<Finished<L>>) -> BoxFuture<'_, ()> {
         Box::pin(self.write_batch(batch))
     }
 }
 
-impl<H: Holder> Finisher<H> {
-    async fn write_batch(&self, batch: Vec<Finished<H>>) {
+impl<L: Leased + ?Sized + 'static> Finisher<L> {
+    async fn write_batch(&self, batch: Vec<Finished<L>>) {
         let mut done = Vec::with_capacity(batch.len());
         let mut abandoned = Vec::new();
         for item in batch {
@@ -172,22 +113,46 @@ impl<H: Holder> Finisher<H> {
         }
         if !abandoned.is_empty()
             && !self.fence.is_cancelled()
-            && let Err(e) = self.holder.release(abandoned).await
+            && let Err(e) = self.holder.0.release(abandoned, true).await
         {
             tracing::warn!(error = %e, "giving work back failed; it returns when the lease lapses");
         }
+        self.settle(done).await;
+    }
+
+    /// Settles `done`, retrying with backoff what may pass later (the store
+    /// is away or refuses writes for a while) while the lease surely holds.
+    /// A batch refused for good is split, so that one bad item cannot hold
+    /// the others back; an item refused for good on its own is given up.
+    async fn settle(&self, done: Vec<L::Done>) {
         let mut backoff = super::backoff::Backoff::default();
         while !done.is_empty() && !self.fence.is_cancelled() && self.clock.holds() {
-            match self.holder.write(done.clone()).await {
-                Ok(_) => break,
+            match self.holder.0.settle(done.clone()).await {
+                Ok(_) => return,
                 Err(BrokerError::LeaseLost) => {
                     self.fence.cancel();
-                    break;
+                    return;
                 }
-                Err(e) => {
+                Err(e) if e.is_retryable() => {
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, ?delay, "writing finished work failed; retrying");
                     tokio::time::sleep(delay).await;
+                }
+                Err(e) if done.len() > 1 => {
+                    tracing::warn!(error = %e, n = done.len(), "a batch of finished work was refused; writing it one by one");
+                    for item in done {
+                        Box::pin(self.settle(vec![item])).await;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let reason = format!("its result could not be written: {e}");
+                    tracing::error!(error = %e, "finished work refused for good; giving it up");
+                    let item = done.into_iter().next().expect("one item");
+                    if let Err(e) = self.holder.0.give_up(item, &reason).await {
+                        tracing::warn!(error = %e, "giving up failed; the work returns when the lease lapses");
+                    }
+                    return;
                 }
             }
         }
@@ -197,33 +162,38 @@ impl<H: Holder> Finisher<H> {
 /// One consumer's time holding its lease: the tokens that stop its work, the
 /// keeper tasks, the batch writer and the tracked handlers, and how it all
 /// ends. Servers and workers run their claim loops inside one.
-pub(crate) struct Tenure<H: Holder> {
-    holder: H,
+pub(crate) struct Tenure<L: Leased + ?Sized> {
+    holder: Holder<L>,
     /// Says whether the lease surely holds.
-    pub(crate) clock: std::sync::Arc<LeaseClock>,
+    pub(crate) clock: Arc<LeaseClock>,
     /// Cancelled when the lease is (about to be) lost: every handler stops.
     pub(crate) fence: CancellationToken,
     /// Cancelled when the drain times out: running work is given back.
     pub(crate) abandon: CancellationToken,
     /// Writes finished work.
-    pub(crate) finisher: std::sync::Arc<Finisher<H>>,
+    pub(crate) finisher: Arc<Finisher<L>>,
     /// The running handlers.
     pub(crate) handlers: tokio_util::task::TaskTracker,
     over: CancellationToken,
     keepers: [tokio::task::JoinHandle<()>; 2],
+    /// Dropping the tenure (its claim loop's future was dropped, say in a
+    /// `select!`) stops renewing and stops the handlers: what it held goes
+    /// back when the lease lapses, instead of being renewed forever.
+    _dropped: tokio_util::sync::DropGuard,
 }
 
-impl<H: Holder> Tenure<H> {
+impl<L: Leased + ?Sized + 'static> Tenure<L> {
     /// Starts renewing `holder`'s lease (registered at `registered_at`) and
     /// reaping others' lapsed ones.
-    pub(crate) fn begin(holder: H, registered_at: Instant, lease: Duration) -> Self {
-        let clock = std::sync::Arc::new(LeaseClock::new(registered_at, lease));
-        let fence = CancellationToken::new();
-        let over = CancellationToken::new();
+    pub(crate) fn begin(holder: Holder<L>, registered_at: Instant, lease: Duration) -> Self {
+        let clock = Arc::new(LeaseClock::new(registered_at, lease));
+        let life = CancellationToken::new();
+        let fence = life.child_token();
+        let over = life.child_token();
         let keepers = spawn_keepers(&holder, &clock, lease, &fence, &over);
-        let finisher = std::sync::Arc::new(Finisher::new(
+        let finisher = Arc::new(Finisher::new(
             holder.clone(),
-            std::sync::Arc::clone(&clock),
+            Arc::clone(&clock),
             fence.clone(),
         ));
         Self {
@@ -235,6 +205,7 @@ impl<H: Holder> Tenure<H> {
             handlers: tokio_util::task::TaskTracker::new(),
             over,
             keepers,
+            _dropped: life.drop_guard(),
         }
     }
 
@@ -289,7 +260,7 @@ impl<H: Holder> Tenure<H> {
         }
         if self.fence.is_cancelled() {
             tracing::warn!(%unit, "lease lost; handlers stopped, registering again");
-        } else if let Err(e) = self.holder.close().await {
+        } else if let Err(e) = self.holder.0.close().await {
             tracing::warn!(%unit, error = %e, "closing the consumer failed; its work returns when its lease lapses");
         }
     }
@@ -299,7 +270,13 @@ impl<H: Holder> Tenure<H> {
 /// (retrying with backoff while the broker is away — at start only if
 /// `wait_at_start`), hold it for a `session`, and register again after a
 /// lost lease or a failed claim (which `session` reports with `true`),
-/// until `shutdown`. Fails only on errors retrying won't fix.
+/// until `shutdown`.
+///
+/// Once it has registered, a store that refuses writes for a while (Redis at
+/// its `maxmemory`, a full disk under SQLite, an answer it should not give)
+/// is an outage like any other: each failure is logged with its cause and
+/// retried with backoff and jitter, and the work resumes when writes pass.
+/// Fails only on errors retrying won't fix: a bad name or configuration.
 pub(crate) async fn hold_leases<C, O, OF, S, SF>(
     unit: &str,
     shutdown: &CancellationToken,
@@ -320,7 +297,7 @@ where
         let registered_at = Instant::now();
         let consumer = match open().await {
             Ok(c) => c,
-            Err(e) if e.is_retryable() && (wait_at_start || !first) => {
+            Err(e) if (wait_at_start || !first) && worth_retrying(&e, first) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(%unit, error = %e, ?delay, "cannot register with the broker; retrying");
                 tokio::select! {
@@ -341,4 +318,19 @@ where
         }
     }
     Ok(())
+}
+
+/// Whether registering again may pass later: a broker that is away, or —
+/// once registering worked — one that refuses writes for now (anything but
+/// a bad name or configuration, which no wait mends).
+fn worth_retrying(e: &BrokerError, first: bool) -> bool {
+    e.is_retryable()
+        || (!first
+            && !matches!(
+                e,
+                BrokerError::Config(_)
+                    | BrokerError::InvalidName(_)
+                    | BrokerError::Invalid(_)
+                    | BrokerError::Closed
+            ))
 }

@@ -107,11 +107,21 @@ local function bulk(cmd, pre, args, step)
   return out
 end
 
+-- Redis's own clock, in ms: what a consumer's wait is measured by, like its
+-- lease (a key TTL) -- real time, whatever clock due times are kept by.
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 local function lease_ok(consumer)
   return redis.call('EXISTS', base .. 'lease:' .. consumer) == 1
 end
 
+-- A holder is "<name>#<epoch>" for a named lease: the history names the
+-- worker by its lease name.
 local function attempt_json(attempt, worker, started, finished, outcome)
+  worker = string.match(worker, '^[^#]*')
   return string.format(
     '{"attempt":%d,"worker":"%s","started_at_ms":%d,"finished_at_ms":%d,"outcome":{"outcome":"%s"}}',
     attempt, worker, started, finished, outcome)

@@ -59,7 +59,7 @@ local direct = nil
 if count == 1 and #dups == 0 and tonumber(ARGV[FIRST + 4]) <= now
   and redis.call('EXISTS', RING) == 0 then
   local t = ARGV[FIRST + 2]
-  for _, w in ipairs(waiting(now)) do
+  for _, w in ipairs(waiting()) do
     local room = true
     if w[3] > 0 then
       local r = tonumber(redis.call('HGET', RUN, t) or '0')

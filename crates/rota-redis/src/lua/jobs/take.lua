@@ -326,13 +326,14 @@ end
 -- until the end of that claim's wait -- soonest ending wait first, each as
 -- {id, jobs it wants, its cap}. Registrations whose wait ended, or whose
 -- lease lapsed, are dropped on the way.
-local function waiting(now)
+local function waiting()
   local out = {}
   local ws = redis.call('ZRANGE', WAITING, 0, -1, 'WITHSCORES')
+  local t = server_ms()
   for i = 1, #ws, 2 do
     local c, wait_end = ws[i], tonumber(ws[i + 1])
     local want = redis.call('HGET', WANTS, c)
-    if wait_end > now and want and lease_ok(c) then
+    if wait_end > t and want and lease_ok(c) then
       local max, cap = string.match(want, '^(%d+) (%d+)$')
       out[#out + 1] = {c, tonumber(max), tonumber(cap)}
     else
@@ -360,7 +361,7 @@ end
 -- its own claim would take. So a job enqueued while a worker waits reaches
 -- it in the same round trip.
 local function handoff(now)
-  for _, w in ipairs(waiting(now)) do
+  for _, w in ipairs(waiting()) do
     if redis.call('EXISTS', RING) == 0 then return end
     local rows = take(w[1], w[2], w[3], now)
     if #rows > 0 then hand(w, rows) end

@@ -4,9 +4,13 @@
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return -1
 end
-local m, a = entry(KEYS[1], ARGV[2])
+local m, a, note = entry(KEYS[1], ARGV[2])
 if m then
-  bury(KEYS[3], ARGV[2], m, a, ARGV[3], ARGV[4])
+  local reason = ARGV[3]
+  if note then
+    reason = reason .. '; ' .. note
+  end
+  bury(KEYS[3], ARGV[2], m, a, reason, ARGV[4])
 end
 settle(KEYS[1], ARGV[1], ARGV[2])
 return 1
