@@ -59,7 +59,9 @@ impl Jobs {
             .ok_or_else(|| BrokerError::Protocol("the store accepted no job".into()))
     }
 
-    /// Enqueues a batch in one round trip, all or none.
+    /// Enqueues a batch in one round trip, all or none per queue: a batch
+    /// over several queues may be refused for one queue and kept for another
+    /// (each queue lives in its own Redis hash slot).
     ///
     /// Not cancel safe: a dropped call may have enqueued the batch all the
     /// same. Give jobs an idempotency key or a chosen id, and enqueue again.
