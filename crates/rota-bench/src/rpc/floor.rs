@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::{CALL_TIMEOUT, CLAIM_BATCH, CLAIM_WAIT, CONCURRENCY, INBOX_BATCH, INBOX_WAIT, WARMUP};
-use crate::report::{Line, line, per_s, percentile_ms};
+use crate::report::{Line, line, per_s};
 
 /// The name of this floor in report lines.
 pub(crate) const NAME: &str = "streams";
@@ -414,16 +414,7 @@ pub(crate) async fn latency(url: &str, n: usize) -> Result<Line> {
         samples.push(started.elapsed());
     }
     rig.stop().await?;
-    samples.sort();
-    Ok(line(json!({
-        "system": "floor",
-        "floor": NAME,
-        "mode": "rpc-latency",
-        "measures": super::LATENCY_MEASURES,
-        "n": n,
-        "p50_ms": percentile_ms(&samples, 50.0),
-        "p99_ms": percentile_ms(&samples, 99.0),
-    })))
+    Ok(super::latency_line(Some(NAME), n, samples))
 }
 
 /// `callers` concurrent callers, `servers` servers: calls per second.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::report::Report;
+use crate::report::{Line, Report, line, percentile_ms};
 
 pub(crate) mod floor;
 pub(crate) mod rota;
@@ -34,6 +34,26 @@ const WARMUP: u64 = 200;
 
 const LATENCY_MEASURES: &str = "p50_ms, p99_ms: round trip of one echo call (request sent until the caller holds the reply), n calls one after another through one server";
 const THROUGHPUT_MEASURES: &str = "calls_per_s: echo calls completed (request sent until the caller holds the reply) per second of wall time, n calls by `callers` concurrent callers sharing one client, `servers` servers";
+
+/// The line of a latency run: rota's (`floor` `None`) or a floor's, from
+/// its round trips.
+fn latency_line(floor: Option<&str>, n: usize, mut samples: Vec<Duration>) -> Line {
+    samples.sort();
+    let mut v = serde_json::Map::new();
+    v.insert(
+        "system".into(),
+        (if floor.is_some() { "floor" } else { "rota" }).into(),
+    );
+    if let Some(floor) = floor {
+        v.insert("floor".into(), floor.into());
+    }
+    v.insert("mode".into(), "rpc-latency".into());
+    v.insert("measures".into(), LATENCY_MEASURES.into());
+    v.insert("n".into(), n.into());
+    v.insert("p50_ms".into(), percentile_ms(&samples, 50.0).into());
+    v.insert("p99_ms".into(), percentile_ms(&samples, 99.0).into());
+    line(v.into())
+}
 
 /// Which floor runs beside rota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

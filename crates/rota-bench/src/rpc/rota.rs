@@ -8,7 +8,7 @@ use rota_redis::{RedisBroker, RedisOptions};
 use serde_json::json;
 
 use super::{CALL_TIMEOUT, CLAIM_BATCH, CLAIM_WAIT, CONCURRENCY, WARMUP};
-use crate::report::{Line, line, per_s, percentile_ms};
+use crate::report::{Line, line, per_s};
 
 /// The benchmarked contract: a small request and reply, as in the floor.
 #[rota::contract]
@@ -67,15 +67,7 @@ pub(crate) async fn latency(url: &str, n: usize) -> Result<Line> {
         ensure!(got == i, "wrong echo");
     }
     server.shutdown().await?;
-    samples.sort();
-    Ok(line(json!({
-        "system": "rota",
-        "mode": "rpc-latency",
-        "measures": super::LATENCY_MEASURES,
-        "n": n,
-        "p50_ms": percentile_ms(&samples, 50.0),
-        "p99_ms": percentile_ms(&samples, 99.0),
-    })))
+    Ok(super::latency_line(None, n, samples))
 }
 
 pub(crate) async fn throughput(

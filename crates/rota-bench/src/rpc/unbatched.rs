@@ -14,7 +14,7 @@ use redis::{AsyncConnectionConfig, Client};
 use serde_json::json;
 use tokio_util_like::Stop;
 
-use crate::report::{Line, line, per_s, percentile_ms};
+use crate::report::{Line, line, per_s};
 
 /// The name of this floor in report lines.
 pub(crate) const NAME: &str = "unbatched-lists";
@@ -114,16 +114,7 @@ pub(crate) async fn latency(url: &str, n: usize) -> Result<Line> {
     }
     stop.set();
     srv.await??;
-    samples.sort();
-    Ok(line(json!({
-        "system": "floor",
-        "floor": NAME,
-        "mode": "rpc-latency",
-        "measures": super::LATENCY_MEASURES,
-        "n": n,
-        "p50_ms": percentile_ms(&samples, 50.0),
-        "p99_ms": percentile_ms(&samples, 99.0),
-    })))
+    Ok(super::latency_line(Some(NAME), n, samples))
 }
 
 pub(crate) async fn throughput(
