@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rota_core::jobs::{
     Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobState, JobStore, NewJob,
-    Next, Retention, Settle,
+    Next, QueuePolicy, Retention, Settle,
 };
 use rota_core::time::now_ms;
 
@@ -97,7 +97,7 @@ async fn counts_reap_close_purge_and_retention_work_in_chunks() {
     assert_eq!(store.counts(q).await.unwrap().total, Default::default());
 
     // Retention trims at most one chunk per settle: a surplus (here left by
-    // a consumer that kept more) shrinks over settles, not in one long call.
+    // a policy that kept more) shrinks over settles, not in one long call.
     let q = "bounded-retention";
     let keeper = store
         .job_consumer(q, JobConsumerOptions::default())
@@ -114,14 +114,14 @@ async fn counts_reap_close_purge_and_retention_work_in_chunks() {
     keeper.settle(done(first, &*keeper)).await.unwrap();
     let succeeded = async || store.counts(q).await.unwrap().total.succeeded;
     assert_eq!(succeeded().await, (MANY - 3) as u64);
-    let mut retention = Retention::default();
-    retention.max_finished = 10;
+    let policy = QueuePolicy::default().retention(Retention::default().max_finished(10));
+    store.set_policy(q, policy).await.unwrap();
     let trimmer = store
-        .job_consumer(q, JobConsumerOptions::default().retention(retention))
+        .job_consumer(q, JobConsumerOptions::default())
         .await
         .unwrap();
-    // The last three jobs, settled one at a time by the trimming consumer
-    // (taken over from the keeper, which releases them).
+    // The last three jobs, settled one at a time under the new policy
+    // (by another consumer: the keeper releases them).
     keeper
         .release(rest.iter().map(|j| j.id).collect(), false)
         .await

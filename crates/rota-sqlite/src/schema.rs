@@ -129,7 +129,8 @@ CREATE TABLE IF NOT EXISTS rota_job_queues (
     clock        INTEGER NOT NULL DEFAULT 0,
     finished     INTEGER NOT NULL DEFAULT 0,
     max_finished INTEGER NOT NULL,
-    max_age_ms   INTEGER NOT NULL
+    max_age_ms   INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL DEFAULT 25
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS rota_job_rings (
@@ -156,4 +157,9 @@ CREATE INDEX IF NOT EXISTS rota_job_consumers_queue
 pub(crate) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("rota_consumers", "epoch", "INTEGER NOT NULL DEFAULT 0"),
     ("rota_job_consumers", "epoch", "INTEGER NOT NULL DEFAULT 0"),
+    (
+        "rota_job_queues",
+        "max_attempts",
+        "INTEGER NOT NULL DEFAULT 25",
+    ),
 ];

@@ -442,3 +442,38 @@ async fn a_worker_that_loses_its_lease_cancels_its_handlers_and_another_takes_ov
     }
     second.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_without_its_own_maximum_retries_as_the_queue_policy_says() {
+    let store = MemoryBroker::new();
+    let jobs = Jobs::new(store.clone());
+    jobs.set_policy("work", rota::jobs::QueuePolicy::default().max_attempts(2))
+        .await
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&calls);
+    let retry =
+        RetryPolicy::default().backoff(Duration::from_millis(10), Duration::from_millis(20));
+    let worker = Worker::new(store.clone())
+        .queue("work", fast_queue())
+        .handle_with(
+            "flaky",
+            KindOptions::default().retry(retry),
+            move |_ctx: JobContext, _t: Task| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    Err::<(), _>(JobError::retry("not yet"))
+                }
+            },
+        )
+        .spawn();
+    let outcome = jobs.run(job("flaky", 1), WAIT).await.unwrap();
+    assert_eq!(outcome.state, JobState::Dead);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the queue allows 2 attempts"
+    );
+    worker.shutdown().await.unwrap();
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob,
-    QueueCounts, Settle,
+    QueueCounts, QueuePolicy, Settle,
 };
 use rota_core::{BrokerError, Inbox, Inboxes, Leased, ReapStats};
 
@@ -156,6 +156,12 @@ impl<S: JobStore + Clone> JobStore for Counted<S> {
     }
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         self.inner.cancel(queue, id).await
+    }
+    async fn set_policy(&self, queue: &str, policy: QueuePolicy) -> Result<(), BrokerError> {
+        self.inner.set_policy(queue, policy).await
+    }
+    async fn policy(&self, queue: &str) -> Result<QueuePolicy, BrokerError> {
+        self.inner.policy(queue).await
     }
     fn clock(&self) -> rota_core::clock::SharedClock {
         self.inner.clock()

@@ -1,4 +1,4 @@
-//! Looking after a queue: cancel, retention, counts, dead jobs.
+//! Looking after a queue: cancel, policy and retention, counts, dead jobs.
 
 use super::*;
 
@@ -41,12 +41,9 @@ pub async fn cancel_only_before_start(store: &dyn JobBackend) {
 /// deleted first, and a deleted job's idempotency key is free again.
 pub async fn retention_by_count(store: &dyn JobBackend) {
     let q = queue("retain");
-    let mut retention = Retention::default();
-    retention.max_finished = 3;
-    let c = store
-        .job_consumer(&q, opts().retention(retention))
-        .await
-        .unwrap();
+    let policy = QueuePolicy::default().retention(Retention::default().max_finished(3));
+    store.set_policy(&q, policy).await.unwrap();
+    let c = store.job_consumer(&q, opts()).await.unwrap();
     let mut ids = Vec::new();
     for n in 0..5 {
         let e = store
@@ -73,6 +70,47 @@ pub async fn retention_by_count(store: &dyn JobBackend) {
     assert_ne!(again[0].id, ids[0]);
     assert!(again[1].duplicate);
     assert_eq!(again[1].id, ids[4]);
+}
+
+/// A queue's policy is kept with the queue: read back as set, the default
+/// before, and applied by every consumer of the queue — retention by age
+/// here, whichever consumer settles.
+pub async fn policy_is_kept_with_the_queue(store: &dyn JobBackend) {
+    let q = queue("policy");
+    assert_eq!(store.policy(&q).await.unwrap(), QueuePolicy::default());
+    let policy = QueuePolicy::default()
+        .max_attempts(3)
+        .retention(Retention::default().max_age(Duration::from_secs(60)));
+    store.set_policy(&q, policy).await.unwrap();
+    assert_eq!(store.policy(&q).await.unwrap(), policy);
+    assert_eq!(
+        store.policy(&queue("policy-other")).await.unwrap(),
+        QueuePolicy::default(),
+        "a policy leaked into another queue"
+    );
+
+    let a = store.job_consumer(&q, opts()).await.unwrap();
+    let first = store.enqueue(vec![job(&q, "a")]).await.unwrap()[0].id;
+    let got = claim_one(&*a).await;
+    a.settle(vec![succeeded(&got, &*a)]).await.unwrap();
+    advance(Duration::from_secs(61));
+    let b = store.job_consumer(&q, opts()).await.unwrap();
+    let second = store.enqueue(vec![job(&q, "a")]).await.unwrap()[0].id;
+    let got = claim_one(&*b).await;
+    b.settle(vec![succeeded(&got, &*b)]).await.unwrap();
+    assert!(
+        store.job(&q, first).await.unwrap().is_none(),
+        "a record older than the queue's max age was kept"
+    );
+    assert!(store.job(&q, second).await.unwrap().is_some());
+
+    // Set again, it replaces the earlier one whole.
+    store.set_policy(&q, QueuePolicy::default()).await.unwrap();
+    assert_eq!(store.policy(&q).await.unwrap(), QueuePolicy::default());
+    assert!(matches!(
+        store.set_policy("bad queue name", policy).await,
+        Err(BrokerError::Invalid(_))
+    ));
 }
 
 /// Counts per state in all (with retained final jobs), and per partition

@@ -45,16 +45,17 @@ pub async fn dead_after_exhausted_reaps(store: &dyn JobBackend) {
     );
     assert_eq!(store.dead_jobs(&q, 10).await.unwrap().len(), 1);
 
-    // Without a maximum of its own, the reaper's default applies.
+    // Without a maximum of its own, the queue's policy applies.
     let q = queue("dead-reap-default");
+    store
+        .set_policy(&q, QueuePolicy::default().max_attempts(1))
+        .await
+        .unwrap();
     let id = store.enqueue(vec![job(&q, "a")]).await.unwrap()[0].id;
     let c = store.job_consumer(&q, short()).await.unwrap();
     claim_one(&*c).await;
     lapse().await;
-    let reaper = store
-        .job_consumer(&q, short().max_attempts(1))
-        .await
-        .unwrap();
+    let reaper = store.job_consumer(&q, short()).await.unwrap();
     assert_eq!(reaper.reap().await.unwrap().dead_lettered, 1);
     assert_eq!(state_of(store, &q, id).await, JobState::Dead);
 }

@@ -29,8 +29,8 @@
 //!   the outcome reply, if any, before the job stops being held.
 //! * **Reap** hands back the jobs of consumers whose lease lapsed: each gets a
 //!   `Lost` attempt and is queued again with attempt + 1, or dead-lettered
-//!   once its attempts reach its maximum (the job's own, else
-//!   [`JobConsumerOptions::max_attempts`]).
+//!   once its attempts reach its maximum (the job's own, else its queue's
+//!   [`QueuePolicy::max_attempts`]).
 //! * **Outcomes the store decides** — a reap that dead-letters a job, a
 //!   [`JobStore::cancel`] — are sent to the job's `reply_to` by the store
 //!   ([`JobRecord::outcome_reply`](super::JobRecord::outcome_reply)), so
@@ -39,6 +39,10 @@
 //!   [`Retention::max_finished`] per queue, or older than
 //!   [`Retention::max_age`], are deleted, oldest first, when jobs settle.
 //!   Dead jobs stay until re-queued or purged.
+//! * **Policy** ([`QueuePolicy`]: retention and maximum attempts) is kept
+//!   with the queue, set by [`JobStore::set_policy`] and read by every
+//!   consumer's settle and reap, whoever opened it and with which options;
+//!   a queue never given one has [`QueuePolicy::default`].
 
 use std::time::Duration;
 
@@ -124,6 +128,57 @@ impl Default for Retention {
     }
 }
 
+/// What a queue keeps and how often its jobs may run: set once per queue
+/// with [`JobStore::set_policy`] and kept by the store, so every consumer of
+/// the queue applies the same (no consumer's options can override another's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueuePolicy {
+    /// Attempts after which a job is dead-lettered when its worker died
+    /// holding it, unless the job says otherwise
+    /// ([`NewJob::max_attempts`](super::NewJob::max_attempts)). Workers
+    /// retrying failures use it too, unless the job kind sets its own.
+    pub max_attempts: u32,
+    /// Retention of finished jobs.
+    pub retention: Retention,
+}
+
+impl Default for QueuePolicy {
+    /// 25 attempts; the default [`Retention`].
+    fn default() -> Self {
+        Self {
+            max_attempts: 25,
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl QueuePolicy {
+    /// Sets the maximum attempts (at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+    /// Sets the retention of finished jobs.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+}
+
+impl Retention {
+    /// Keeps at most `n` finished records per queue.
+    pub fn max_finished(mut self, n: usize) -> Self {
+        self.max_finished = n;
+        self
+    }
+    /// Deletes finished records older than `age`.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = age;
+        self
+    }
+}
+
 /// How a worker holds the jobs of one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -133,11 +188,6 @@ pub struct JobConsumerOptions {
     /// At most this many of one tenant's jobs run at once, across every
     /// consumer of the queue.
     pub tenant_cap: Option<u32>,
-    /// Attempts after which a job whose worker died is dead-lettered, unless
-    /// the job says otherwise.
-    pub max_attempts: u32,
-    /// Retention of finished jobs.
-    pub retention: Retention,
     /// The lease's name; `None` (the default) for a name of its own. A
     /// consumer opened with the name of a live one takes the lease over:
     /// it gets the next epoch, the earlier holder's jobs go back to the
@@ -150,8 +200,6 @@ impl Default for JobConsumerOptions {
         Self {
             lease: Duration::from_secs(30),
             tenant_cap: None,
-            max_attempts: 25,
-            retention: Retention::default(),
             name: None,
         }
     }
@@ -166,16 +214,6 @@ impl JobConsumerOptions {
     /// Caps the running jobs of one tenant.
     pub fn tenant_cap(mut self, cap: u32) -> Self {
         self.tenant_cap = Some(cap.max(1));
-        self
-    }
-    /// Sets the default maximum attempts.
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
-        self
-    }
-    /// Sets the retention of finished jobs.
-    pub fn retention(mut self, retention: Retention) -> Self {
-        self.retention = retention;
         self
     }
     /// Names the lease (see [`JobConsumerOptions::name`]).
@@ -215,6 +253,13 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Deletes the dead jobs of `queue`; returns how many.
     async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError>;
+
+    /// Keeps `policy` as `queue`'s, for every consumer from its next settle
+    /// or reap on. Idempotent; a queue needs no jobs to have a policy.
+    async fn set_policy(&self, queue: &str, policy: QueuePolicy) -> Result<(), BrokerError>;
+
+    /// The policy of `queue`: the one last set, else the default.
+    async fn policy(&self, queue: &str) -> Result<QueuePolicy, BrokerError>;
 
     /// Cancels job `id` of `queue` if it has not started (scheduled or
     /// queued). Returns whether it was cancelled.

@@ -175,8 +175,8 @@ impl Leased for MemoryJobConsumer {
             }
             settled += 1;
         }
-        q.retention = self.options.retention;
-        q.enforce(self.options.retention, now);
+        let retention = q.policy.retention;
+        q.enforce(retention, now);
         drop(guard);
         // A tenant under its cap again, or a retry due now, may be claimed.
         self.wake.notify_waiters();
@@ -222,7 +222,8 @@ impl Leased for MemoryJobConsumer {
         let jobs = &mut state.jobs;
         let mut seq = jobs.seq;
         let q = jobs.queues.entry(self.queue.clone()).or_default();
-        let stats = q.reap(self.options.max_attempts, &mut seq, now);
+        let max_attempts = q.policy.max_attempts;
+        let stats = q.reap(max_attempts, &mut seq, now);
         jobs.seq = seq;
         deliver_outbox(&mut state);
         drop(state);

@@ -40,7 +40,7 @@ use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore, NewJob,
-    QueueCounts, validate_batch, validate_reply_to,
+    QueueCounts, QueuePolicy, validate_batch, validate_reply_to,
 };
 use rota_core::{BrokerError, Inboxes};
 use tokio::sync::Notify;
@@ -160,11 +160,11 @@ impl JobStore for MemoryBroker {
             let jobs = &mut state.jobs;
             let mut seq = jobs.seq;
             let q = jobs.queue(queue);
-            q.retention = options.retention;
             // A live holder of the name is taken over: its jobs go back as
             // if its lease had lapsed.
             if let Some(earlier) = q.holders.remove(&id) {
-                q.hand_back(&id, earlier, options.max_attempts, &mut seq, now);
+                let max_attempts = q.policy.max_attempts;
+                q.hand_back(&id, earlier, max_attempts, &mut seq, now);
             }
             let epoch = q.epochs.entry(id.clone()).or_default();
             *epoch += 1;
@@ -280,6 +280,23 @@ impl JobStore for MemoryBroker {
         Arc::clone(&self.clock)
     }
 
+    async fn set_policy(&self, queue: &str, policy: QueuePolicy) -> Result<(), BrokerError> {
+        validate_queue(queue)?;
+        self.lock().jobs.queue(queue).policy = policy;
+        Ok(())
+    }
+
+    async fn policy(&self, queue: &str) -> Result<QueuePolicy, BrokerError> {
+        validate_queue(queue)?;
+        let state = self.lock();
+        Ok(state
+            .jobs
+            .queues
+            .get(queue)
+            .map(|q| q.policy)
+            .unwrap_or_default())
+    }
+
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         validate_queue(queue)?;
         let now = self.now_ms();
@@ -307,7 +324,7 @@ impl JobStore for MemoryBroker {
         if let Some(reply) = q.records.get(&id).and_then(|e| e.record.outcome_reply()) {
             q.outbox.push(reply);
         }
-        let retention = q.retention;
+        let retention = q.policy.retention;
         q.enforce(retention, now);
         deliver_outbox(&mut state);
         Ok(true)

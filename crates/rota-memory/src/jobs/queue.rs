@@ -15,7 +15,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rota_core::BrokerError;
 use rota_core::ReapStats;
-use rota_core::jobs::{Attempt, AttemptOutcome, JobId, JobRecord, JobState, Retention};
+use rota_core::jobs::{
+    Attempt, AttemptOutcome, JobId, JobRecord, JobState, QueuePolicy, Retention,
+};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -96,9 +98,8 @@ pub(super) struct JobQueue {
     pub(super) finished: VecDeque<JobId>,
     /// Dead jobs by the sequence number they died with: oldest first.
     pub(super) dead: BTreeMap<u64, JobId>,
-    /// The retention given by the latest consumer (for cancellations, which
-    /// have no consumer's options at hand).
-    pub(super) retention: Retention,
+    /// The queue's policy: retention and maximum attempts.
+    pub(super) policy: QueuePolicy,
     pub(super) wake: Arc<Notify>,
     /// Outcome replies the store owes (jobs it made final itself), to be
     /// pushed into inboxes once the queue's borrow ends.

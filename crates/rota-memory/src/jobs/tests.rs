@@ -98,12 +98,10 @@ async fn expiring_job_leases_fences_their_holders() {
 #[tokio::test]
 async fn memory_stays_bounded_by_retention() {
     let broker = MemoryBroker::new();
-    let mut retention = Retention::default();
-    retention.max_finished = 10;
-    let c = broker
-        .job_consumer("q", opts().retention(retention))
-        .await
-        .unwrap();
+    let retention = Retention::default().max_finished(10);
+    let policy = QueuePolicy::default().retention(retention);
+    broker.set_policy("q", policy).await.unwrap();
+    let c = broker.job_consumer("q", opts()).await.unwrap();
     for i in 0..500 {
         let tenant = format!("t{}", i % 7);
         broker
@@ -125,12 +123,10 @@ async fn memory_stays_bounded_by_retention() {
 #[tokio::test]
 async fn finished_records_older_than_max_age_are_deleted_on_settle() {
     let broker = MemoryBroker::new();
-    let mut retention = Retention::default();
-    retention.max_age = Duration::from_millis(20);
-    let c = broker
-        .job_consumer("q", opts().retention(retention))
-        .await
-        .unwrap();
+    let retention = Retention::default().max_age(Duration::from_millis(20));
+    let policy = QueuePolicy::default().retention(retention);
+    broker.set_policy("q", policy).await.unwrap();
+    let c = broker.job_consumer("q", opts()).await.unwrap();
     let old = broker.enqueue(vec![job("q", "a")]).await.unwrap()[0].id;
     let got = c.claim(1, Duration::ZERO).await.unwrap();
     c.settle(vec![succeeded(&got[0], c.id())]).await.unwrap();

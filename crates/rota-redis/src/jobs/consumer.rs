@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Value;
-use rota_core::jobs::{Job, JobConsumerOptions, JobId, JobState, Next, Settle};
+use rota_core::jobs::{Job, JobConsumerOptions, JobId, JobState, Next, QueuePolicy, Settle};
 use rota_core::{BrokerError, Leased, ReapStats};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -171,7 +171,7 @@ impl RedisJobConsumer {
             return Ok(0);
         }
         let mut conn = self.broker.conn();
-        let retention = self.options.retention;
+        let retention = QueuePolicy::default().retention;
         let mut invocation = self.keys.call("settle");
         invocation
             .key(self.keys.held(&self.grant.holder))
@@ -350,7 +350,7 @@ impl Leased for RedisJobConsumer {
                 .keys
                 .call("reap")
                 .arg(self.now_ms())
-                .arg(self.options.max_attempts)
+                .arg(QueuePolicy::default().max_attempts)
                 .invoke(&mut self.broker.conn())
                 .await
                 .map_err(map)?;

@@ -4,7 +4,7 @@ use super::call::Call;
 
 /// The keys every job function is given first, in the order `common.lua`
 /// reads them.
-const FIXED: [&str; 17] = [
+const FIXED: [&str; 18] = [
     "ring",
     "seq",
     "sched",
@@ -22,6 +22,7 @@ const FIXED: [&str; 17] = [
     "tidy",
     "tomb",
     "capped",
+    "policy",
 ];
 
 /// The keys of one queue, all under `<prefix>:{j:<queue>}:`.

@@ -19,6 +19,7 @@
 //! | `lease:<c>` | string with TTL | the consumer's fenced lease |
 //! | `waiting`, `wants` | zset, hash | consumers blocked in a claim that found nothing (until when; how many jobs, under which cap) |
 //! | `handoff:<c>` | list | jobs claimed for waiting consumer `c` by the function that made them claimable; its blocked claim reads them |
+//! | `policy` | hash | the queue's policy: `keep` (finished records kept), `age` (their longest age, ms), `max` (attempts); a field never set is [`QueuePolicy::default`]'s |
 //! | `finished` | list | `<finished at> <state> <id>` of finished jobs in the order they finished, for retention |
 //! | `fin` | hash | finished jobs per state |
 //! | `dead` | zset | dead job ids, oldest first |
@@ -44,13 +45,14 @@
 //! else claimable, goes straight to a waiting consumer.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rota_core::clock::SharedClock;
 use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob,
-    QueueCounts, validate_batch, validate_queue, validate_reply_to,
+    QueueCounts, QueuePolicy, validate_batch, validate_queue, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
 use rota_core::{BrokerError, Inboxes, Leased};
@@ -378,6 +380,47 @@ impl JobStore for RedisBroker {
 
     fn clock(&self) -> SharedClock {
         std::sync::Arc::clone(&self.options().clock)
+    }
+
+    async fn set_policy(&self, queue: &str, policy: QueuePolicy) -> Result<(), BrokerError> {
+        let keys = self.queue_keys(queue)?;
+        let retention = policy.retention;
+        let age = u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX);
+        redis::cmd("HSET")
+            .arg(keys.key("policy"))
+            .arg("keep")
+            .arg(retention.max_finished)
+            .arg("age")
+            .arg(age.min(i64::MAX as u64))
+            .arg("max")
+            .arg(policy.max_attempts.max(1))
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(map)
+    }
+
+    async fn policy(&self, queue: &str) -> Result<QueuePolicy, BrokerError> {
+        let keys = self.queue_keys(queue)?;
+        let (keep, age, max): (Option<u64>, Option<u64>, Option<u32>) = redis::cmd("HMGET")
+            .arg(keys.key("policy"))
+            .arg("keep")
+            .arg("age")
+            .arg("max")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(map)?;
+        let mut policy = QueuePolicy::default();
+        if let Some(max) = max {
+            policy = policy.max_attempts(max);
+        }
+        let mut retention = policy.retention;
+        if let Some(keep) = keep {
+            retention = retention.max_finished(usize::try_from(keep).unwrap_or(usize::MAX));
+        }
+        if let Some(age) = age {
+            retention = retention.max_age(Duration::from_millis(age));
+        }
+        Ok(policy.retention(retention))
     }
 
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {

@@ -1,7 +1,7 @@
 //! Looking jobs up and managing them from outside a worker: records,
-//! counts, the dead-letter set, cancellation.
+//! counts, the dead-letter set, cancellation, the queue's policy.
 
-use rota_core::jobs::{JobId, JobRecord, JobState, QueueCounts};
+use rota_core::jobs::{JobId, JobRecord, JobState, QueueCounts, QueuePolicy};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::books::QueueRow;
@@ -18,6 +18,23 @@ pub(crate) fn job(conn: &mut Connection, queue: &str, id: JobId) -> Result<Optio
         .prepare_cached(&sql)?
         .query_row(params![queue, &id_bytes(&id)[..]], record_from_row)
         .optional()?)
+}
+
+/// Keeps `policy` as `queue`'s.
+pub(crate) fn set_policy(conn: &mut Connection, queue: &str, policy: QueuePolicy) -> Result<()> {
+    write(conn, |tx| {
+        let mut row = QueueRow::load(tx, queue)?;
+        row.set_policy(policy);
+        row.save(tx)
+    })
+}
+
+/// The policy of `queue` (the default for a queue never given one).
+pub(crate) fn policy(conn: &mut Connection, queue: &str) -> Result<QueuePolicy> {
+    let tx = conn.transaction()?;
+    let policy = QueueRow::load(&tx, queue)?.policy();
+    tx.rollback()?;
+    Ok(policy)
 }
 
 /// Counts of `queue` per state, and per partition of the jobs still to run.

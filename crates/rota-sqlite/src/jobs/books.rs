@@ -1,12 +1,12 @@
 //! The per-queue bookkeeping kept in step with the jobs in the same
-//! transaction: the queue's row (clock, finished count, retention).
+//! transaction: the queue's row (clock, finished count, policy).
 //!
 //! Nothing is kept per partition or per tenant: the claims read the ring of
 //! partitions and the running jobs of a tenant from indexes of the jobs
 //! (see `claim`), so no write of a job touches a row shared with other jobs
 //! of its partition or tenant.
 
-use rota_core::jobs::Retention;
+use rota_core::jobs::{QueuePolicy, Retention};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::rows::int;
@@ -21,39 +21,61 @@ pub(crate) struct QueueRow {
     pub(crate) finished: i64,
     max_finished: i64,
     max_age_ms: i64,
+    max_attempts: i64,
     dirty: bool,
 }
 
 impl QueueRow {
-    /// Reads (or creates, with the default retention) the row of `queue`.
+    /// Reads (or creates, with the default policy) the row of `queue`.
     pub(crate) fn load(tx: &Transaction<'_>, queue: &str) -> Result<Self> {
         let row = tx
             .prepare_cached(
-                "SELECT clock, finished, max_finished, max_age_ms FROM rota_job_queues
-                 WHERE queue = ?1",
+                "SELECT clock, finished, max_finished, max_age_ms, max_attempts
+                 FROM rota_job_queues WHERE queue = ?1",
             )?
             .query_row([queue], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok(Self {
+                    name: queue.to_owned(),
+                    clock: r.get(0)?,
+                    finished: r.get(1)?,
+                    max_finished: r.get(2)?,
+                    max_age_ms: r.get(3)?,
+                    max_attempts: r.get(4)?,
+                    dirty: false,
+                })
             })
             .optional()?;
-        let fresh = row.is_none();
-        let (clock, finished, max_finished, max_age_ms) = row.unwrap_or_else(|| {
-            let r = Retention::default();
-            (
-                0,
-                0,
-                int(r.max_finished as u64),
-                int(r.max_age.as_millis() as u64),
-            )
-        });
-        Ok(Self {
-            name: queue.to_owned(),
-            clock,
-            finished,
-            max_finished,
-            max_age_ms,
-            dirty: fresh,
-        })
+        Ok(row.unwrap_or_else(|| {
+            let mut fresh = Self {
+                name: queue.to_owned(),
+                clock: 0,
+                finished: 0,
+                max_finished: 0,
+                max_age_ms: 0,
+                max_attempts: 0,
+                dirty: true,
+            };
+            fresh.set_policy(QueuePolicy::default());
+            fresh
+        }))
+    }
+
+    /// The queue's policy.
+    pub(crate) fn policy(&self) -> QueuePolicy {
+        let retention = Retention::default()
+            .max_finished(usize::try_from(self.max_finished).unwrap_or(usize::MAX))
+            .max_age(std::time::Duration::from_millis(
+                u64::try_from(self.max_age_ms).unwrap_or(0),
+            ));
+        QueuePolicy::default()
+            .max_attempts(u32::try_from(self.max_attempts).unwrap_or(u32::MAX))
+            .retention(retention)
+    }
+
+    /// Attempts after which a job without a maximum of its own is
+    /// dead-lettered when its worker died holding it.
+    pub(crate) fn max_attempts(&self) -> i64 {
+        self.max_attempts
     }
 
     /// The queue's name.
@@ -74,13 +96,15 @@ impl QueueRow {
         self.dirty = true;
     }
 
-    /// Keeps `retention` as the queue's (for cancellations, which have no
-    /// consumer's options at hand).
-    pub(crate) fn set_retention(&mut self, retention: Retention) {
+    /// Keeps `policy` as the queue's.
+    pub(crate) fn set_policy(&mut self, policy: QueuePolicy) {
+        let retention = policy.retention;
         let max_finished = int(retention.max_finished as u64);
         let max_age_ms = int(u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX));
-        if (max_finished, max_age_ms) != (self.max_finished, self.max_age_ms) {
-            (self.max_finished, self.max_age_ms) = (max_finished, max_age_ms);
+        let max_attempts = i64::from(policy.max_attempts.max(1));
+        let new = (max_finished, max_age_ms, max_attempts);
+        if new != (self.max_finished, self.max_age_ms, self.max_attempts) {
+            (self.max_finished, self.max_age_ms, self.max_attempts) = new;
             self.dirty = true;
         }
     }
@@ -90,14 +114,16 @@ impl QueueRow {
         if self.dirty {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO rota_job_queues
-                 (queue, clock, finished, max_finished, max_age_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                 (queue, clock, finished, max_finished, max_age_ms, max_attempts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 self.name,
                 self.clock,
                 self.finished,
                 self.max_finished,
-                self.max_age_ms
+                self.max_age_ms,
+                self.max_attempts
             ])?;
         }
         Ok(())

@@ -28,7 +28,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use rota_core::jobs::{Job, Retention};
+use rota_core::jobs::Job;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
 use super::books::QueueRow;
@@ -39,15 +39,13 @@ use crate::tx::{Result, ms, now, write};
 
 /// Grants the lease `key` on `queue` (the next epoch, taking over from an
 /// earlier holder of the key, whose jobs are handed back as if its lease had
-/// lapsed), and keeps its retention as the queue's. Returns the lease and
+/// lapsed). Returns the lease and
 /// the inboxes written to (outcomes of jobs the takeover dead-lettered).
 pub(crate) fn register(
     conn: &mut Connection,
     queue: &str,
     key: &str,
     lease: Duration,
-    retention: Retention,
-    default_max: u32,
     reply_ttl: Duration,
 ) -> Result<(Lease, Vec<String>)> {
     write(conn, |tx| {
@@ -59,7 +57,7 @@ pub(crate) fn register(
                 q: &mut row,
                 outbox: &mut outbox,
             };
-            hand_back(tx, books, key, default_max, now())?;
+            hand_back(tx, books, key, now())?;
             woken = outbox.woken;
         }
         let epoch = Lease::next_epoch(tx, Table::Jobs, key)?;
@@ -67,7 +65,6 @@ pub(crate) fn register(
             "INSERT INTO rota_job_consumers (id, queue, lease_until, epoch) VALUES (?1, ?2, ?3, ?4)",
             params![key, queue, now().saturating_add(ms(lease)), epoch],
         )?;
-        row.set_retention(retention);
         row.save(tx)?;
         let lease = Lease {
             table: Table::Jobs,

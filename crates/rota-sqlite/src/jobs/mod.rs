@@ -36,7 +36,7 @@ use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob, Next,
-    QueueCounts, Settle, validate_batch, validate_reply_to,
+    QueueCounts, QueuePolicy, Settle, validate_batch, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
 use rota_core::{Inboxes, Leased, ReapStats};
@@ -84,15 +84,10 @@ impl JobStore for SqliteBroker {
             validate_lease_name(name)?;
         }
         let key = Lease::key(queue, options.name.as_deref());
-        let (q, k, length, retention) = (
-            queue.to_owned(),
-            key.clone(),
-            options.lease,
-            options.retention,
-        );
-        let (max, ttl) = (options.max_attempts, self.options().reply_ttl);
+        let (q, k, length) = (queue.to_owned(), key.clone(), options.lease);
+        let ttl = self.options().reply_ttl;
         let (lease, inboxes) = self
-            .with(move |conn| claim::register(conn, &q, &k, length, retention, max, ttl))
+            .with(move |conn| claim::register(conn, &q, &k, length, ttl))
             .await?;
         // A taken-over holder's jobs may be waiting, and their outcomes.
         self.wake_inboxes(&inboxes);
@@ -144,6 +139,18 @@ impl JobStore for SqliteBroker {
 
     fn clock(&self) -> SharedClock {
         Arc::clone(&self.options().clock)
+    }
+
+    async fn set_policy(&self, queue: &str, policy: QueuePolicy) -> Result<(), BrokerError> {
+        validate_queue(queue)?;
+        let q = queue.to_owned();
+        self.with(move |c| admin::set_policy(c, &q, policy)).await
+    }
+
+    async fn policy(&self, queue: &str) -> Result<QueuePolicy, BrokerError> {
+        validate_queue(queue)?;
+        let q = queue.to_owned();
+        self.with(move |c| admin::policy(c, &q)).await
     }
 
     async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
@@ -247,10 +254,10 @@ impl Leased for SqliteJobConsumer {
             }
         }
         let (q, c) = (self.queue.clone(), Arc::clone(&self.lease));
-        let (retention, ttl) = (self.options.retention, self.broker.options().reply_ttl);
+        let ttl = self.broker.options().reply_ttl;
         let (settled, inboxes) = self
             .broker
-            .with(move |conn| settle::settle(conn, &q, &c, done, retention, ttl))
+            .with(move |conn| settle::settle(conn, &q, &c, done, ttl))
             .await?;
         self.broker.wake_inboxes(&inboxes);
         // A tenant under its cap again, or a retry due now, may be claimed.
@@ -268,14 +275,10 @@ impl Leased for SqliteJobConsumer {
     }
 
     async fn reap(&self) -> Result<ReapStats, BrokerError> {
-        let (q, max, ttl) = (
-            self.queue.clone(),
-            self.options.max_attempts,
-            self.broker.options().reply_ttl,
-        );
+        let (q, ttl) = (self.queue.clone(), self.broker.options().reply_ttl);
         let (stats, inboxes) = self
             .broker
-            .with(move |conn| settle::reap(conn, &q, max, ttl))
+            .with(move |conn| settle::reap(conn, &q, ttl))
             .await?;
         self.broker.wake_inboxes(&inboxes);
         if stats.requeued > 0 {

@@ -2,7 +2,7 @@
 //! (fenced), reap (the jobs of lapsed consumers) and close.
 
 use rota_core::ReapStats;
-use rota_core::jobs::{Attempt, AttemptOutcome, JobState, Next, Retention, Settle};
+use rota_core::jobs::{Attempt, AttemptOutcome, JobState, Next, Settle};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::books::QueueRow;
@@ -82,7 +82,6 @@ pub(crate) fn settle(
     queue: &str,
     lease: &Lease,
     done: Vec<Settle>,
-    retention: Retention,
     reply_ttl: std::time::Duration,
 ) -> Result<(usize, Vec<String>)> {
     let consumer = lease.key.as_str();
@@ -158,7 +157,6 @@ pub(crate) fn settle(
             }
             settled += 1;
         }
-        q.set_retention(retention);
         q.enforce(tx, now)?;
         q.save(tx)?;
         Ok((settled, outbox.woken))
@@ -248,11 +246,10 @@ fn held_jobs(tx: &Transaction<'_>, queue: &str, consumer: &str) -> Result<Vec<(H
 
 /// Hands back the jobs of `queue`'s consumers whose lease lapsed: each gets
 /// a `Lost` attempt and is queued again, or dead-lettered (with its outcome
-/// replied) once its attempts reach its maximum (else `default_max`).
+/// replied) once its attempts reach its maximum (else the queue's).
 pub(crate) fn reap(
     conn: &mut Connection,
     queue: &str,
-    default_max: u32,
     reply_ttl: std::time::Duration,
 ) -> Result<(ReapStats, Vec<String>)> {
     write(conn, |tx| {
@@ -275,7 +272,7 @@ pub(crate) fn reap(
                 q: &mut q,
                 outbox: &mut outbox,
             };
-            let s = hand_back(tx, books, &worker, default_max, now)?;
+            let s = hand_back(tx, books, &worker, now)?;
             stats.requeued += s.requeued;
             stats.dead_lettered += s.dead_lettered;
         }
@@ -298,7 +295,6 @@ pub(crate) fn hand_back(
     tx: &Transaction<'_>,
     books: Books<'_>,
     worker: &str,
-    default_max: u32,
     now: i64,
 ) -> Result<ReapStats> {
     let mut stats = ReapStats::default();
@@ -311,7 +307,7 @@ pub(crate) fn hand_back(
         let max = if own_max > 0 {
             own_max
         } else {
-            i64::from(default_max)
+            books.q.max_attempts()
         };
         if n >= max {
             let reason = format!(

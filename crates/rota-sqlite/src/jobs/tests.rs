@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rota_core::jobs::{
     Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, JobStore,
-    NewJob, Next, Retention, Settle,
+    NewJob, Next, QueuePolicy, Retention, Settle,
 };
 use rota_core::time::now_ms;
 use rusqlite::{Connection, params_from_iter};
@@ -360,12 +360,10 @@ async fn jobs_and_leases_outlive_the_handle() {
 async fn retention_keeps_the_file_bounded_and_frees_keys() {
     let dir = tempfile::tempdir().unwrap();
     let broker = open(&dir, Duration::from_millis(50)).await;
-    let mut retention = Retention::default();
-    retention.max_finished = 10;
-    let c = broker
-        .job_consumer("q", opts().retention(retention))
-        .await
-        .unwrap();
+    let retention = Retention::default().max_finished(10);
+    let policy = QueuePolicy::default().retention(retention);
+    broker.set_policy("q", policy).await.unwrap();
+    let c = broker.job_consumer("q", opts()).await.unwrap();
     for i in 0..200 {
         let tenant = format!("t{}", i % 7);
         broker
@@ -390,12 +388,10 @@ async fn retention_keeps_the_file_bounded_and_frees_keys() {
     assert_bookkeeping(&broker).await;
 
     // And by age.
-    let mut retention = Retention::default();
-    retention.max_age = Duration::from_millis(20);
-    let c = broker
-        .job_consumer("aged", opts().retention(retention))
-        .await
-        .unwrap();
+    let retention = Retention::default().max_age(Duration::from_millis(20));
+    let policy = QueuePolicy::default().retention(retention);
+    broker.set_policy("aged", policy).await.unwrap();
+    let c = broker.job_consumer("aged", opts()).await.unwrap();
     let old = broker.enqueue(vec![job("aged", "a")]).await.unwrap()[0].id;
     let got = c.claim(1, Duration::ZERO).await.unwrap();
     c.settle(vec![succeeded(&got[0], &*c)]).await.unwrap();

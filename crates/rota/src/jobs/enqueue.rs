@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rota_core::jobs::{Enqueued, JobId, JobOutcome, JobRecord, JobStore, NewJob};
+use rota_core::jobs::{Enqueued, JobId, JobOutcome, JobRecord, JobStore, NewJob, QueuePolicy};
 use rota_core::{BrokerError, Codec, CorrelationId, Inboxes, Outcome, RpcError};
 
 use crate::rpc::client::Client;
@@ -119,6 +119,22 @@ impl Jobs {
     /// Cancel safe: a read.
     pub async fn job(&self, queue: &str, id: JobId) -> Result<Option<JobRecord>, BrokerError> {
         self.store.job(queue, id).await
+    }
+
+    /// Keeps `policy` (retention, maximum attempts) as `queue`'s, for every
+    /// worker of the queue. Workers read it when they register and at least
+    /// every [`POLICY_REFRESH`](super::POLICY_REFRESH) after.
+    ///
+    /// Cancel safe: one idempotent write.
+    pub async fn set_policy(&self, queue: &str, policy: QueuePolicy) -> Result<(), BrokerError> {
+        self.store.set_policy(queue, policy).await
+    }
+
+    /// The policy of `queue`: the one last set, else the default.
+    ///
+    /// Cancel safe: a read.
+    pub async fn policy(&self, queue: &str) -> Result<QueuePolicy, BrokerError> {
+        self.store.policy(queue).await
     }
 
     /// Cancels job `id` of `queue` if it has not started; returns whether

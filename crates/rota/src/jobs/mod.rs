@@ -1,7 +1,8 @@
 //! Jobs: enqueue background work per tenant, process it with workers.
 //!
 //! * [`Jobs`] — enqueue (now, later, in bulk, idempotently, by priority),
-//!   await an outcome, look a job up.
+//!   await an outcome, look a job up, set a queue's [`QueuePolicy`]
+//!   (retention and maximum attempts, kept with the queue).
 //! * [`Worker`] — handlers per job kind, queues to take jobs from; bounded
 //!   concurrency per worker and per queue, a timeout per attempt that
 //!   cancels the handler, retries with backoff, dead-letters, and a lease
@@ -24,6 +25,11 @@ pub use options::{KindOptions, QueueOptions, WorkerError, WorkerOptions};
 pub use retry::RetryPolicy;
 pub use rota_core::jobs::{
     Attempt, AttemptOutcome, Enqueued, Job, JobId, JobOutcome, JobRecord, JobState, NewJob,
-    QueueCounts, Retention, StateCounts,
+    QueueCounts, QueuePolicy, Retention, StateCounts,
 };
 pub use worker::{Worker, WorkerHandle};
+
+/// How stale a worker's copy of its queue's [`QueuePolicy`] may get: it
+/// reads the policy when it registers and again before a claim once this
+/// long has passed.
+pub const POLICY_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);

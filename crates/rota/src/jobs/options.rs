@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use rota_core::BrokerError;
-use rota_core::jobs::Retention;
 use tokio_util::sync::CancellationToken;
 
 use super::retry::RetryPolicy;
@@ -56,8 +55,6 @@ pub struct QueueOptions {
     pub claim_wait: Duration,
     /// The lease on claimed jobs, renewed every third of it.
     pub lease: Duration,
-    /// Retention of finished jobs.
-    pub retention: Retention,
 }
 
 impl Default for QueueOptions {
@@ -68,7 +65,6 @@ impl Default for QueueOptions {
             claim_batch: 128,
             claim_wait: Duration::from_secs(1),
             lease: Duration::from_secs(30),
-            retention: Retention::default(),
         }
     }
 }
@@ -97,11 +93,6 @@ impl QueueOptions {
     /// Sets the lease.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
-        self
-    }
-    /// Sets the retention of finished jobs.
-    pub fn retention(mut self, retention: Retention) -> Self {
-        self.retention = retention;
         self
     }
 }

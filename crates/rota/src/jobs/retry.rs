@@ -9,8 +9,11 @@ use rand::Rng;
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
+    /// Attempts in all, the first included; `None` (the default) for the
+    /// queue's [`QueuePolicy::max_attempts`](rota_core::jobs::QueuePolicy),
+    /// which also bounds redeliveries after a worker died. A job's own
+    /// maximum comes first.
+    pub max_attempts: Option<u32>,
     /// Wait after the first failure.
     pub base: Duration,
     /// Longest wait.
@@ -23,10 +26,11 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 25 attempts, from 1 s doubling to at most 1 h, ±20 % jitter.
+    /// The queue's attempts (25 unless set), from 1 s doubling to at most
+    /// 1 h, ±20 % jitter.
     fn default() -> Self {
         Self {
-            max_attempts: 25,
+            max_attempts: None,
             base: Duration::from_secs(1),
             max: Duration::from_secs(3600),
             factor: 2.0,
@@ -39,14 +43,14 @@ impl RetryPolicy {
     /// No retries: one attempt.
     pub fn none() -> Self {
         Self {
-            max_attempts: 1,
+            max_attempts: Some(1),
             ..Self::default()
         }
     }
 
     /// Sets the attempts in all.
     pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
+        self.max_attempts = Some(n.max(1));
         self
     }
 

@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::POLICY_REFRESH;
 use super::handler::JobContext;
 use super::options::{QueueOptions, WorkerError, WorkerOptions};
 use super::worker::Kind;
@@ -36,9 +37,7 @@ pub(super) struct QueueRunner {
 
 impl QueueRunner {
     pub(super) async fn run(self) -> Result<(), WorkerError> {
-        let mut consumer_options = JobConsumerOptions::default()
-            .lease(self.options.lease)
-            .retention(self.options.retention);
+        let mut consumer_options = JobConsumerOptions::default().lease(self.options.lease);
         if let Some(cap) = self.options.tenant_cap {
             consumer_options = consumer_options.tenant_cap(cap);
         }
@@ -69,9 +68,28 @@ impl QueueRunner {
         let tenure = Tenure::begin(Holder(Arc::clone(&consumer)), registered_at, opts.lease);
         let slots = Arc::new(Semaphore::new(opts.concurrency));
         let mut tainted = false;
+        // The queue's policy, read now and again every POLICY_REFRESH.
+        let mut policy = match self.store.policy(&self.queue).await {
+            Ok(p) => (p, Instant::now()),
+            Err(e) => {
+                tracing::warn!(queue = %self.queue, error = %e, "reading the queue's policy failed");
+                tenure.end(self.worker.drain_timeout, &self.queue).await;
+                return true;
+            }
+        };
         loop {
             if shutdown.is_cancelled() || tenure.fence.is_cancelled() {
                 break;
+            }
+            if policy.1.elapsed() >= POLICY_REFRESH {
+                match self.store.policy(&self.queue).await {
+                    Ok(p) => policy = (p, Instant::now()),
+                    // Kept as it was: a claim will say whether the store is down.
+                    Err(e) => tracing::warn!(
+                        queue = %self.queue, error = %e,
+                        "reading the queue's policy failed; keeping the last one read"
+                    ),
+                }
             }
             // A slot of this queue and one of the worker, then claim as many
             // as both have free.
@@ -108,6 +126,7 @@ impl QueueRunner {
                     job: Arc::new(job),
                     kinds: Arc::clone(&self.kinds),
                     worker_id: consumer.id().to_owned(),
+                    max_attempts: policy.0.max_attempts,
                     clock: self.store.clock(),
                     fence: tenure.fence.clone(),
                     abandon: tenure.abandon.clone(),
@@ -155,6 +174,8 @@ struct Run {
     job: Arc<Job>,
     kinds: Arc<HashMap<String, Kind>>,
     worker_id: String,
+    /// The queue's maximum attempts, for jobs and kinds without their own.
+    max_attempts: u32,
     /// The store's clock: attempts and retries are timed by it.
     clock: SharedClock,
     fence: CancellationToken,
@@ -202,7 +223,10 @@ impl Run {
             }
         };
         let policy = kind.options.retry;
-        let max_attempts = job.max_attempts.unwrap_or(policy.max_attempts);
+        let max_attempts = job
+            .max_attempts
+            .or(policy.max_attempts)
+            .unwrap_or(self.max_attempts);
         let retry = |error: String, after: Option<Duration>| {
             if job.attempt >= max_attempts {
                 Next::Dead(format!(

@@ -2,7 +2,7 @@
 -- then each function's body (enqueue.lua, claim.lua, ...) registered as
 -- rota_jobs_<version>_<name>; each call starts with setup().
 --
--- KEYS[1..16] are the queue's fixed keys, in the order below; each
+-- KEYS[1..18] are the queue's fixed keys, in the order below; each
 -- function's own keys follow them. ARGV[1] is the queue's base,
 -- "<prefix>:{j:<queue>}:".
 -- Keys a function can only name once it has read something -- the job of an id
@@ -25,8 +25,8 @@
 -- grouped: its lanes wait in lanes:<p>, scored by their first job, for a
 -- claim to pick the best.
 local RING, SEQ, SCHED, PSCHED, RUN, GRP, WAITING, WANTS, FINISHED, FIN, DEAD, IKEYS,
-  KOF, CONSUMERS, TIDY, TOMB, CAPPED
-local FIXED = 17
+  KOF, CONSUMERS, TIDY, TOMB, CAPPED, POLICY
+local FIXED = 18
 local base
 
 local function jk(id) return base .. 'job:' .. id end
@@ -403,6 +403,13 @@ local function forget(ids)
   bulk('DEL', {}, jobs)
 end
 
+-- The queue's policy (POLICY: keep, age, max, as JobStore::set_policy
+-- wrote them), each field the caller's default where it was never set.
+local function policy(keep, age, max)
+  local v = redis.call('HMGET', POLICY, 'keep', 'age', 'max')
+  return tonumber(v[1]) or keep, tonumber(v[2]) or age, tonumber(v[3]) or max
+end
+
 -- Deletes finished jobs beyond the retention, oldest first: those over
 -- `keep`, then those finished more than `age` ms ago; at most CHUNK per
 -- call (each settle adds no more than it settles, so a surplus shrinks).
@@ -441,7 +448,7 @@ end
 -- Starts a call: the queue's keys, and nothing gathered.
 local function setup(keys, args)
   RING, SEQ, SCHED, PSCHED, RUN, GRP, WAITING, WANTS, FINISHED, FIN, DEAD, IKEYS, KOF,
-    CONSUMERS, TIDY, TOMB, CAPPED = unpack(keys, 1, FIXED)
+    CONSUMERS, TIDY, TOMB, CAPPED, POLICY = unpack(keys, 1, FIXED)
   base = args[1]
   ready = {lanes = {}, order = {}, n = 0}
   later = {items = {}, parts = {}, plist = {}}

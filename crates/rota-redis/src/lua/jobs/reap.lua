@@ -3,9 +3,11 @@
 -- or dead-lettered once its attempts reach its maximum. Then drops a few
 -- running counts left at zero (a cursor in TIDY walks them).
 -- KEYS: the fixed ones.
--- ARGV: base, now, default max attempts.
+-- ARGV: base, now, the default max attempts (where the queue's policy has
+-- none).
 -- Returns {requeued, {dead ids...}, 1 if there is more to reap}.
-local now, default_max = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = tonumber(ARGV[2])
+local _, _, default_max = policy(0, 0, tonumber(ARGV[3]))
 local requeued, dead, budget, more = 0, {}, CHUNK, 0
 for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
   if not lease_ok(c) then

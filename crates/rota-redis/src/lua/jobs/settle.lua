@@ -1,7 +1,8 @@
 -- Settles attempts, fenced by the lease.
 -- KEYS: the fixed ones, then held:<c>, lease:<c>, then the job key of each
 -- item, in order.
--- ARGV: base, consumer, now, max finished, max age ms; then 6 per item: id,
+-- ARGV: base, consumer, now, the default max finished and max age ms (where
+-- the queue's policy has none); then 6 per item: id,
 -- tenant ('' if unknown), attempt JSON, kind (finish|retry|dead), value
 -- (state | due ms | reason), result JSON or ''.
 -- Returns -1 if the lease lapsed, else the number settled (those still
@@ -80,6 +81,7 @@ later_flush()
 buried_flush()
 local back = stopped_flush()
 if ready_flush() > 0 then back = true end
+keep, age = policy(keep, age, 0)
 retain(keep, age, now)
 if back then handoff(now) end
 return #mine
