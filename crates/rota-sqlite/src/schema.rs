@@ -137,6 +137,17 @@ CREATE TABLE IF NOT EXISTS rota_job_rings (
     queue  TEXT NOT NULL PRIMARY KEY,
     cursor TEXT NOT NULL
 ) WITHOUT ROWID;
+-- Partitions that became ready (queued jobs after none), in that order
+-- (n: the seq of the job that made them so): claims serve them first. A
+-- row outlives its partition's readiness when the partition empties some
+-- other way (its jobs cancelled, or served in turn) and is dropped when a
+-- claim meets it; so a partition may have more than one, each served once.
+CREATE TABLE IF NOT EXISTS rota_job_fresh (
+    queue     TEXT    NOT NULL,
+    n         INTEGER NOT NULL,
+    partition TEXT    NOT NULL,
+    PRIMARY KEY (queue, n)
+) WITHOUT ROWID;
 DROP TABLE IF EXISTS rota_job_partitions;
 DROP TABLE IF EXISTS rota_job_tenants;
 

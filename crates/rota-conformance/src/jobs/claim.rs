@@ -200,6 +200,65 @@ pub async fn claims_take_turns_over_many_partitions(store: &dyn JobBackend) {
     assert_eq!(first.len(), 300);
 }
 
+/// A partition that becomes ready — an idle tenant's new job, or a
+/// scheduled one coming due — is served at the next claim, not when the
+/// round under way reaches it: a quiet tenant does not wait behind a round
+/// of busy ones.
+pub async fn an_idle_tenant_is_served_at_the_next_claim(store: &dyn JobBackend) {
+    let q = queue("idle");
+    let batch = (0..3)
+        .flat_map(|_| (0..200).map(|t| job(&q, &format!("p{t:03}"))))
+        .collect::<Vec<_>>();
+    store.enqueue(batch).await.unwrap();
+    let c = store.job_consumer(&q, opts()).await.unwrap();
+    let mut served: std::collections::HashMap<String, usize> = Default::default();
+    let mut count = |jobs: Vec<Job>| {
+        for j in jobs {
+            *served.entry(j.tenant).or_default() += 1;
+        }
+    };
+    // Well into the rounds of the busy tenants.
+    for _ in 0..25 {
+        let got = c.claim(10, FOUND).await.unwrap();
+        assert_eq!(got.len(), 10);
+        count(got);
+    }
+    // "idle" and "later" sort before every busy tenant: by name, the
+    // ring would reach them only after the round's other partitions.
+    store.enqueue(vec![job(&q, "idle")]).await.unwrap();
+    let got = c.claim(1, FOUND).await.unwrap();
+    assert_eq!(got[0].tenant, "idle", "the idle tenant waited");
+    count(got);
+    store
+        .enqueue(vec![job(&q, "later").at(now_ms() + 1_000)])
+        .await
+        .unwrap();
+    let got = c.claim(1, FOUND).await.unwrap();
+    assert_ne!(got[0].tenant, "later", "served before it was due");
+    count(got);
+    advance(Duration::from_millis(1_001));
+    let got = c.claim(1, FOUND).await.unwrap();
+    assert_eq!(
+        got[0].tenant, "later",
+        "a job come due waited for the round"
+    );
+    count(got);
+    // The busy tenants' jobs all follow, none lost or served twice.
+    loop {
+        let got = c.claim(100, Duration::ZERO).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        count(got);
+    }
+    assert_eq!(served.len(), 202);
+    assert!(
+        served
+            .iter()
+            .all(|(t, n)| *n == if t.starts_with('p') { 3 } else { 1 })
+    );
+}
+
 /// Round-robin holds over fifty thousand partitions: claim after claim,
 /// every partition is served once before any is served twice, and a
 /// partition that becomes ready half way round is served before any other

@@ -167,7 +167,7 @@ macro_rules! jobs_tests {
             counts_per_state_and_partition, requeue_and_purge_dead, bad_input_is_refused,
             a_chosen_id_is_unique_within_its_queue, finishing_in_a_state_that_is_not_final_is_refused,
             claims_take_turns_over_many_partitions, a_reply_to_that_is_no_inbox_is_refused,
-            a_capped_tenant_does_not_block_its_partition, a_capped_claim_wakes_when_a_slot_frees,
+            a_capped_tenant_does_not_block_its_partition, an_idle_tenant_is_served_at_the_next_claim, a_capped_claim_wakes_when_a_slot_frees,
             an_invalid_job_refuses_a_batch_over_several_queues,
             counts_see_capped_grouped_and_cancelled_jobs,
             round_robin_over_fifty_thousand_partitions,

@@ -18,7 +18,9 @@
 //! * **Claim** promotes due scheduled jobs, then takes up to `max` queued
 //!   jobs, visiting the queue's partitions in turn (round-robin: one job per
 //!   partition per turn), within a partition the highest priority first and
-//!   then the oldest. With [`JobConsumerOptions::tenant_cap`], a tenant that
+//!   then the oldest. A partition that becomes ready (queued jobs after
+//!   none) is served at the next claim, before the turn reaches it: an idle
+//!   tenant's job does not wait behind a round of busy tenants. With [`JobConsumerOptions::tenant_cap`], a tenant that
 //!   has that many jobs running (across all consumers) is skipped. Claimed
 //!   jobs are `Running`, held under the consumer's lease, and delivered with
 //!   their attempt number.

@@ -10,10 +10,15 @@
 //! partitions, and serving a partition writes nothing but the job; empty
 //! partitions are not in the index at all, so there is nothing to skip.
 //!
-//! Each partition is served once per round, whether it stayed ready or
-//! emptied and filled again: one that becomes ready is served when the
-//! cursor reaches its name, within the round under way (no later than one
-//! round), and one that keeps queueing no more often than once a round.
+//! A partition that becomes ready (queued jobs after none: by an enqueue or
+//! a scheduled job coming due) is noted in `rota_job_fresh`, and a claim
+//! serves those first, the latest first, one job each, for up to half of
+//! what it takes (all of it for a claim of one), then goes round the ring:
+//! a tenant that was idle waits for the next claim, not for the round under
+//! way to reach its name (as on Redis, where it joins the ring at the
+//! front), and busy partitions keep at least half of every larger claim. A
+//! partition that stays ready is served once per round; one that empties
+//! and fills again, once more when it does.
 //!
 //! Within a partition the job taken is the first, by priority (highest
 //! first), due time and enqueue order, among its tenants under the cap; the
@@ -117,8 +122,18 @@ pub(crate) fn claim(
 }
 
 /// Queues the scheduled jobs of the queue that are due: each joins its
-/// partition's queued jobs, which puts the partition in the ring.
+/// partition's queued jobs, which puts the partition in the ring; one that
+/// had none is noted as fresh.
 fn promote(tx: &Transaction<'_>, queue: &str, now: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO rota_job_fresh (queue, n, partition)
+         SELECT ?1, min(d.seq), d.partition FROM rota_jobs d INDEXED BY rota_jobs_scheduled
+         WHERE d.queue = ?1 AND d.state = 0 AND d.due_ms <= ?2
+           AND NOT EXISTS (SELECT 1 FROM rota_jobs r
+                           WHERE r.queue = ?1 AND r.state = 1 AND r.partition = d.partition)
+         GROUP BY d.partition",
+    )?
+    .execute(params![queue, now])?;
     tx.prepare_cached(
         "UPDATE rota_jobs SET state = 1 WHERE queue = ?1 AND state = 0 AND due_ms <= ?2",
     )?
@@ -150,6 +165,18 @@ pub(super) const TENANT_HEAD: &str = "SELECT -priority, due_ms, seq FROM rota_jo
 /// A tenant's running jobs, across every consumer of the queue.
 pub(super) const RUNNING_OF: &str = "SELECT count(*) FROM rota_jobs INDEXED BY rota_jobs_running
      WHERE queue = ?1 AND tenant = ?2 AND consumer IS NOT NULL";
+
+/// Whether a partition has queued jobs.
+pub(super) const HAS_QUEUED: &str = "SELECT 1 FROM rota_jobs
+     WHERE queue = ?1 AND state = 1 AND partition = ?2 LIMIT 1";
+
+/// Notes a partition as having become ready.
+pub(super) const FRESHEN: &str =
+    "INSERT INTO rota_job_fresh (queue, n, partition) VALUES (?1, ?2, ?3)";
+
+/// The partitions that became ready, latest first.
+pub(super) const FRESH: &str =
+    "SELECT n, partition FROM rota_job_fresh WHERE queue = ?1 ORDER BY n DESC LIMIT ?2";
 
 /// The partition the queue's claims served last.
 pub(super) const CURSOR: &str = "SELECT cursor FROM rota_job_rings WHERE queue = ?1";
@@ -186,6 +213,8 @@ struct Claim<'a> {
     take: CachedStatement<'a>,
     cursor_of: CachedStatement<'a>,
     move_cursor: CachedStatement<'a>,
+    fresh: CachedStatement<'a>,
+    unfresh: CachedStatement<'a>,
 }
 
 impl<'a> Claim<'a> {
@@ -204,6 +233,8 @@ impl<'a> Claim<'a> {
                  RETURNING {JOB_COLS}"
             ))?,
             cursor_of: tx.prepare_cached(CURSOR)?,
+            fresh: tx.prepare_cached(FRESH)?,
+            unfresh: tx.prepare_cached("DELETE FROM rota_job_fresh WHERE queue = ?1 AND n = ?2")?,
             move_cursor: tx.prepare_cached(
                 "INSERT INTO rota_job_rings (queue, cursor) VALUES (?1, ?2)
                  ON CONFLICT (queue) DO UPDATE SET cursor = excluded.cursor",
@@ -211,16 +242,18 @@ impl<'a> Claim<'a> {
         })
     }
 
-    /// Takes up to `max` (> 0) jobs for `consumer`, going round the ring
+    /// Takes up to `max` (> 0) jobs for `consumer`: one from each partition
+    /// that became ready, for up to half of them, then going round the ring
     /// from the cursor, as many times as it takes.
     fn run(&mut self, consumer: &str, max: usize, now: i64) -> Result<Vec<Job>> {
+        let mut jobs = Vec::new();
+        self.serve_fresh(consumer, max - max / 2, now, &mut jobs)?;
         let start: String = self
             .cursor_of
             .query_row([self.queue], |r| r.get(0))
             .optional()?
             .unwrap_or_default();
         let mut cursor = start.clone();
-        let mut jobs = Vec::new();
         // Partitions passed over (all their tenants capped) since the last
         // take: meeting one again means a whole round gave nothing.
         let mut missed: HashSet<String> = HashSet::new();
@@ -234,13 +267,7 @@ impl<'a> Claim<'a> {
             match self.pick(&name, first)? {
                 Some((seq, tenant)) => {
                     missed.clear();
-                    let job = self
-                        .take
-                        .query_row(params![RUNNING, consumer, now, seq], job_from_row)?;
-                    jobs.push(job);
-                    if let Some(n) = self.running.get_mut(&tenant) {
-                        *n += 1;
-                    }
+                    jobs.push(self.take(consumer, now, seq, &tenant)?);
                 }
                 None => {
                     missed.insert(name.clone());
@@ -252,6 +279,54 @@ impl<'a> Claim<'a> {
             self.move_cursor.execute(params![self.queue, cursor])?;
         }
         Ok(jobs)
+    }
+
+    /// Serves the partitions that became ready, latest first, one job each
+    /// (those whose tenants are all capped are left to the ring), while
+    /// fewer than `max` are taken.
+    fn serve_fresh(
+        &mut self,
+        consumer: &str,
+        max: usize,
+        now: i64,
+        jobs: &mut Vec<Job>,
+    ) -> Result<()> {
+        while jobs.len() < max {
+            let want = i64::try_from(max - jobs.len()).unwrap_or(i64::MAX);
+            let fresh: Vec<(i64, String)> = self
+                .fresh
+                .query_map(params![self.queue, want], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            if fresh.is_empty() {
+                return Ok(());
+            }
+            for (n, name) in fresh {
+                self.unfresh.execute(params![self.queue, n])?;
+                // Its first tenant's head; none if it emptied since.
+                let first: Option<(Rank, String)> = self
+                    .next_tenant
+                    .query_row(params![self.queue, name, ""], |r| {
+                        Ok(((r.get(1)?, r.get(2)?, r.get(3)?), r.get(0)?))
+                    })
+                    .optional()?;
+                let Some(first) = first else { continue };
+                if let Some((seq, tenant)) = self.pick(&name, first)? {
+                    jobs.push(self.take(consumer, now, seq, &tenant)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the queued job in row `seq`, of `tenant`, for `consumer`.
+    fn take(&mut self, consumer: &str, now: i64, seq: i64, tenant: &str) -> Result<Job> {
+        let job = self
+            .take
+            .query_row(params![RUNNING, consumer, now, seq], job_from_row)?;
+        if let Some(n) = self.running.get_mut(tenant) {
+            *n += 1;
+        }
+        Ok(job)
     }
 
     /// The first partition with queued jobs after `cursor`, or else the

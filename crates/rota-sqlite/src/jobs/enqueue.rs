@@ -28,9 +28,13 @@ pub(crate) fn enqueue(
                  reply_to, idem_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?;
-        // The queues touched, in order.
+        let mut has_queued = tx.prepare_cached(super::claim::HAS_QUEUED)?;
+        let mut freshen = tx.prepare_cached(super::claim::FRESHEN)?;
+        // The queues touched, in order; the partitions whose readiness was
+        // looked at.
         let mut touched: Vec<&str> = Vec::new();
         let mut seen: HashSet<&str> = HashSet::new();
+        let mut looked: HashSet<(&str, &str)> = HashSet::new();
         let mut out = Vec::with_capacity(jobs.len());
         for new in jobs {
             // A chosen id names one job within its queue.
@@ -64,10 +68,19 @@ pub(crate) fn enqueue(
                     Error::Broker(BrokerError::Invalid(format!("cannot encode headers: {e}")))
                 })?)
             };
+            // A partition with no queued jobs becomes ready with this one:
+            // claims serve it first (see `claim`).
+            let partition = new.partition_key();
+            let fresh = state == QUEUED
+                && looked.insert((&new.queue, partition))
+                && has_queued
+                    .query_row(params![new.queue, partition], |_| Ok(()))
+                    .optional()?
+                    .is_none();
             insert.execute(params![
                 &id_bytes(&id)[..],
                 new.queue,
-                new.partition_key(),
+                partition,
                 new.tenant,
                 new.kind,
                 &new.payload[..],
@@ -83,6 +96,9 @@ pub(crate) fn enqueue(
                 new.reply_to,
                 new.idempotency_key,
             ])?;
+            if fresh {
+                freshen.execute(params![new.queue, tx.last_insert_rowid(), partition])?;
+            }
             if seen.insert(&new.queue) {
                 touched.push(&new.queue);
             }

@@ -94,6 +94,14 @@ async fn per_job_statements_seek_one_index_entry() {
              (queue=? AND tenant=? AND consumer>?)",
         ),
         (
+            super::claim::HAS_QUEUED,
+            "SEARCH rota_jobs USING COVERING INDEX rota_jobs_queued (queue=? AND partition=?)",
+        ),
+        (
+            super::claim::FRESH,
+            "SEARCH rota_job_fresh USING PRIMARY KEY (queue=?)",
+        ),
+        (
             super::claim::CURSOR,
             "SEARCH rota_job_rings USING PRIMARY KEY (queue=?)",
         ),
