@@ -38,6 +38,9 @@ pub struct ReapStats {
     pub requeued: usize,
     /// Work that reached its maximum attempts and was dead-lettered.
     pub dead_lettered: usize,
+    /// Work whose cancellation was asked for while it ran: made final
+    /// (cancelled) rather than run again.
+    pub cancelled: usize,
 }
 
 /// A consumer's leased claim on work. See the module docs.

@@ -105,7 +105,9 @@ CREATE TABLE IF NOT EXISTS rota_jobs (
     reason         TEXT,
     finished_at_ms INTEGER,
     done_seq       INTEGER,
-    dead_seq       INTEGER
+    dead_seq       INTEGER,
+    -- 1 once its cancellation was asked for while it ran.
+    cancel_req     INTEGER NOT NULL DEFAULT 0
 );
 -- A job id is unique within its queue (lookups name the queue).
 DROP INDEX IF EXISTS rota_jobs_id;
@@ -173,4 +175,5 @@ pub(crate) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
         "max_attempts",
         "INTEGER NOT NULL DEFAULT 25",
     ),
+    ("rota_jobs", "cancel_req", "INTEGER NOT NULL DEFAULT 0"),
 ];

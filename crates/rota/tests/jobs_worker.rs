@@ -477,3 +477,53 @@ async fn a_kind_without_its_own_maximum_retries_as_the_queue_policy_says() {
     );
     worker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_stops_its_handler_within_a_renewal() {
+    let store = MemoryBroker::new();
+    let jobs = Jobs::new(store.clone());
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let started_tx = Arc::new(std::sync::Mutex::new(Some(started_tx)));
+    let saw_cancel = Arc::new(AtomicBool::new(false));
+    let saw = Arc::clone(&saw_cancel);
+    // A lease of 300 ms: renewals, and so the asks for cancellations, every
+    // 100 ms.
+    let worker = Worker::new(store.clone())
+        .queue("work", fast_queue().lease(Duration::from_millis(300)))
+        .handle("stubborn", move |ctx: JobContext, _t: Task| {
+            // Work outside the handler's future watches the token.
+            let (token, saw) = (ctx.cancellation().clone(), Arc::clone(&saw));
+            tokio::spawn(async move {
+                token.cancelled().await;
+                saw.store(true, Ordering::SeqCst);
+            });
+            if let Some(tx) = started_tx.lock().unwrap().take() {
+                let _ = tx.send(ctx.id());
+            }
+            std::future::pending::<Result<(), JobError>>()
+        })
+        .spawn();
+    let waiting = {
+        let jobs = jobs.clone();
+        tokio::spawn(async move { jobs.run(job("stubborn", 1), WAIT).await })
+    };
+    let id = started.await.unwrap();
+    assert_eq!(
+        jobs.cancel("work", id).await.unwrap(),
+        rota::jobs::CancelOutcome::Requested
+    );
+    let outcome = waiting.await.unwrap().unwrap();
+    assert_eq!(outcome.state, JobState::Cancelled);
+    assert_eq!(outcome.attempts, 1);
+    let record = jobs.job("work", id).await.unwrap().unwrap();
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(record.attempts[0].outcome, AttemptOutcome::Cancelled);
+    tokio::time::timeout(WAIT, async {
+        while !saw_cancel.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the handler's cancellation token fired");
+    worker.shutdown().await.unwrap();
+}

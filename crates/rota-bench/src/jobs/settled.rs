@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rota_core::jobs::{
-    Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob,
-    QueueCounts, QueuePolicy, Settle,
+    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore,
+    NewJob, QueueCounts, QueuePolicy, Settle,
 };
 use rota_core::{BrokerError, Inbox, Inboxes, Leased, ReapStats};
 
@@ -154,8 +154,11 @@ impl<S: JobStore + Clone> JobStore for Counted<S> {
     async fn purge_dead_jobs(&self, queue: &str) -> Result<usize, BrokerError> {
         self.inner.purge_dead_jobs(queue).await
     }
-    async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
+    async fn cancel(&self, queue: &str, id: JobId) -> Result<CancelOutcome, BrokerError> {
         self.inner.cancel(queue, id).await
+    }
+    async fn cancel_requests(&self, queue: &str, holder: &str) -> Result<Vec<JobId>, BrokerError> {
+        self.inner.cancel_requests(queue, holder).await
     }
     async fn set_policy(&self, queue: &str, policy: QueuePolicy) -> Result<(), BrokerError> {
         self.inner.set_policy(queue, policy).await

@@ -2,8 +2,9 @@
 
 use super::*;
 
-/// Scheduled and queued jobs can be cancelled (they become final, never
-/// run); running and finished ones cannot.
+/// Scheduled and queued jobs are cancelled at once (they become final,
+/// never run); a running one is asked to stop; a finished one is left as
+/// it is.
 pub async fn cancel_only_before_start(store: &dyn JobBackend) {
     let q = queue("cancel");
     let later = now_ms() + 60_000;
@@ -12,10 +13,11 @@ pub async fn cancel_only_before_start(store: &dyn JobBackend) {
         .await
         .unwrap();
     let (queued, scheduled, other) = (enq[0].id, enq[1].id, enq[2].id);
-    assert!(store.cancel(&q, queued).await.unwrap());
-    assert!(store.cancel(&q, scheduled).await.unwrap());
-    assert!(!store.cancel(&q, queued).await.unwrap(), "cancelled twice");
-    assert!(!store.cancel(&q, JobId::new()).await.unwrap());
+    let cancel = async |id| store.cancel(&q, id).await.unwrap();
+    assert_eq!(cancel(queued).await, CancelOutcome::Cancelled);
+    assert_eq!(cancel(scheduled).await, CancelOutcome::Cancelled);
+    assert_eq!(cancel(queued).await, CancelOutcome::Unchanged, "twice");
+    assert_eq!(cancel(JobId::new()).await, CancelOutcome::Unchanged);
     let record = store.job(&q, scheduled).await.unwrap().unwrap();
     assert_eq!(record.state, JobState::Cancelled);
     assert!(record.finished_at_ms.is_some());
@@ -24,17 +26,96 @@ pub async fn cancel_only_before_start(store: &dyn JobBackend) {
     let got = c.claim(10, FOUND).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, other);
-    assert!(
-        !store.cancel(&q, other).await.unwrap(),
-        "cancelled a running job"
-    );
+    assert_eq!(cancel(other).await, CancelOutcome::Requested);
+    // Finished first: its outcome stands, and the request is forgotten.
     c.settle(vec![succeeded(&got[0], &*c)]).await.unwrap();
-    assert!(
-        !store.cancel(&q, other).await.unwrap(),
-        "cancelled a finished job"
-    );
+    assert_eq!(cancel(other).await, CancelOutcome::Unchanged, "finished");
+    assert!(store.cancel_requests(&q, c.id()).await.unwrap().is_empty());
     let counts = store.counts(&q).await.unwrap();
     assert_eq!((counts.total.cancelled, counts.total.succeeded), (2, 1));
+}
+
+/// A running job whose cancellation is asked for: its holder learns it
+/// from `cancel_requests` (another consumer does not) and settles it
+/// cancelled; if the holder gives it back or dies instead, the store makes
+/// it cancelled rather than running it again, and replies its outcome.
+pub async fn a_running_job_is_cancelled_through_its_holder(store: &dyn JobBackend) {
+    let q = queue("cancel-running");
+    let mut inbox = store.open_inbox().await.unwrap();
+    let ids: Vec<JobId> = store
+        .enqueue(
+            (0..3)
+                .map(|_| job(&q, "a").reply_to(inbox.address()))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let holder = store.job_consumer(&q, short()).await.unwrap();
+    let other = store.job_consumer(&q, short()).await.unwrap();
+    let got = holder.claim(3, FOUND).await.unwrap();
+    assert_eq!(got.len(), 3);
+    for id in &ids {
+        assert_eq!(
+            store.cancel(&q, *id).await.unwrap(),
+            CancelOutcome::Requested
+        );
+    }
+    assert_eq!(
+        store.cancel(&q, ids[0]).await.unwrap(),
+        CancelOutcome::Requested,
+        "asking again"
+    );
+    let mut asked = store.cancel_requests(&q, holder.id()).await.unwrap();
+    asked.sort_unstable();
+    let mut want = ids.clone();
+    want.sort_unstable();
+    assert_eq!(asked, want);
+    assert!(
+        store
+            .cancel_requests(&q, other.id())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The holder stops the first and settles it cancelled.
+    let first = got.iter().find(|j| j.id == ids[0]).unwrap();
+    let stopped = Settle::new(
+        first.id,
+        attempt(first, &*holder, AttemptOutcome::Cancelled),
+        Next::Finish(JobState::Cancelled),
+    );
+    holder.settle(vec![stopped]).await.unwrap();
+    // It gives the second back: it ends there, cancelled.
+    holder.release(vec![ids[1]], true).await.unwrap();
+    assert_eq!(
+        store.cancel_requests(&q, holder.id()).await.unwrap(),
+        vec![ids[2]]
+    );
+    // It dies holding the third: the reap cancels it.
+    lapse().await;
+    let reaper = store.job_consumer(&q, short()).await.unwrap();
+    assert_eq!(reaper.reap().await.unwrap().cancelled, 1);
+    for id in &ids {
+        let record = store.job(&q, *id).await.unwrap().unwrap();
+        assert_eq!(record.state, JobState::Cancelled, "job {id}");
+    }
+    assert!(
+        reaper.claim(10, Duration::ZERO).await.unwrap().is_empty(),
+        "a cancelled job ran again"
+    );
+    // Each outcome was replied (the first by the holder's settle, which
+    // carried no reply here; the others by the store).
+    let mut replied = 0;
+    while replied < 2 {
+        let got = inbox.recv(10, FOUND).await.unwrap();
+        assert!(!got.is_empty(), "an outcome was not replied");
+        replied += got.len();
+    }
+    assert_eq!(store.counts(&q).await.unwrap().total.cancelled, 3);
 }
 
 /// Only `max_finished` finished records are kept per queue, the oldest
@@ -223,7 +304,10 @@ pub async fn counts_see_capped_grouped_and_cancelled_jobs(store: &dyn JobStore) 
     batch.push(job(&q, "t1").partition("g"));
     batch.push(job(&q, "t2").partition("g").priority(3));
     let enq = store.enqueue(batch).await.unwrap();
-    assert!(store.cancel(&q, enq[3].id).await.unwrap());
+    assert_eq!(
+        store.cancel(&q, enq[3].id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
     let c = store.job_consumer(&q, opts().tenant_cap(1)).await.unwrap();
     let got = c.claim(10, FOUND).await.unwrap();
     let mut tenants: Vec<&str> = got.iter().map(|j| j.tenant.as_str()).collect();

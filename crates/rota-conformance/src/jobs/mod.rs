@@ -31,8 +31,8 @@ use bytes::Bytes;
 use rota_core::clock::Clock;
 pub use rota_core::clock::ManualClock;
 use rota_core::jobs::{
-    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, JobStore,
-    NewJob, Next, QueuePolicy, Retention, Settle,
+    Attempt, AttemptOutcome, CancelOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState,
+    JobStore, NewJob, Next, QueuePolicy, Retention, Settle,
 };
 use rota_core::{BrokerError, CorrelationId};
 
@@ -163,7 +163,7 @@ macro_rules! jobs_tests {
             lost_lease_is_redelivered,
             stale_settle_is_refused, a_later_epoch_fences_the_earlier, renewal_keeps_the_lease,
             release_and_close_give_back_at_once, cancel_only_before_start, retention_by_count,
-            policy_is_kept_with_the_queue,
+            policy_is_kept_with_the_queue, a_running_job_is_cancelled_through_its_holder,
             counts_per_state_and_partition, requeue_and_purge_dead, bad_input_is_refused,
             a_chosen_id_is_unique_within_its_queue, finishing_in_a_state_that_is_not_final_is_refused,
             claims_take_turns_over_many_partitions, a_reply_to_that_is_no_inbox_is_refused,

@@ -95,7 +95,10 @@ pub async fn store_decided_outcomes_are_replied(store: &dyn JobBackend) {
         .at(rota_core::time::now_ms() + 60_000)
         .reply_to(inbox.address());
     let later = store.enqueue(vec![later]).await.unwrap()[0].id;
-    assert!(store.cancel(&q, later).await.unwrap());
+    assert_eq!(
+        store.cancel(&q, later).await.unwrap(),
+        rota_core::jobs::CancelOutcome::Cancelled
+    );
 
     let mut outcomes = Vec::new();
     while outcomes.len() < 2 {

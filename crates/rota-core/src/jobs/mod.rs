@@ -20,5 +20,7 @@ pub use counts::{QueueCounts, StateCounts};
 pub use model::{
     Attempt, AttemptOutcome, Enqueued, Job, JobId, JobOutcome, JobRecord, JobState, NewJob,
 };
-pub use store::{JobConsumer, JobConsumerOptions, JobStore, Next, QueuePolicy, Retention, Settle};
+pub use store::{
+    CancelOutcome, JobConsumer, JobConsumerOptions, JobStore, Next, QueuePolicy, Retention, Settle,
+};
 pub use validate::{validate_batch, validate_job, validate_queue, validate_reply_to};

@@ -33,6 +33,13 @@
 //!   `Lost` attempt and is queued again with attempt + 1, or dead-lettered
 //!   once its attempts reach its maximum (the job's own, else its queue's
 //!   [`QueuePolicy::max_attempts`]).
+//! * **Cancel** ([`JobStore::cancel`]) makes a scheduled or queued job
+//!   final at once (`Cancelled`, never run). A running one is marked: its
+//!   holder learns it from [`JobStore::cancel_requests`] (a worker asks at
+//!   every lease renewal), stops its handler and settles it `Cancelled`; if
+//!   the holder dies or gives the job back instead, the reap or the release
+//!   makes it `Cancelled` rather than queueing it again. A job that
+//!   finishes before its worker learns of the request keeps its outcome.
 //! * **Outcomes the store decides** — a reap that dead-letters a job, a
 //!   [`JobStore::cancel`] — are sent to the job's `reply_to` by the store
 //!   ([`JobRecord::outcome_reply`](super::JobRecord::outcome_reply)), so
@@ -56,6 +63,20 @@ use super::model::{Attempt, Enqueued, Job, JobId, JobRecord, JobState, NewJob};
 use crate::clock::SharedClock;
 use crate::error::BrokerError;
 use crate::lease::Leased;
+
+/// What [`JobStore::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelOutcome {
+    /// The job had not started (scheduled or queued): it is `Cancelled`
+    /// and will never run.
+    Cancelled,
+    /// The job is running: its worker is asked to stop it, and it ends
+    /// `Cancelled` (unless it finishes first). Asking again changes nothing.
+    Requested,
+    /// The job is final already, or not retained: nothing changed.
+    Unchanged,
+}
 
 /// What happens to a job after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,9 +284,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// The policy of `queue`: the one last set, else the default.
     async fn policy(&self, queue: &str) -> Result<QueuePolicy, BrokerError>;
 
-    /// Cancels job `id` of `queue` if it has not started (scheduled or
-    /// queued). Returns whether it was cancelled.
-    async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError>;
+    /// Cancels job `id` of `queue`: at once if it has not started, else by
+    /// asking its worker to stop it (see the module docs).
+    async fn cancel(&self, queue: &str, id: JobId) -> Result<CancelOutcome, BrokerError>;
+
+    /// The jobs of `queue` held by the consumer whose [`Leased::id`] is
+    /// `holder` and whose cancellation was asked for, until they settle.
+    async fn cancel_requests(&self, queue: &str, holder: &str) -> Result<Vec<JobId>, BrokerError>;
 
     /// The clock the store keeps due times by; workers time attempts and
     /// retries by it too. The system clock unless the store was given

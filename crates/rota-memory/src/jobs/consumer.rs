@@ -207,10 +207,16 @@ impl Leased for MemoryJobConsumer {
                     finished_at_ms: now.max(started),
                     outcome: AttemptOutcome::Cancelled,
                 });
-                entry.record.job.attempt = n + 1;
+                if !entry.cancel_requested {
+                    entry.record.job.attempt = n + 1;
+                }
             }
-            q.push_queued(id);
+            // Given back after its cancellation was asked for: it ends here.
+            if !q.cancel_instead(id, now) {
+                q.push_queued(id);
+            }
         }
+        deliver_outbox(&mut state);
         drop(state);
         self.wake.notify_waiters();
         Ok(())
@@ -243,11 +249,15 @@ impl Leased for MemoryJobConsumer {
         {
             let mut held: Vec<JobId> = holder.held.into_keys().collect();
             held.sort_unstable();
+            let now = self.broker.now_ms();
             for id in held {
                 q.stop_running(id);
-                q.push_queued(id);
+                if !q.cancel_instead(id, now) {
+                    q.push_queued(id);
+                }
             }
         }
+        deliver_outbox(&mut state);
         drop(state);
         self.wake.notify_waiters();
         Ok(())

@@ -39,8 +39,8 @@ use rota_core::clock::SharedClock;
 use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
-    Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState, JobStore, NewJob,
-    QueueCounts, QueuePolicy, validate_batch, validate_reply_to,
+    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState,
+    JobStore, NewJob, QueueCounts, QueuePolicy, validate_batch, validate_reply_to,
 };
 use rota_core::{BrokerError, Inboxes};
 use tokio::sync::Notify;
@@ -122,6 +122,7 @@ impl JobStore for MemoryBroker {
                     seq,
                     dead_seq: 0,
                     idempotency_key: new.idempotency_key,
+                    cancel_requested: false,
                 },
             );
             q.push_waiting(id, now);
@@ -297,15 +298,15 @@ impl JobStore for MemoryBroker {
             .unwrap_or_default())
     }
 
-    async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
+    async fn cancel(&self, queue: &str, id: JobId) -> Result<CancelOutcome, BrokerError> {
         validate_queue(queue)?;
         let now = self.now_ms();
         let mut state = self.lock();
         let Some(q) = state.jobs.queues.get_mut(queue) else {
-            return Ok(false);
+            return Ok(CancelOutcome::Unchanged);
         };
-        let Some(entry) = q.records.get(&id) else {
-            return Ok(false);
+        let Some(entry) = q.records.get_mut(&id) else {
+            return Ok(CancelOutcome::Unchanged);
         };
         match entry.record.state {
             JobState::Scheduled => {
@@ -313,7 +314,11 @@ impl JobStore for MemoryBroker {
                 q.scheduled.remove(&key);
             }
             JobState::Queued => q.remove_queued(id),
-            _ => return Ok(false),
+            JobState::Running => {
+                entry.cancel_requested = true;
+                return Ok(CancelOutcome::Requested);
+            }
+            _ => return Ok(CancelOutcome::Unchanged),
         }
         q.finish(
             id,
@@ -327,7 +332,26 @@ impl JobStore for MemoryBroker {
         let retention = q.policy.retention;
         q.enforce(retention, now);
         deliver_outbox(&mut state);
-        Ok(true)
+        Ok(CancelOutcome::Cancelled)
+    }
+
+    async fn cancel_requests(&self, queue: &str, holder: &str) -> Result<Vec<JobId>, BrokerError> {
+        validate_queue(queue)?;
+        let state = self.lock();
+        let Some(q) = state.jobs.queues.get(queue) else {
+            return Ok(Vec::new());
+        };
+        let Some(h) = q.holders.get(holder) else {
+            return Ok(Vec::new());
+        };
+        let mut ids: Vec<JobId> = h
+            .held
+            .keys()
+            .filter(|id| q.records.get(id).is_some_and(|e| e.cancel_requested))
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 }
 

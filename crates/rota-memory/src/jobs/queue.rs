@@ -122,7 +122,12 @@ pub(super) struct Entry {
     /// The key in `dead`, while dead.
     pub(super) dead_seq: u64,
     pub(super) idempotency_key: Option<String>,
+    /// Its cancellation was asked for while it ran.
+    pub(super) cancel_requested: bool,
 }
+
+/// Why a job asked to stop while it ran ended as it did.
+pub(super) const CANCELLED_WHILE_RUNNING: &str = "cancelled while it ran";
 
 pub(super) struct Holder {
     pub(super) epoch: u64,
@@ -297,6 +302,7 @@ impl JobQueue {
     /// Makes a job final in `state` (succeeded, failed or cancelled).
     pub(super) fn finish(&mut self, id: JobId, state: JobState, reason: Option<String>, now: u64) {
         if let Some(entry) = self.records.get_mut(&id) {
+            entry.cancel_requested = false;
             entry.record.state = state;
             entry.record.reason = reason;
             entry.record.finished_at_ms = Some(now);
@@ -357,9 +363,29 @@ impl JobQueue {
                 let s = self.hand_back(&worker, holder, default_max, seq, now);
                 stats.requeued += s.requeued;
                 stats.dead_lettered += s.dead_lettered;
+                stats.cancelled += s.cancelled;
             }
         }
         stats
+    }
+
+    /// Makes held job `id`, whose cancellation was asked for, final as
+    /// cancelled (its outcome replied) instead of giving it back; returns
+    /// whether it was asked for.
+    pub(super) fn cancel_instead(&mut self, id: JobId, now: u64) -> bool {
+        if !self.records.get(&id).is_some_and(|e| e.cancel_requested) {
+            return false;
+        }
+        self.finish(
+            id,
+            JobState::Cancelled,
+            Some(CANCELLED_WHILE_RUNNING.into()),
+            now,
+        );
+        if let Some(reply) = self.records.get(&id).and_then(|e| e.record.outcome_reply()) {
+            self.outbox.push(reply);
+        }
+        true
     }
 
     /// Hands back what `holder` (the lease `worker`) held, each job with a
@@ -390,7 +416,9 @@ impl JobQueue {
                     outcome: AttemptOutcome::Lost,
                 });
                 let max = entry.record.job.max_attempts.unwrap_or(default_max);
-                if n >= max {
+                if self.cancel_instead(id, now) {
+                    stats.cancelled += 1;
+                } else if n >= max {
                     *seq += 1;
                     let reason = format!(
                         "lost {n} of {max} attempts: the lease of worker {worker} lapsed \
@@ -404,7 +432,9 @@ impl JobQueue {
                     }
                     stats.dead_lettered += 1;
                 } else {
-                    entry.record.job.attempt = n + 1;
+                    if let Some(entry) = self.records.get_mut(&id) {
+                        entry.record.job.attempt = n + 1;
+                    }
                     self.push_queued(id);
                     stats.requeued += 1;
                 }

@@ -260,11 +260,22 @@ impl RedisJobConsumer {
             self.forget(id);
             invocation.key(self.keys.job(id)).arg(id.to_string());
         }
-        let n: i64 = invocation
+        let (n, cancelled): (i64, Vec<String>) = invocation
             .invoke(&mut self.broker.conn())
             .await
             .map_err(map)?;
-        fenced(n).map(|_| ())
+        fenced(n)?;
+        self.reply_cancelled(&cancelled).await
+    }
+
+    /// Replies the outcomes of jobs the store made cancelled (their
+    /// cancellation was asked for while they ran).
+    async fn reply_cancelled(&self, ids: &[String]) -> Result<(), BrokerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<JobId> = ids.iter().filter_map(|d| JobId::parse(d).ok()).collect();
+        self.broker.reply_outcomes(&self.queue, &ids).await
     }
 }
 
@@ -346,7 +357,7 @@ impl Leased for RedisJobConsumer {
     async fn reap(&self) -> Result<ReapStats, BrokerError> {
         let mut stats = ReapStats::default();
         loop {
-            let (requeued, dead, more): (usize, Vec<String>, u8) = self
+            let (requeued, dead, more, cancelled): (usize, Vec<String>, u8, Vec<String>) = self
                 .keys
                 .call("reap")
                 .arg(self.now_ms())
@@ -356,8 +367,10 @@ impl Leased for RedisJobConsumer {
                 .map_err(map)?;
             let dead: Vec<JobId> = dead.iter().filter_map(|d| JobId::parse(d).ok()).collect();
             self.broker.reply_outcomes(&self.queue, &dead).await?;
+            self.reply_cancelled(&cancelled).await?;
             stats.requeued += requeued;
             stats.dead_lettered += dead.len();
+            stats.cancelled += cancelled.len();
             if more == 0 {
                 return Ok(stats);
             }
@@ -371,13 +384,14 @@ impl Leased for RedisJobConsumer {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         loop {
-            let left: i64 = self
+            let (left, cancelled): (i64, Vec<String>) = self
                 .call("release")
                 .arg(self.now_ms())
                 .arg("close")
                 .invoke(&mut self.broker.conn())
                 .await
                 .map_err(map)?;
+            self.reply_cancelled(&cancelled).await?;
             if left <= 0 {
                 return Ok(());
             }

@@ -69,6 +69,11 @@ impl QueueKeys {
         format!("{}lease:{consumer}", self.base)
     }
 
+    /// The held jobs of `consumer` whose cancellation was asked for.
+    pub(crate) fn cancels(&self, consumer: &str) -> String {
+        format!("{}cancels:{consumer}", self.base)
+    }
+
     pub(crate) fn handoff(&self, consumer: &str) -> String {
         format!("{}handoff:{consumer}", self.base)
     }

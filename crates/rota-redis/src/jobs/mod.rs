@@ -51,8 +51,8 @@ use async_trait::async_trait;
 use rota_core::clock::SharedClock;
 use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
-    Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob,
-    QueueCounts, QueuePolicy, validate_batch, validate_queue, validate_reply_to,
+    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore,
+    NewJob, QueueCounts, QueuePolicy, validate_batch, validate_queue, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
 use rota_core::{BrokerError, Inboxes, Leased};
@@ -423,11 +423,65 @@ impl JobStore for RedisBroker {
         Ok(policy.retention(retention))
     }
 
-    async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
-        let n = self.admin(queue, "cancel", id).await?;
-        if n == 1 {
-            self.reply_outcomes(queue, &[id]).await?;
+    async fn cancel(&self, queue: &str, id: JobId) -> Result<CancelOutcome, BrokerError> {
+        Ok(match self.admin(queue, "cancel", id).await? {
+            1 => {
+                self.reply_outcomes(queue, &[id]).await?;
+                CancelOutcome::Cancelled
+            }
+            2 => CancelOutcome::Requested,
+            _ => CancelOutcome::Unchanged,
+        })
+    }
+
+    async fn cancel_requests(&self, queue: &str, holder: &str) -> Result<Vec<JobId>, BrokerError> {
+        let keys = self.queue_keys(queue)?;
+        let mut conn = self.conn();
+        // The grants of the lease named `holder`: `<name>#<epoch>` for a
+        // stable name, the name itself for a fresh one.
+        let consumers: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys.key("consumers"))
+            .query_async(&mut conn)
+            .await
+            .map_err(map)?;
+        let stable = format!("{holder}#");
+        let mut out = Vec::new();
+        for c in consumers
+            .iter()
+            .filter(|c| *c == holder || c.starts_with(&stable))
+        {
+            let asked: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(keys.cancels(c))
+                .query_async(&mut conn)
+                .await
+                .map_err(map)?;
+            if asked.is_empty() {
+                continue;
+            }
+            let held: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(keys.held(c))
+                .arg(&asked)
+                .query_async(&mut conn)
+                .await
+                .map_err(map)?;
+            let (live, gone): (Vec<_>, Vec<_>) =
+                asked.into_iter().zip(held).partition(|(_, h)| h.is_some());
+            if !gone.is_empty() {
+                // Settled since: forgotten here.
+                let gone: Vec<String> = gone.into_iter().map(|(id, _)| id).collect();
+                redis::cmd("SREM")
+                    .arg(keys.cancels(c))
+                    .arg(gone)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(map)?;
+            }
+            out.extend(
+                live.into_iter()
+                    .filter_map(|(id, _)| JobId::parse(&id).ok()),
+            );
         }
-        Ok(n == 1)
+        out.sort_unstable();
+        Ok(out)
     }
 }

@@ -281,5 +281,6 @@ pub(crate) async fn reap(
     Ok(ReapStats {
         requeued,
         dead_lettered,
+        ..ReapStats::default()
     })
 }

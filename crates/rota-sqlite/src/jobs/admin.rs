@@ -1,14 +1,15 @@
 //! Looking jobs up and managing them from outside a worker: records,
 //! counts, the dead-letter set, cancellation, the queue's policy.
 
-use rota_core::jobs::{JobId, JobRecord, JobState, QueueCounts, QueuePolicy};
+use rota_core::jobs::{CancelOutcome, JobId, JobRecord, JobState, QueueCounts, QueuePolicy};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::books::QueueRow;
 use super::rows::{
-    CANCELLED, DEAD, Outbox, QUEUED, RECORD_COLS, RUNNING, SCHEDULED, id_bytes, record_from_row,
-    state_of, uint,
+    CANCELLED, DEAD, Outbox, QUEUED, RECORD_COLS, RUNNING, SCHEDULED, id_bytes, job_id,
+    record_from_row, state_of, uint,
 };
+use crate::lease::Lease;
 use crate::tx::{Result, now, write};
 
 /// The record of job `id` of `queue`, while retained.
@@ -134,27 +135,53 @@ pub(crate) fn purge_dead_jobs(conn: &mut Connection, queue: &str) -> Result<usiz
     })
 }
 
-/// Cancels job `id` if it has not started (scheduled or queued), replying
-/// its outcome; then applies the queue's retention. Returns whether it was
-/// cancelled, and the inboxes written to.
+/// The running jobs of `queue` held by `consumer` (a lease's name, or the
+/// key of an unnamed one) whose cancellation was asked for.
+pub(crate) fn cancel_requests(
+    conn: &mut Connection,
+    queue: &str,
+    consumer: &str,
+) -> Result<Vec<JobId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM rota_jobs INDEXED BY rota_jobs_running
+         WHERE queue = ?1 AND consumer IN (?2, ?3) AND cancel_req = 1 ORDER BY id",
+    )?;
+    let named = Lease::key(queue, Some(consumer));
+    let ids = stmt
+        .query_map(params![queue, named, consumer], |r| job_id(r, 0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+/// Cancels job `id`: if it has not started (scheduled or queued), at once,
+/// replying its outcome and applying the queue's retention; if it runs, by
+/// marking it for its worker. Returns what it did and the inboxes written
+/// to.
 pub(crate) fn cancel(
     conn: &mut Connection,
     queue: &str,
     id: JobId,
     reply_ttl: std::time::Duration,
-) -> Result<(bool, Vec<String>)> {
+) -> Result<(CancelOutcome, Vec<String>)> {
     write(conn, |tx| {
-        let found: Option<i64> = tx
+        let found: Option<(i64, i64)> = tx
             .prepare_cached(
-                "SELECT seq FROM rota_jobs WHERE queue = ?1 AND id = ?2 AND state IN (?3, ?4)",
+                "SELECT seq, state FROM rota_jobs
+                 WHERE queue = ?1 AND id = ?2 AND state IN (?3, ?4, ?5)",
             )?
-            .query_row(params![queue, &id_bytes(&id)[..], SCHEDULED, QUEUED], |r| {
-                r.get(0)
-            })
+            .query_row(
+                params![queue, &id_bytes(&id)[..], SCHEDULED, QUEUED, RUNNING],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
-        let Some(seq) = found else {
-            return Ok((false, Vec::new()));
+        let Some((seq, state)) = found else {
+            return Ok((CancelOutcome::Unchanged, Vec::new()));
         };
+        if state == RUNNING {
+            tx.prepare_cached("UPDATE rota_jobs SET cancel_req = 1 WHERE seq = ?1")?
+                .execute([seq])?;
+            return Ok((CancelOutcome::Requested, Vec::new()));
+        }
         let now = now();
         let mut q = QueueRow::load(tx, queue)?;
         let done_seq = q.tick();
@@ -168,6 +195,6 @@ pub(crate) fn cancel(
         outbox.outcome(tx, seq)?;
         q.enforce(tx, now)?;
         q.save(tx)?;
-        Ok((true, outbox.woken))
+        Ok((CancelOutcome::Cancelled, outbox.woken))
     })
 }

@@ -35,8 +35,8 @@ use rota_core::clock::SharedClock;
 use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
-    Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob, Next,
-    QueueCounts, QueuePolicy, Settle, validate_batch, validate_reply_to,
+    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore,
+    NewJob, Next, QueueCounts, QueuePolicy, Settle, validate_batch, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
 use rota_core::{Inboxes, Leased, ReapStats};
@@ -153,12 +153,18 @@ impl JobStore for SqliteBroker {
         self.with(move |c| admin::policy(c, &q)).await
     }
 
-    async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
+    async fn cancel(&self, queue: &str, id: JobId) -> Result<CancelOutcome, BrokerError> {
         validate_queue(queue)?;
         let (q, ttl) = (queue.to_owned(), self.options().reply_ttl);
-        let (cancelled, inboxes) = self.with(move |c| admin::cancel(c, &q, id, ttl)).await?;
+        let (outcome, inboxes) = self.with(move |c| admin::cancel(c, &q, id, ttl)).await?;
         self.wake_inboxes(&inboxes);
-        Ok(cancelled)
+        Ok(outcome)
+    }
+
+    async fn cancel_requests(&self, queue: &str, holder: &str) -> Result<Vec<JobId>, BrokerError> {
+        validate_queue(queue)?;
+        let (q, h) = (queue.to_owned(), holder.to_owned());
+        self.with(move |c| admin::cancel_requests(c, &q, &h)).await
     }
 }
 
@@ -267,9 +273,12 @@ impl Leased for SqliteJobConsumer {
 
     async fn release(&self, ids: Vec<JobId>, attempted: bool) -> Result<(), BrokerError> {
         let (q, c) = (self.queue.clone(), Arc::clone(&self.lease));
-        self.broker
-            .with(move |conn| settle::release(conn, &q, &c, &ids, attempted))
+        let ttl = self.broker.options().reply_ttl;
+        let inboxes = self
+            .broker
+            .with(move |conn| settle::release(conn, &q, &c, &ids, attempted, ttl))
             .await?;
+        self.broker.wake_inboxes(&inboxes);
         self.broker.wake(&queue_key(&self.queue));
         Ok(())
     }
@@ -289,9 +298,12 @@ impl Leased for SqliteJobConsumer {
 
     async fn close(&self) -> Result<(), BrokerError> {
         let (q, c) = (self.queue.clone(), Arc::clone(&self.lease));
-        self.broker
-            .with(move |conn| settle::close(conn, &q, &c))
+        let ttl = self.broker.options().reply_ttl;
+        let inboxes = self
+            .broker
+            .with(move |conn| settle::close(conn, &q, &c, ttl))
             .await?;
+        self.broker.wake_inboxes(&inboxes);
         self.broker.wake(&queue_key(&self.queue));
         Ok(())
     }

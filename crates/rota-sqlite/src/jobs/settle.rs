@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::books::QueueRow;
 use super::rows::{
-    APPEND_ATTEMPT, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, id_bytes, int, state_code, uint,
+    APPEND_ATTEMPT, CANCELLED, DEAD, Outbox, QUEUED, SCHEDULED, attempt_json, id_bytes, int,
+    state_code, uint,
 };
 use crate::lease::Lease;
 use crate::tx::{Result, now, write};
@@ -17,12 +18,14 @@ struct Held {
     seq: i64,
     attempt: i64,
     claimed_at: i64,
+    /// Its cancellation was asked for while it ran.
+    cancel_req: bool,
 }
 
 /// The columns [`held`] reads (a macro, to build statements at compile time).
 macro_rules! held_cols {
     () => {
-        "seq, attempt, coalesce(claimed_at_ms, 0)"
+        "seq, attempt, coalesce(claimed_at_ms, 0), cancel_req"
     };
 }
 
@@ -31,7 +34,39 @@ fn held(row: &rusqlite::Row<'_>) -> rusqlite::Result<Held> {
         seq: row.get(0)?,
         attempt: row.get(1)?,
         claimed_at: row.get(2)?,
+        cancel_req: row.get::<_, i64>(3)? != 0,
     })
+}
+
+/// Why a job asked to stop while it ran ended as it did.
+const CANCELLED_WHILE_RUNNING: &str = "cancelled while it ran";
+
+/// Makes the held job in row `seq`, whose cancellation was asked for,
+/// final as cancelled (with `attempt`, if it ran, in its history) instead
+/// of giving it back, and owes its outcome reply.
+fn cancel_held(
+    tx: &Transaction<'_>,
+    books: Books<'_>,
+    seq: i64,
+    attempt: Option<&str>,
+) -> Result<()> {
+    let done_seq = books.q.tick();
+    let sql = format!(
+        "UPDATE rota_jobs SET state = ?2, consumer = NULL, claimed_at_ms = NULL,
+             attempts = CASE WHEN ?1 IS NULL THEN attempts ELSE ({}) END,
+             reason = ?3, finished_at_ms = ?4, done_seq = ?5, cancel_req = 0 WHERE seq = ?6",
+        APPEND_ATTEMPT.trim_start_matches("attempts = ")
+    );
+    tx.prepare_cached(&sql)?.execute(params![
+        attempt,
+        CANCELLED,
+        CANCELLED_WHILE_RUNNING,
+        now(),
+        done_seq,
+        seq
+    ])?;
+    books.q.add_finished(1);
+    books.outbox.outcome(tx, seq)
 }
 
 /// The statement of [`held_by`].
@@ -199,18 +234,23 @@ fn ended(job: &Held, worker: &str, now: i64, outcome: AttemptOutcome) -> Result<
 }
 
 /// Gives `ids` held by `consumer` back to the queue; with `attempted`, the
-/// attempt counts (a `Cancelled` one in the history).
+/// attempt counts (a `Cancelled` one in the history). A job whose
+/// cancellation was asked for ends there instead, cancelled. Returns the
+/// inboxes written to.
 pub(crate) fn release(
     conn: &mut Connection,
     queue: &str,
     lease: &Lease,
     ids: &[rota_core::jobs::JobId],
     attempted: bool,
-) -> Result<()> {
+    reply_ttl: std::time::Duration,
+) -> Result<Vec<String>> {
     let consumer = lease.key.as_str();
     write(conn, |tx| {
         lease.check(tx)?;
         let now = now();
+        let mut q = QueueRow::load(tx, queue)?;
+        let mut outbox = Outbox::new(reply_ttl);
         for id in ids {
             let Some(job) = held_by(tx, queue, id, consumer)? else {
                 continue;
@@ -220,9 +260,18 @@ pub(crate) fn release(
             } else {
                 None
             };
-            requeue(tx, job.seq, attempt.as_deref())?;
+            if job.cancel_req {
+                let books = Books {
+                    q: &mut q,
+                    outbox: &mut outbox,
+                };
+                cancel_held(tx, books, job.seq, attempt.as_deref())?;
+            } else {
+                requeue(tx, job.seq, attempt.as_deref())?;
+            }
         }
-        Ok(())
+        q.save(tx)?;
+        Ok(outbox.woken)
     })
 }
 
@@ -238,7 +287,7 @@ fn held_jobs(tx: &Transaction<'_>, queue: &str, consumer: &str) -> Result<Vec<(H
     let mut stmt = tx.prepare_cached(SQL)?;
     let rows = stmt
         .query_map([queue, consumer], |r| {
-            Ok((held(r)?, r.get::<_, Option<i64>>(3)?.unwrap_or(0)))
+            Ok((held(r)?, r.get::<_, Option<i64>>(4)?.unwrap_or(0)))
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
@@ -275,6 +324,7 @@ pub(crate) fn reap(
             let s = hand_back(tx, books, &worker, now)?;
             stats.requeued += s.requeued;
             stats.dead_lettered += s.dead_lettered;
+            stats.cancelled += s.cancelled;
         }
         q.save(tx)?;
         Ok((stats, outbox.woken))
@@ -309,7 +359,14 @@ pub(crate) fn hand_back(
         } else {
             books.q.max_attempts()
         };
-        if n >= max {
+        if job.cancel_req {
+            let again = Books {
+                q: &mut *books.q,
+                outbox: &mut *books.outbox,
+            };
+            cancel_held(tx, again, job.seq, Some(&attempt))?;
+            stats.cancelled += 1;
+        } else if n >= max {
             let reason = format!(
                 "lost {n} of {max} attempts: the lease of worker {name} lapsed \
                  while it held the job during the last one"
@@ -330,17 +387,33 @@ pub(crate) fn hand_back(
 /// Gives back everything this grant of the lease holds, as it was (the
 /// attempt not counted), and forgets it — unless the lease was granted
 /// again since.
-pub(crate) fn close(conn: &mut Connection, queue: &str, lease: &Lease) -> Result<()> {
+pub(crate) fn close(
+    conn: &mut Connection,
+    queue: &str,
+    lease: &Lease,
+    reply_ttl: std::time::Duration,
+) -> Result<Vec<String>> {
     write(conn, |tx| {
         if !lease.is_current(tx)? {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let consumer = lease.key.as_str();
+        let mut q = QueueRow::load(tx, queue)?;
+        let mut outbox = Outbox::new(reply_ttl);
         for (job, _) in held_jobs(tx, queue, consumer)? {
-            requeue(tx, job.seq, None)?;
+            if job.cancel_req {
+                let books = Books {
+                    q: &mut q,
+                    outbox: &mut outbox,
+                };
+                cancel_held(tx, books, job.seq, None)?;
+            } else {
+                requeue(tx, job.seq, None)?;
+            }
         }
         tx.prepare_cached("DELETE FROM rota_job_consumers WHERE id = ?1")?
             .execute([consumer])?;
-        Ok(())
+        q.save(tx)?;
+        Ok(outbox.woken)
     })
 }

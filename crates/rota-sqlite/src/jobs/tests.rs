@@ -154,9 +154,11 @@ async fn the_counters_agree_with_the_jobs_through_every_transition() {
         .map(|e| e.id)
         .collect();
     assert_bookkeeping(&broker).await;
-    assert!(broker.cancel("q", ids[1]).await.unwrap());
-    assert!(
+    use rota_core::jobs::CancelOutcome::Cancelled;
+    assert_eq!(broker.cancel("q", ids[1]).await.unwrap(), Cancelled);
+    assert_eq!(
         broker.cancel("q", ids[11]).await.unwrap(),
+        Cancelled,
         "a scheduled one"
     );
     let a = broker

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rota_core::jobs::{Enqueued, JobId, JobOutcome, JobRecord, JobStore, NewJob, QueuePolicy};
+use rota_core::jobs::{
+    CancelOutcome, Enqueued, JobId, JobOutcome, JobRecord, JobStore, NewJob, QueuePolicy,
+};
 use rota_core::{BrokerError, Codec, CorrelationId, Inboxes, Outcome, RpcError};
 
 use crate::rpc::client::Client;
@@ -137,12 +139,14 @@ impl Jobs {
         self.store.policy(queue).await
     }
 
-    /// Cancels job `id` of `queue` if it has not started; returns whether
-    /// it was cancelled.
+    /// Cancels job `id` of `queue`: at once if it has not started; if it
+    /// runs, its worker is asked to stop it — the handler's cancellation
+    /// token fires within one lease renewal (a third of the queue's lease)
+    /// and the job ends `Cancelled`, unless it finishes first.
     ///
     /// Not cancel safe: a dropped call may have cancelled the job all the same;
     /// look it up to know.
-    pub async fn cancel(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
+    pub async fn cancel(&self, queue: &str, id: JobId) -> Result<CancelOutcome, BrokerError> {
         self.store.cancel(queue, id).await
     }
 }

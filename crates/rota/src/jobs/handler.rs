@@ -60,11 +60,14 @@ impl JobContext {
     pub fn job(&self) -> &Job {
         &self.job
     }
-    /// Cancelled when the handler must stop: its timeout passed, the worker
-    /// is shutting down past its drain time, or the worker lost its lease.
+    /// Cancelled when the handler must stop: its timeout passed, its
+    /// cancellation was asked for ([`Jobs::cancel`](super::Jobs::cancel)),
+    /// the worker is shutting down past its drain time, or the worker lost
+    /// its lease.
     ///
     /// The handler's future itself is simply dropped — on a timeout or a
-    /// drain that ran out, *first*, and this token is cancelled just after;
+    /// drain that ran out or a cancellation, *first*, and this token is
+    /// cancelled just after;
     /// on a lost lease the token is cancelled with the worker's fence and the
     /// future dropped at once. So the future itself cannot count on seeing
     /// the token: it is for work the handler started *outside* its future — a

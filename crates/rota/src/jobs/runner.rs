@@ -11,8 +11,8 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use rota_core::clock::SharedClock;
 use rota_core::jobs::{
-    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobOutcome, JobState, JobStore,
-    Next, Settle,
+    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobOutcome, JobState,
+    JobStore, Next, Settle,
 };
 use rota_core::{Codec, CorrelationId, Deadline, Outcome, Reply};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -68,6 +68,14 @@ impl QueueRunner {
         let tenure = Tenure::begin(Holder(Arc::clone(&consumer)), registered_at, opts.lease);
         let slots = Arc::new(Semaphore::new(opts.concurrency));
         let mut tainted = false;
+        // Running jobs by id, to stop those whose cancellation is asked for;
+        // asked at every renewal, for as long as the session lasts.
+        let stops = Stops::default();
+        let _asking = AbortOnDrop(tokio::spawn(Arc::clone(&self).ask_for_cancels(
+            Arc::clone(&consumer),
+            stops.clone(),
+            opts.lease / 3,
+        )));
         // The queue's policy, read now and again every POLICY_REFRESH.
         let mut policy = match self.store.policy(&self.queue).await {
             Ok(p) => (p, Instant::now()),
@@ -122,7 +130,10 @@ impl QueueRunner {
                         None => break,
                     },
                 };
+                let stop = stops.register(job.id);
                 let run = Run {
+                    stop,
+                    stops: stops.clone(),
                     job: Arc::new(job),
                     kinds: Arc::clone(&self.kinds),
                     worker_id: consumer.id().to_owned(),
@@ -143,6 +154,30 @@ impl QueueRunner {
         }
         tenure.end(self.worker.drain_timeout, &self.queue).await;
         tainted
+    }
+
+    /// Every `every`, asks the store which of the session's running jobs
+    /// are to be cancelled, and stops them. A failed ask is retried at the
+    /// next turn (claims and renewals say whether the store is down).
+    async fn ask_for_cancels(
+        self: Arc<Self>,
+        consumer: Arc<dyn JobConsumer>,
+        stops: Stops,
+        every: Duration,
+    ) {
+        let every = every.max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(every).await;
+            if stops.is_empty() {
+                continue;
+            }
+            match self.store.cancel_requests(&self.queue, consumer.id()).await {
+                Ok(ids) => stops.stop(&ids),
+                Err(e) => tracing::debug!(
+                    queue = %self.queue, error = %e, "asking for cancelled jobs failed"
+                ),
+            }
+        }
     }
 
     /// A permit of the queue and one of the worker, or `None` on shutdown
@@ -169,8 +204,50 @@ impl QueueRunner {
 /// What a finished handler task reports.
 type Done = Finished<dyn JobConsumer>;
 
+/// The session's running jobs, each with the token that stops it when its
+/// cancellation is asked for.
+#[derive(Clone, Default)]
+struct Stops(Arc<std::sync::Mutex<HashMap<JobId, CancellationToken>>>);
+
+impl Stops {
+    fn register(&self, id: JobId) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.lock().insert(id, token.clone());
+        token
+    }
+    fn forget(&self, id: &JobId) {
+        self.lock().remove(id);
+    }
+    fn stop(&self, ids: &[JobId]) {
+        let running = self.lock();
+        for id in ids {
+            if let Some(token) = running.get(id) {
+                token.cancel();
+            }
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, CancellationToken>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One attempt of one job.
 struct Run {
+    /// Fired when the job's cancellation is asked for.
+    stop: CancellationToken,
+    stops: Stops,
     job: Arc<Job>,
     kinds: Arc<HashMap<String, Kind>>,
     worker_id: String,
@@ -184,6 +261,12 @@ struct Run {
 
 impl Run {
     async fn execute(self) -> Option<Done> {
+        let done = self.attempt().await;
+        self.stops.forget(&self.job.id);
+        done
+    }
+
+    async fn attempt(&self) -> Option<Done> {
         let job = &self.job;
         let started_at_ms = self.clock.now_ms();
         let settle = |outcome: AttemptOutcome, next: Next| {
@@ -220,6 +303,13 @@ impl Run {
             () = self.abandon.cancelled() => {
                 cancel.cancel();
                 return Some(Finished::Abandoned(job.id));
+            }
+            () = self.stop.cancelled() => {
+                // Its cancellation was asked for: the handler is told, and
+                // the job ends here.
+                cancel.cancel();
+                let outcome = AttemptOutcome::Cancelled;
+                return settle(outcome, Next::Finish(JobState::Cancelled));
             }
         };
         let policy = kind.options.retry;

@@ -2,7 +2,8 @@
 -- KEYS: the fixed ones, then (cancel, requeue) the job's key.
 -- ARGV: base, op, then by op:
 --   cancel <id> <now>: 1 if the job was scheduled or queued and is now
---     cancelled, else 0;
+--     cancelled, 2 if it runs and its cancellation is now asked for (x set,
+--     and the id in its holder's cancels set), else 0;
 --   requeue <id> <now>: 1 if the job was dead and is queued again;
 --   purge: deletes up to CHUNK dead jobs; returns how many (call again
 --     until 0).
@@ -20,7 +21,12 @@ if op == 'cancel' then
     -- marked by its state, until a claim meets it (a lane is a list: taking
     -- a job out of its middle would cost its length); its lane counts it
     -- in TOMB meanwhile.
-    if is_held(id) then return 0 end
+    local c = holder_of(id)
+    if c then
+      redis.call('HSET', jkey, 'x', 1)
+      redis.call('SADD', cancels_key(c), id)
+      return 2
+    end
     redis.call('HINCRBY', TOMB, lane_of(p, f[3] or p, prio_of(f[4])), 1)
   else
     return 0

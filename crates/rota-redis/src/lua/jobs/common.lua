@@ -12,7 +12,8 @@
 --
 -- A job's hash: j (the job's JSON as accepted), p (partition), t (tenant,
 -- absent when it is the partition), sc (its score: priority, then order),
--- m (max attempts, if its own), s (state; absent while queued or running,
+-- m (max attempts, if its own), x (1 once its cancellation was asked for
+-- while it ran), s (state; absent while queued or running,
 -- and running means held: in a consumer's held hash), a (attempt, absent
 -- for 1), due (when due, once it changed), f (finished at), r (result), rs
 -- (reason), h<n> (each finished attempt, n growing).
@@ -44,6 +45,8 @@ local function lanes_of(p) return base .. 'lanes:' .. p end
 local function parked_key(t) return base .. 'parked:' .. t end
 local function held_key(c) return base .. 'held:' .. c end
 local function handoff_key(c) return base .. 'handoff:' .. c end
+-- The held jobs of consumer c whose cancellation was asked for.
+local function cancels_key(c) return base .. 'cancels:' .. c end
 
 -- Added to a tenant's running count while it is parked (at its cap, its
 -- lanes out of the claims' way): a settle that finds the count above it
@@ -140,12 +143,12 @@ end
 local function held_at(v) return tonumber(string.match(v, '^%d+')) end
 local function held_counted(v) return string.sub(v, -1) == '+' end
 
--- Whether a consumer holds job id (then it runs).
-local function is_held(id)
+-- The consumer that holds job id (then it runs), or nil.
+local function holder_of(id)
   for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
-    if redis.call('HEXISTS', held_key(c), id) == 1 then return true end
+    if redis.call('HEXISTS', held_key(c), id) == 1 then return c end
   end
-  return false
+  return nil
 end
 
 -- Partitions that become ready join the ring at its front, ahead of those
@@ -331,6 +334,20 @@ local function done_flush()
     redis.call('HINCRBY', FIN, s, done.states[s])
   end
   done = {items = {}, states = {}, slist = {}}
+end
+
+-- A held job whose cancellation was asked for (x set) ends cancelled
+-- instead of going back to the queue, with attempt `att` (if it ran) as
+-- history field `hist`. (Call done_flush after.)
+local function cancel_held(jkey, id, now, hist, att)
+  local fields = {'s', 'cancelled', 'f', int(now), 'rs', 'cancelled while it ran'}
+  if hist then
+    fields[#fields + 1] = hist
+    fields[#fields + 1] = att
+  end
+  redis.call('HSET', jkey, unpack(fields))
+  redis.call('HDEL', jkey, 'x')
+  done_add('cancelled', id, int(now))
 end
 
 -- Parked lanes of tenant t come back: into their grouped partition's

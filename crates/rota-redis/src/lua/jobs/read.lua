@@ -15,7 +15,7 @@ for i = 2, #ARGV do
     for j = 1, #fields, 2 do
       if fields[j] == 's' then s = fields[j + 1] end
     end
-    if not s and is_held(id) then running = 1 end
+    if not s and holder_of(id) then running = 1 end
   end
   out[#out + 1] = {fields, running}
 end

@@ -5,10 +5,12 @@
 -- KEYS: the fixed ones.
 -- ARGV: base, now, the default max attempts (where the queue's policy has
 -- none).
--- Returns {requeued, {dead ids...}, 1 if there is more to reap}.
+-- A job whose cancellation was asked for ends cancelled instead.
+-- Returns {requeued, {dead ids...}, 1 if there is more to reap, {cancelled
+-- ids...}}.
 local now = tonumber(ARGV[2])
 local _, _, default_max = policy(0, 0, tonumber(ARGV[3]))
-local requeued, dead, budget, more = 0, {}, CHUNK, 0
+local requeued, dead, budget, more, cancelled = 0, {}, CHUNK, 0, {}
 for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
   if not lease_ok(c) then
     if budget == 0 then
@@ -24,7 +26,7 @@ for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
     local h0 = seq_take(#ids)
     for n, id in ipairs(ids) do
       local jkey = jk(id)
-      local f = redis.call('HMGET', jkey, 'p', 't', 'sc', 'a', 'm', 'due', 'j')
+      local f = redis.call('HMGET', jkey, 'p', 't', 'sc', 'a', 'm', 'due', 'j', 'x')
       local p = f[1]
       if p then
         local t = f[2] or p
@@ -32,7 +34,10 @@ for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
         local a = tonumber(f[4]) or 1
         local lost = attempt_json(a, c, held_at(got[2 * n]), now, 'lost')
         local max = tonumber(f[5]) or default_max
-        if a >= max then
+        if f[8] then
+          cancel_held(jkey, id, now, 'h' .. (h0 + n), lost)
+          cancelled[#cancelled + 1] = id
+        elseif a >= max then
           bury(jkey, id, string.format(
             'lost %d of %d attempts: the lease of worker %s lapsed while it held the job during the last one',
             a, max, c), now, 'h' .. (h0 + n), lost)
@@ -45,7 +50,7 @@ for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
       end
     end
     if redis.call('EXISTS', held) == 0 then
-      redis.call('DEL', handoff_key(c))
+      redis.call('DEL', handoff_key(c), cancels_key(c))
       redis.call('ZREM', WAITING, c)
       redis.call('HDEL', WANTS, c)
       redis.call('SREM', CONSUMERS, c)
@@ -56,6 +61,7 @@ for _, c in ipairs(redis.call('SMEMBERS', CONSUMERS)) do
   end
 end
 buried_flush()
+done_flush()
 local back = stopped_flush()
 if ready_flush() > 0 then back = true end
 if back then handoff(now) end
@@ -68,4 +74,4 @@ for i = 1, #scan[2], 2 do
 end
 if #zero > 0 then bulk('HDEL', {RUN}, zero) end
 redis.call('HSET', TIDY, 'run', scan[1])
-return {requeued, dead, more}
+return {requeued, dead, more, cancelled}

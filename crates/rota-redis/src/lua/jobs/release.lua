@@ -4,11 +4,14 @@
 -- KEYS: the fixed ones, then held:<c>, lease:<c>, handoff:<c>, then the job
 -- key of each id given.
 -- ARGV: base, consumer, now, mode (attempted|unattempted|close), ids...
--- Returns -1 if the lease lapsed; else, for close, how many jobs are still
--- held (call again until 0), and otherwise how many were given back.
+-- A job whose cancellation was asked for ends cancelled instead of going
+-- back (with a 'cancelled' attempt if attempted).
+-- Returns {n, {cancelled ids...}}: n is -1 if the lease lapsed; else, for
+-- close, how many jobs are still held (call again until 0), and otherwise
+-- how many were given back or cancelled.
 local c, now, mode = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local HELD, LEASE, HANDOFF = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3]
-if mode ~= 'close' and not lease_ok(c) then return -1 end
+if mode ~= 'close' and not lease_ok(c) then return {-1, {}} end
 local ids, at, keys, counted = {}, {}, {}, {}
 if mode == 'close' then
   -- A closing consumer waits for nothing more.
@@ -36,28 +39,39 @@ else
 end
 if #ids > 0 then bulk('HDEL', {HELD}, ids) end
 local h0 = seq_take(#ids)
+local cancelled = {}
 for n, id in ipairs(ids) do
-  local f = redis.call('HMGET', keys[n], 'p', 't', 'sc', 'a', 'due', 'j')
+  local f = redis.call('HMGET', keys[n], 'p', 't', 'sc', 'a', 'due', 'j', 'x')
   local p = f[1]
   if p then
     local t = f[2] or p
     if counted[n] then stop(t) end
     local a = tonumber(f[4]) or 1
-    if mode == 'attempted' then
-      redis.call('HSET', keys[n], 'a', a + 1, 'h' .. (h0 + n),
-        attempt_json(a, c, at[n], now, 'cancelled'))
-      a = a + 1
+    if f[7] then
+      if mode == 'attempted' then
+        cancel_held(keys[n], id, now, 'h' .. (h0 + n), attempt_json(a, c, at[n], now, 'cancelled'))
+      else
+        cancel_held(keys[n], id, now)
+      end
+      cancelled[#cancelled + 1] = id
+    else
+      if mode == 'attempted' then
+        redis.call('HSET', keys[n], 'a', a + 1, 'h' .. (h0 + n),
+          attempt_json(a, c, at[n], now, 'cancelled'))
+        a = a + 1
+      end
+      ready_add(id, p, t, tonumber(f[3]), a, f[5] or '-', f[6], true)
     end
-    ready_add(id, p, t, tonumber(f[3]), a, f[5] or '-', f[6], true)
   end
 end
+done_flush()
 local back = stopped_flush()
 if ready_flush() > 0 then back = true end
 if back then handoff(now) end
-if mode ~= 'close' then return #ids end
+if mode ~= 'close' then return {#ids, cancelled} end
 local left = redis.call('HLEN', HELD)
 if left == 0 then
-  redis.call('DEL', HELD, LEASE, HANDOFF)
+  redis.call('DEL', HELD, LEASE, HANDOFF, cancels_key(c))
   redis.call('SREM', CONSUMERS, c)
 end
-return left
+return {left, cancelled}
