@@ -119,6 +119,9 @@ mod plan;
 mod trigger;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::{CronField, TriggerError};
 pub use plan::{FireTimes, JITTER_GAP_SAMPLE, NEVER_FIRES_HORIZON, Occurrence, Plan};
 pub use trigger::{Trigger, TriggerKind};
