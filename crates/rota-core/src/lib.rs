@@ -16,6 +16,10 @@
 //!   (a call's own typed error or a framework failure) and [`BrokerError`].
 //! * [`jobs`] — the job model ([`jobs::NewJob`], [`jobs::Job`],
 //!   [`jobs::JobRecord`]) and the [`jobs::JobStore`] trait family.
+//! * [`schedules`] — when recurring jobs fire: [`schedules::Trigger`] (cron
+//!   in a time zone, every D after completion, every D at a fixed rate,
+//!   once), checked into a [`schedules::Plan`] that computes fire times from
+//!   instants it is given (no clock, no I/O).
 //! * [`names`] — validation of service names and key prefixes.
 //! * [`time`] — absolute deadlines as Unix milliseconds; [`clock`] — the
 //!   wall clock behind a trait, so tests can move it.
@@ -29,6 +33,7 @@ pub mod jobs;
 pub mod lease;
 pub mod names;
 pub mod rpc;
+pub mod schedules;
 pub mod time;
 
 pub use codec::Codec;
