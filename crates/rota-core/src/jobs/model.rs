@@ -28,6 +28,14 @@ impl JobId {
         &self.0
     }
 
+    /// The id named by `name` (a UUID v5 of it, in rota's namespace): the
+    /// same for everyone who derives it, as the job of a schedule's
+    /// occurrence must be.
+    pub fn derived(name: &[u8]) -> Self {
+        const ROTA: Uuid = Uuid::from_u128(0x6f2c_1a9e_53d4_4b0f_9a7e_2c81_d0b3_54e1);
+        Self(Uuid::new_v5(&ROTA, name))
+    }
+
     /// Parses the hyphenated text form.
     pub fn parse(s: &str) -> Result<Self, BrokerError> {
         Uuid::parse_str(s)

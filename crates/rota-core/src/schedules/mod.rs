@@ -115,7 +115,9 @@ mod calendar;
 mod cron;
 mod error;
 mod jitter;
+mod model;
 mod plan;
+mod progress;
 mod trigger;
 mod wire;
 
@@ -123,5 +125,10 @@ mod wire;
 mod tests;
 
 pub use error::{CronField, TriggerError};
+pub use model::{
+    CatchUp, JobTemplate, MAX_BUFFER, MAX_CATCH_UP, MAX_HISTORY, MAX_LABELS, MAX_NAME, Missed,
+    NewSchedule, Overlap, RunRef, run_job_id,
+};
 pub use plan::{FireTimes, JITTER_GAP_SAMPLE, NEVER_FIRES_HORIZON, Occurrence, Plan};
+pub use progress::{Counts, MAX_WALK, Progress, Rules, Skip, Step};
 pub use trigger::{Trigger, TriggerKind};

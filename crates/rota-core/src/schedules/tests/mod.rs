@@ -9,6 +9,7 @@ mod cron;
 mod dst;
 mod invalid;
 mod kinds;
+mod progress;
 mod wire;
 
 /// An instant from its RFC 3339 form.
