@@ -14,20 +14,55 @@ use tokio::time::Instant;
 
 use crate::{MemoryBroker, uuid_like};
 
-/// Every open inbox, by address.
+/// Every open inbox, by address; and the inboxes of the schedule shards,
+/// which belong to the broker (they outlive any process that reads them).
 #[derive(Default)]
 pub(crate) struct OpenInboxes {
     open: HashMap<String, InboxQueue>,
+    shards: HashMap<u32, ShardInbox>,
+}
+
+/// A schedule shard's inbox: replies kept until acknowledged, numbered.
+#[derive(Default)]
+pub(crate) struct ShardInbox {
+    pub(crate) replies: VecDeque<Bytes>,
+    /// The number of the first reply in `replies`.
+    pub(crate) first: u64,
 }
 
 impl OpenInboxes {
     /// Delivers `reply` to the inbox at `to`. An inbox that is gone belonged
     /// to a client that is gone: the reply is dropped.
     pub(crate) fn deliver(&mut self, to: &str, reply: Bytes) {
-        if let Some(inbox) = self.open.get_mut(to) {
+        if let Some(shard) = shard_of_address(to) {
+            self.shards
+                .entry(shard)
+                .or_default()
+                .replies
+                .push_back(reply);
+        } else if let Some(inbox) = self.open.get_mut(to) {
             inbox.push(reply);
         }
     }
+
+    /// The inbox of schedule shard `shard`.
+    pub(crate) fn shard(&mut self, shard: u32) -> &mut ShardInbox {
+        self.shards.entry(shard).or_default()
+    }
+}
+
+/// What every schedule shard's inbox address starts with.
+const SHARD_PREFIX: &str = "memory:shard:";
+
+/// The address of schedule shard `shard`'s inbox.
+pub(crate) fn shard_address(shard: u32) -> String {
+    format!("{SHARD_PREFIX}{shard}")
+}
+
+fn shard_of_address(address: &str) -> Option<u32> {
+    let n = address.strip_prefix(SHARD_PREFIX)?;
+    let shard: u32 = n.parse().ok()?;
+    (shard < crate::schedules::SHARDS && n == shard.to_string()).then_some(shard)
 }
 
 struct InboxQueue {
@@ -53,9 +88,10 @@ impl Inboxes for MemoryBroker {
     }
 
     fn is_inbox(&self, address: &str) -> bool {
-        address
-            .strip_prefix(ADDRESS_PREFIX)
-            .is_some_and(|id| rota_core::CorrelationId::parse(id).is_ok())
+        shard_of_address(address).is_some()
+            || address
+                .strip_prefix(ADDRESS_PREFIX)
+                .is_some_and(|id| rota_core::CorrelationId::parse(id).is_ok())
     }
 }
 

@@ -19,6 +19,7 @@
 mod inbox;
 mod jobs;
 mod rpc;
+mod schedules;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -66,6 +67,7 @@ pub(crate) struct State {
     rpc: rpc::Services,
     inboxes: inbox::OpenInboxes,
     jobs: jobs::JobsState,
+    schedules: schedules::SchedulesState,
 }
 
 impl MemoryBroker {

@@ -47,6 +47,8 @@
 //!   call it serves.
 //! * [`jobs`] — background jobs: enqueue per tenant, workers with retries,
 //!   timeouts, dead-letters and fairness.
+//! * [`schedules`] — recurring jobs: [`schedules::Schedules`] to manage
+//!   them, [`schedules::Scheduler`] to dispatch their runs.
 //! * [`runtime`] — what servers and workers share: holding a lease, writing
 //!   finished work in batches, [`Backoff`].
 //! * The envelope, codec, errors and store traits come from `rota-core` and
@@ -56,6 +58,7 @@
 pub mod jobs;
 pub mod rpc;
 pub mod runtime;
+pub mod schedules;
 
 #[doc(hidden)]
 pub mod __private;

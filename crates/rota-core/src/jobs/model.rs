@@ -428,6 +428,10 @@ impl JobRecord {
 pub struct JobOutcome {
     /// The job.
     pub id: JobId,
+    /// The run it executed (a schedule's run says which schedule and
+    /// occurrence; else the job id).
+    #[serde(default)]
+    pub run_id: String,
     /// Its final state: succeeded, failed, cancelled or dead.
     pub state: JobState,
     /// Attempts made.
@@ -449,6 +453,7 @@ impl JobRecord {
     pub fn outcome(&self) -> JobOutcome {
         let last = self.attempts.last();
         JobOutcome {
+            run_id: self.job.run_id.clone(),
             id: self.job.id,
             state: self.state,
             attempts: self.attempts.len() as u32,

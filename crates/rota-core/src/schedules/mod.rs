@@ -118,6 +118,7 @@ mod jitter;
 mod model;
 mod plan;
 mod progress;
+mod store;
 mod trigger;
 mod wire;
 
@@ -127,8 +128,12 @@ mod tests;
 pub use error::{CronField, TriggerError};
 pub use model::{
     CatchUp, JobTemplate, MAX_BUFFER, MAX_CATCH_UP, MAX_HISTORY, MAX_LABELS, MAX_NAME, Missed,
-    NewSchedule, Overlap, RunRef, run_job_id,
+    NewSchedule, Overlap, RunRef, parse_run_id, run_job_id,
 };
 pub use plan::{FireTimes, JITTER_GAP_SAMPLE, NEVER_FIRES_HORIZON, Occurrence, Plan};
 pub use progress::{Counts, MAX_WALK, Progress, Rules, Skip, Step};
+pub use store::{
+    Asked, Change, Outbound, Page, Request, RunRecord, RunState, Schedule, ScheduleError,
+    ScheduleStore, ShardLease, ShardOwner, ShardReply, shard_of,
+};
 pub use trigger::{Trigger, TriggerKind};

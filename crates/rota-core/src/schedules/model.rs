@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::plan::Plan;
+use super::store::ScheduleError;
 use super::trigger::Trigger;
-use crate::jobs::JobId;
+use crate::jobs::validate::DEFAULT_MAX_PAYLOAD;
+use crate::jobs::{JobId, NewJob, validate_job};
 
 /// Longest schedule id, tenant, name, label key or value, in bytes.
 pub const MAX_NAME: usize = 200;
@@ -89,6 +92,36 @@ impl JobTemplate {
         self.partition = Some(partition.into());
         self
     }
+}
+
+impl JobTemplate {
+    /// The job that runs occurrence `occurrence_ms` of schedule `schedule`
+    /// of `tenant`, its outcome sent to `reply_to`: its id derived from the
+    /// two ([`run_job_id`]), its run id `<schedule>@<occurrence ms>`.
+    pub fn to_job(
+        &self,
+        tenant: &str,
+        schedule: &str,
+        occurrence_ms: i64,
+        reply_to: Option<String>,
+    ) -> Result<NewJob, crate::BrokerError> {
+        let mut job = NewJob::new(&self.queue, tenant, &self.kind, &self.payload)?;
+        job.id = Some(run_job_id(schedule, occurrence_ms));
+        job.run_id = Some(format!("{schedule}@{occurrence_ms}"));
+        job.priority = self.priority;
+        job.timeout_ms = self.timeout_ms;
+        job.max_attempts = self.max_attempts;
+        job.partition = self.partition.clone();
+        job.reply_to = reply_to;
+        Ok(job)
+    }
+}
+
+/// The schedule and occurrence a run id names (`<schedule>@<occurrence
+/// ms>`), if it is one.
+pub fn parse_run_id(run_id: &str) -> Option<(&str, i64)> {
+    let (schedule, at) = run_id.rsplit_once('@')?;
+    Some((schedule, at.parse().ok()?))
 }
 
 /// What happens when an occurrence comes due while the schedule's previous
@@ -230,6 +263,77 @@ impl NewSchedule {
         self.paused = true;
         self
     }
+
+    /// Checks it before it is stored, at `now`: the id, tenant, name and
+    /// labels; the job (as a job of the tenant would be checked); the
+    /// policies' bounds; the trigger ([`Trigger::validate`]). Returns the
+    /// trigger's plan.
+    pub fn validate(&self, now: jiff::Timestamp) -> Result<Plan, ScheduleError> {
+        if let Some(id) = &self.id {
+            check_name("id", id, ":")?;
+        }
+        check_name("tenant", &self.tenant, "@")?;
+        if self.name.len() > MAX_NAME {
+            return Err(invalid("name", format!("at most {MAX_NAME} bytes")));
+        }
+        if self.labels.len() > MAX_LABELS {
+            return Err(invalid("labels", format!("at most {MAX_LABELS} of them")));
+        }
+        for (k, v) in &self.labels {
+            if k.is_empty() || k.len() > MAX_NAME || v.len() > MAX_NAME {
+                return Err(invalid(
+                    "labels",
+                    format!("{k:?}: keys of 1 to {MAX_NAME} bytes, values of at most {MAX_NAME}"),
+                ));
+            }
+        }
+        let job = self
+            .job
+            .to_job(&self.tenant, self.id.as_deref().unwrap_or("x"), 0, None)
+            .map_err(|e| invalid("job", e.to_string()))?;
+        validate_job(&job, DEFAULT_MAX_PAYLOAD).map_err(|e| invalid("job", e.to_string()))?;
+        if let Overlap::BufferAll { max } = self.overlap
+            && !(1..=MAX_BUFFER).contains(&max)
+        {
+            return Err(invalid("overlap.max", format!("from 1 to {MAX_BUFFER}")));
+        }
+        if let CatchUp::All { max } = self.missed.catch_up
+            && !(1..=MAX_CATCH_UP).contains(&max)
+        {
+            return Err(invalid(
+                "missed.catch_up.max",
+                format!("from 1 to {MAX_CATCH_UP}"),
+            ));
+        }
+        Ok(self.trigger.validate(now)?)
+    }
+}
+
+fn invalid(field: &'static str, problem: String) -> ScheduleError {
+    ScheduleError::Invalid { field, problem }
+}
+
+/// A schedule id (it becomes part of keys and of run ids, so no `@`) or a
+/// tenant (as jobs take it): 1 to 128 bytes of ASCII letters, digits,
+/// `- _ . /` and the characters of `extra`.
+fn check_name(field: &'static str, value: &str, extra: &str) -> Result<(), ScheduleError> {
+    if value.is_empty() || value.len() > 128 {
+        return Err(invalid(
+            field,
+            format!("{value:?} must be 1 to 128 bytes long"),
+        ));
+    }
+    if let Some(bad) = value.chars().find(|&c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') || extra.contains(c))
+    }) {
+        return Err(invalid(
+            field,
+            format!(
+                "{value:?} holds {bad:?}; use ASCII letters, digits, '-', '_', '.', '/' or {extra:?}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A run of a schedule: one occurrence's job.

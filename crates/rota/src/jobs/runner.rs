@@ -392,6 +392,7 @@ impl Run {
         };
         let outcome = JobOutcome {
             id: self.job.id,
+            run_id: self.job.run_id.clone(),
             state,
             attempts: self.job.attempt,
             result: settle.result.clone(),
