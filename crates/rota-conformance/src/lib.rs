@@ -5,6 +5,8 @@
 //!   [`rpc_tests!`] generates one test per check.
 //! * [`jobs`] — jobs: what every [`JobStore`]
 //!   does; [`jobs_tests!`] generates one test per check.
+//! * [`schedules`] — schedules: what every [`ScheduleStore`] does;
+//!   [`schedules_tests!`] generates one test per check.
 //! * [`support`] — a private `redis-server` (temp dir, free port; kill and
 //!   restart it) and child processes to SIGKILL mid-work.
 //!
@@ -20,11 +22,13 @@
 
 pub mod jobs;
 pub mod rpc;
+pub mod schedules;
 pub mod support;
 
 use rota_core::Inboxes;
 use rota_core::jobs::JobStore;
 use rota_core::rpc::Broker;
+use rota_core::schedules::ScheduleStore;
 
 /// What the calls suite checks: a backend's [`Broker`] and the reply
 /// [`Inboxes`] calls answer into.
@@ -37,3 +41,10 @@ impl<T: Broker + Inboxes> RpcBackend for T {}
 pub trait JobBackend: JobStore + Inboxes {}
 
 impl<T: JobStore + Inboxes> JobBackend for T {}
+
+/// What the schedules suite checks: a backend's [`ScheduleStore`], with
+/// the [`JobStore`] its runs go to and the [`Inboxes`] their outcomes
+/// reach.
+pub trait ScheduleBackend: ScheduleStore + JobStore + Inboxes {}
+
+impl<T: ScheduleStore + JobStore + Inboxes> ScheduleBackend for T {}

@@ -346,6 +346,16 @@ pub struct RunRef {
     pub job: JobId,
 }
 
+impl RunRef {
+    /// The run of occurrence `occurrence_ms` of schedule `schedule`.
+    pub fn of(schedule: &str, occurrence_ms: i64) -> Self {
+        Self {
+            occurrence_ms,
+            job: run_job_id(schedule, occurrence_ms),
+        }
+    }
+}
+
 /// The id of the job that runs occurrence `occurrence_ms` of schedule
 /// `schedule`: the same for every scheduler that dispatches it, so that
 /// dispatching it twice enqueues it once.
