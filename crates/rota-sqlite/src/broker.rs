@@ -11,6 +11,7 @@ use rusqlite::Connection;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::schedules::SCHEDULES_SCHEMA;
 use crate::schema::{ADDED_COLUMNS, JOBS_SCHEMA, SCHEMA};
 use crate::tx::{self, Error};
 
@@ -287,7 +288,8 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
          PRAGMA busy_timeout = 5000;
          PRAGMA foreign_keys = OFF;
          {SCHEMA}
-         {JOBS_SCHEMA}"
+         {JOBS_SCHEMA}
+         {SCHEDULES_SCHEMA}"
     ))
     .and_then(|()| add_columns(&conn))
     .map_err(|e| {

@@ -24,9 +24,10 @@ impl Inboxes for SqliteBroker {
     }
 
     fn is_inbox(&self, address: &str) -> bool {
-        address
-            .strip_prefix(ADDRESS_PREFIX)
-            .is_some_and(|id| id.len() == 32 && Uuid::try_parse(id).is_ok())
+        crate::schedules::is_shard_address(address)
+            || address
+                .strip_prefix(ADDRESS_PREFIX)
+                .is_some_and(|id| id.len() == 32 && Uuid::try_parse(id).is_ok())
     }
 }
 

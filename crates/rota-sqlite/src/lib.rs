@@ -40,6 +40,7 @@ mod inbox;
 mod jobs;
 mod lease;
 mod rpc;
+mod schedules;
 mod schema;
 mod tx;
 

@@ -1,5 +1,5 @@
-//! The SQLite backend passes the conformance suites of calls and jobs, each
-//! check on a database file of its own.
+//! The SQLite backend passes the conformance suites of calls, jobs and
+//! schedules, each check on a database file of its own.
 
 use rota_core::clock::{Clock, SystemClock};
 use rota_sqlite::{SqliteBroker, SqliteOptions};
@@ -13,3 +13,4 @@ async fn open(clock: impl Clock) -> (tempfile::TempDir, SqliteBroker) {
 
 rota_conformance::rpc_tests!(open(SystemClock));
 rota_conformance::jobs_tests!(open);
+rota_conformance::schedules_tests!(open(SystemClock));

@@ -183,7 +183,7 @@ impl Outbox {
         tx.prepare_cached(
             "INSERT INTO rota_replies (inbox, payload, expires_at) VALUES (?1, ?2, ?3)",
         )?
-        .execute(params![inbox, payload, self.expires_at])?;
+        .execute(params![inbox, payload, expiry(inbox, self.expires_at)])?;
         if !self.woken.iter().any(|w| w == inbox) {
             self.woken.push(inbox.to_owned());
         }
@@ -197,5 +197,15 @@ impl Outbox {
             self.push(tx, &to, &reply)?;
         }
         Ok(())
+    }
+}
+
+/// When a reply to `inbox` expires: at `expires_at`, or never for a
+/// schedule shard's inbox (its outcomes wait for the shard's next owner).
+pub(crate) fn expiry(inbox: &str, expires_at: i64) -> i64 {
+    if crate::schedules::is_shard_address(inbox) {
+        i64::MAX
+    } else {
+        expires_at
     }
 }
