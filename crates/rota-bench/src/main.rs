@@ -10,15 +10,18 @@
 //! rota-bench jobs-throughput --backend redis|embedded --n 50000 --concurrency 100 --tenants 16 [--floor streams|none]
 //! rota-bench jobs-latency    --backend redis|embedded --n 2000 --tenants 16
 //! rota-bench fairness        --backend redis|embedded --backlog 50000 --tenants 16
+//! rota-bench schedules       --backend embedded --schedules 2000 --every-ms 1000 --secs 30 --schedulers 1
 //! ```
 //!
 //! * `report` — lines, ratios, and the checks that fail a run.
 //! * `rpc/` — calls: rota, the `streams` floor, the `unbatched-lists` shape.
 //! * `jobs/` — jobs: throughput (with its Redis floor), latency, fairness.
+//! * `schedules` — schedules firing at a rate: fired, completed, lateness.
 
 mod jobs;
 mod report;
 mod rpc;
+mod schedules;
 
 use std::process::ExitCode;
 
@@ -124,6 +127,30 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// Schedules firing at a rate: what fired and completed, and how late.
+    Schedules {
+        /// The store (`redis` once the Redis schedule store lands).
+        #[arg(long, value_enum, default_value = "embedded")]
+        backend: jobs::Backend,
+        /// Redis to run against (with `--backend redis`).
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        /// Schedules, each at a fixed rate.
+        #[arg(long, default_value_t = 2_000, value_parser = at_least_one())]
+        schedules: usize,
+        /// Each schedule's interval, in milliseconds.
+        #[arg(long, default_value_t = 1_000)]
+        every_ms: u64,
+        /// How long the schedules fire, in seconds.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Schedulers sharing the schedules.
+        #[arg(long, default_value_t = 1, value_parser = at_least_one())]
+        schedulers: usize,
+        /// Runtime worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// A quiet tenant's wait while a backlog spread over other tenants
     /// drains.
     Fairness {
@@ -164,7 +191,8 @@ impl Command {
             | Command::RpcThroughput { threads, .. }
             | Command::JobsThroughput { threads, .. }
             | Command::JobsLatency { threads, .. }
-            | Command::Fairness { threads, .. } => (*threads).max(1),
+            | Command::Fairness { threads, .. }
+            | Command::Schedules { threads, .. } => (*threads).max(1),
         }
     }
 
@@ -213,6 +241,32 @@ impl Command {
                     work: std::time::Duration::from_millis(work_ms),
                 };
                 jobs::fairness_report(backend, &redis, shape).await
+            }
+            Command::Schedules {
+                backend,
+                redis,
+                schedules,
+                every_ms,
+                secs,
+                schedulers,
+                ..
+            } => {
+                let shape = schedules::Shape {
+                    schedules,
+                    every_ms: every_ms.max(1),
+                    secs: secs.max(1),
+                    schedulers,
+                };
+                let line = match backend {
+                    jobs::Backend::Embedded => {
+                        let s = jobs::embedded_store().await?;
+                        schedules::run(backend, s.store.clone(), shape).await?
+                    }
+                    jobs::Backend::Redis => {
+                        anyhow::bail!("the Redis schedule store has not landed yet ({redis})")
+                    }
+                };
+                Ok(report::Report::one(line))
             }
         }
     }

@@ -46,7 +46,7 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Backend::Redis => "redis",
             Backend::Embedded => "embedded",

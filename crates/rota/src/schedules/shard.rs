@@ -21,6 +21,10 @@ use super::scheduler::Lateness;
 /// Most schedules, replies or outbox entries handled in one round.
 const BATCH: usize = 256;
 
+/// The least a shard waits between rounds: what comes due meanwhile is
+/// handled in one round, a few writes for many runs.
+const GATHER: Duration = Duration::from_millis(5);
+
 /// How often a commit that met a moved schedule is made again.
 const RETRIES: usize = 8;
 
@@ -44,26 +48,32 @@ impl ShardTask {
 
     /// Works the shard until the fence: first what a predecessor may have
     /// left (outcomes, then runs committed and maybe not enqueued), then
-    /// rounds. A failing store is waited out, round after round.
+    /// rounds. A failing store is waited out, round after round, and the
+    /// outbox sent again after a failed round.
     pub(super) async fn run(self) {
-        let mut started = false;
+        let mut resend = true;
         while !self.fence.is_cancelled() {
             let round = async {
-                self.outcomes().await?;
-                if !started {
+                if resend {
+                    // Outcomes first: a run that finished is not sent again.
+                    self.outcomes().await?;
                     self.resend().await?;
-                    started = true;
                 }
+                // What came due first: its lateness is what users see.
                 self.due().await?;
                 self.outcomes().await
             };
             let wait = match round.await {
-                Ok(()) => self.until_due().await,
+                Ok(()) => {
+                    resend = false;
+                    self.until_due().await
+                }
                 Err(ScheduleError::Store(BrokerError::LeaseLost)) => {
                     self.fence.cancel();
                     return;
                 }
                 Err(e) => {
+                    resend = true;
                     tracing::warn!(shard = self.lease.shard, error = %e, "a scheduler round failed; trying again");
                     self.poll
                 }
@@ -81,7 +91,8 @@ impl ShardTask {
         match self.schedules.next_due(&self.lease).await {
             Ok(Some(due)) => {
                 let now = self.now().as_millisecond();
-                Duration::from_millis(u64::try_from(due - now).unwrap_or(0)).min(self.poll)
+                Duration::from_millis(u64::try_from(due - now).unwrap_or(0))
+                    .clamp(GATHER, self.poll.max(GATHER))
             }
             _ => self.poll,
         }
@@ -114,34 +125,19 @@ impl ShardTask {
                     ),
                 }
             }
+            let mut items = Vec::with_capacity(by_schedule.len());
             for (id, outcomes) in by_schedule {
-                self.finish(&id, &outcomes).await?;
+                // A deleted schedule's outcomes are dropped.
+                if let Some(s) = self.schedules.get(&id).await? {
+                    items.push((s, Event::Finished(outcomes)));
+                }
             }
+            self.handle(items).await?;
             self.schedules.ack_replies(&self.lease, last).await?;
             if replies.len() < BATCH {
                 return Ok(());
             }
         }
-    }
-
-    /// Records that runs of schedule `id` finished, and dispatches what
-    /// that lets start.
-    async fn finish(&self, id: &str, outcomes: &[(i64, JobOutcome)]) -> Result<(), ScheduleError> {
-        self.with_schedule(id, |s, _now| {
-            let id = s.id.clone();
-            let plan = s.trigger.plan()?.keyed(&id);
-            let mut change_steps = Vec::new();
-            let mut finished = Vec::new();
-            for (at, o) in outcomes {
-                let end = Timestamp::from_millisecond(o.finished_at_ms as i64)
-                    .unwrap_or(Timestamp::UNIX_EPOCH);
-                let rules = rules_of(&id, &plan, s);
-                change_steps.extend(s.progress.finished(rules, *at, end));
-                finished.push(finished_record(*at, o));
-            }
-            Ok((change_steps, finished))
-        })
-        .await
     }
 
     /// Handles the shard's due schedules: requests, then occurrences.
@@ -153,127 +149,111 @@ impl ShardTask {
                 .due(&self.lease, now.as_millisecond(), BATCH)
                 .await?;
             let n = due.len();
-            for s in due {
-                self.with_schedule(&s.id, |s, now| {
-                    let id = s.id.clone();
-                    let plan = s.trigger.plan()?.keyed(&id);
-                    let mut steps = Vec::new();
-                    for request in std::mem::take(&mut s.requests) {
-                        let rules = rules_of(&id, &plan, s);
-                        steps.extend(match request.what {
-                            Asked::TriggerNow => s.progress.trigger_now(rules, now),
-                            Asked::Backfill { from_ms, to_ms } => {
-                                s.progress.backfill(rules, instant(from_ms), instant(to_ms))
-                            }
-                            _ => Vec::new(),
-                        });
-                    }
-                    if !s.paused {
-                        let rules = rules_of(&id, &plan, s);
-                        steps.extend(s.progress.due(rules, now));
-                    }
-                    Ok((steps, Vec::new()))
-                })
+            self.handle(due.into_iter().map(|s| (s, Event::Due)).collect())
                 .await?;
-            }
             if n < BATCH {
                 return Ok(());
             }
         }
     }
 
-    /// Reads schedule `id`, applies `step` to it, commits the change
-    /// (again on a fresh read if it moved), then takes the steps.
-    async fn with_schedule(
-        &self,
-        id: &str,
-        step: impl Fn(&mut Schedule, Timestamp) -> Result<(Vec<Step>, Vec<RunRecord>), ScheduleError>,
-    ) -> Result<(), ScheduleError> {
+    /// Applies each event to its schedule as read, commits the changes in
+    /// one write (those whose schedule moved meanwhile again, on a fresh
+    /// read), then takes the steps of those committed.
+    async fn handle(&self, mut items: Vec<(Schedule, Event)>) -> Result<(), ScheduleError> {
         for _ in 0..RETRIES {
-            let Some(mut s) = self.schedules.get(id).await? else {
-                // Deleted: its runs go on, their outcomes are dropped.
+            if items.is_empty() {
                 return Ok(());
-            };
+            }
             let now = self.now();
-            let (steps, finished) = step(&mut s, now)?;
-            let mut change = Change::new(s.clone());
-            change.finished = finished;
-            for st in &steps {
-                match st {
-                    Step::Dispatch(run) => {
-                        change.dispatch.push(run.clone());
-                        change
-                            .history
-                            .push(RunRecord::dispatched(run, now.as_millisecond()));
+            let mut changes = Vec::with_capacity(items.len());
+            let mut planned = Vec::with_capacity(items.len());
+            for (s, event) in items {
+                let mut changed = s.clone();
+                match apply(&mut changed, &event, now) {
+                    Ok((steps, finished)) => {
+                        changes.push(change(changed, &steps, finished, now));
+                        planned.push((s.id, event, steps));
                     }
-                    Step::Skipped {
-                        from_ms,
-                        to_ms,
-                        count,
-                        why,
-                    } => {
-                        change.history.push(RunRecord::skipped(
-                            *from_ms,
-                            *to_ms,
-                            *count,
-                            *why,
-                            now.as_millisecond(),
-                        ));
-                    }
-                    _ => {}
+                    Err(e) => tracing::error!(
+                        schedule = %s.id, error = %e,
+                        "a stored schedule cannot be planned; left as it is"
+                    ),
                 }
             }
-            let mut results = self.schedules.commit(&self.lease, vec![change]).await?;
-            match results.pop() {
-                Some(Ok(committed)) => {
-                    self.act(&committed, &steps, now).await?;
-                    return Ok(());
+            let results = self.schedules.commit(&self.lease, changes).await?;
+            let mut committed = Vec::new();
+            let mut again = Vec::new();
+            for (result, (id, event, steps)) in results.into_iter().zip(planned) {
+                match result {
+                    Ok(s) => committed.push((s, steps)),
+                    Err(ScheduleError::Conflict(_)) => again.push((id, event)),
+                    Err(ScheduleError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
                 }
-                Some(Err(ScheduleError::Conflict(_))) => continue,
-                Some(Err(ScheduleError::NotFound(_))) => return Ok(()),
-                Some(Err(e)) => return Err(e),
-                None => return Ok(()),
+            }
+            self.act(&committed, now).await?;
+            items = Vec::with_capacity(again.len());
+            for (id, event) in again {
+                if let Some(s) = self.schedules.get(&id).await? {
+                    items.push((s, event));
+                }
             }
         }
-        Err(ScheduleError::Conflict(id.to_owned()))
-    }
-
-    /// Takes the committed steps: enqueues the runs (then takes them out
-    /// of the outbox), asks running ones to stop.
-    async fn act(&self, s: &Schedule, steps: &[Step], now: Timestamp) -> Result<(), ScheduleError> {
-        let mut runs = Vec::new();
-        for step in steps {
-            match step {
-                Step::Dispatch(run) => runs.push(Outbound::new(s.id.clone(), run.clone())),
-                Step::Cancel(job) => {
-                    self.jobs.cancel(&s.job.queue, *job).await?;
-                }
-                _ => {}
-            }
-        }
-        if !runs.is_empty() {
-            self.send(s, &runs, now).await?;
+        if let Some((s, _)) = items.first() {
+            return Err(ScheduleError::Conflict(s.id.clone()));
         }
         Ok(())
     }
 
-    /// Enqueues the jobs of `runs` of `s` (each by its derived id, so once
-    /// however often this is done), then marks them enqueued.
-    async fn send(
+    /// Takes the committed steps: enqueues the runs in one batch (then
+    /// takes them out of the outbox), asks running ones to stop.
+    async fn act(
         &self,
-        s: &Schedule,
-        runs: &[Outbound],
+        committed: &[(Schedule, Vec<Step>)],
         now: Timestamp,
     ) -> Result<(), ScheduleError> {
+        let reply_to = self.schedules.shard_inbox(self.lease.shard);
+        let mut jobs: Vec<NewJob> = Vec::new();
+        let mut runs: Vec<Outbound> = Vec::new();
+        for (s, steps) in committed {
+            for step in steps {
+                match step {
+                    Step::Dispatch(run) => {
+                        jobs.push(s.job.to_job(
+                            &s.tenant,
+                            &s.id,
+                            run.occurrence_ms,
+                            Some(reply_to.clone()),
+                        )?);
+                        self.lateness
+                            .record(now.as_millisecond() - run.occurrence_ms);
+                        runs.push(Outbound::new(s.id.clone(), run.clone()));
+                    }
+                    Step::Cancel(job) => {
+                        self.jobs.cancel(&s.job.queue, *job).await?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if runs.is_empty() {
+            return Ok(());
+        }
+        self.jobs.enqueue(jobs).await?;
+        self.schedules.dispatched(&self.lease, &runs).await
+    }
+
+    /// Enqueues the jobs of `runs` of `s` (each by its derived id, so once
+    /// however often this is done), then marks them enqueued.
+    async fn send(&self, s: &Schedule, runs: &[Outbound]) -> Result<(), ScheduleError> {
         let reply_to = Some(self.schedules.shard_inbox(self.lease.shard));
         let mut jobs: Vec<NewJob> = Vec::with_capacity(runs.len());
         for o in runs {
-            let job = s
-                .job
-                .to_job(&s.tenant, &s.id, o.run.occurrence_ms, reply_to.clone())?;
-            self.lateness
-                .record(now.as_millisecond() - o.run.occurrence_ms);
-            jobs.push(job);
+            jobs.push(
+                s.job
+                    .to_job(&s.tenant, &s.id, o.run.occurrence_ms, reply_to.clone())?,
+            );
         }
         self.jobs.enqueue(jobs).await?;
         self.schedules.dispatched(&self.lease, runs).await
@@ -288,12 +268,11 @@ impl ShardTask {
             if outbox.is_empty() {
                 return Ok(());
             }
-            let now = self.now();
             let mut stale = Vec::new();
             for o in &outbox {
                 match self.schedules.get(&o.schedule).await? {
                     Some(s) if s.progress.running.contains(&o.run) => {
-                        self.send(&s, std::slice::from_ref(o), now).await?;
+                        self.send(&s, std::slice::from_ref(o)).await?;
                     }
                     _ => stale.push(o.clone()),
                 }
@@ -303,6 +282,79 @@ impl ShardTask {
             }
         }
     }
+}
+
+/// What happened to a schedule.
+enum Event {
+    /// It came due: its requests, then its occurrences.
+    Due,
+    /// Runs of it finished: (occurrence, outcome).
+    Finished(Vec<(i64, JobOutcome)>),
+}
+
+/// Applies `event` to `s` at `now` through the planner: the steps to take,
+/// and the history entries of the runs that finished.
+fn apply(
+    s: &mut Schedule,
+    event: &Event,
+    now: Timestamp,
+) -> Result<(Vec<Step>, Vec<RunRecord>), ScheduleError> {
+    let id = s.id.clone();
+    let plan = s.trigger.plan()?.keyed(&id);
+    let mut steps = Vec::new();
+    let mut finished = Vec::new();
+    match event {
+        Event::Due => {
+            for request in std::mem::take(&mut s.requests) {
+                let rules = rules_of(&id, &plan, s);
+                steps.extend(match request.what {
+                    Asked::TriggerNow => s.progress.trigger_now(rules, now),
+                    Asked::Backfill { from_ms, to_ms } => {
+                        s.progress.backfill(rules, instant(from_ms), instant(to_ms))
+                    }
+                    _ => Vec::new(),
+                });
+            }
+            if !s.paused {
+                let rules = rules_of(&id, &plan, s);
+                steps.extend(s.progress.due(rules, now));
+            }
+        }
+        Event::Finished(outcomes) => {
+            for (at, o) in outcomes {
+                let end = instant(o.finished_at_ms as i64);
+                let rules = rules_of(&id, &plan, s);
+                steps.extend(s.progress.finished(rules, *at, end));
+                finished.push(finished_record(*at, o));
+            }
+        }
+    }
+    Ok((steps, finished))
+}
+
+/// The change of `s` that records `steps` and `finished` at `now`.
+fn change(s: Schedule, steps: &[Step], finished: Vec<RunRecord>, now: Timestamp) -> Change {
+    let now = now.as_millisecond();
+    let mut change = Change::new(s);
+    change.finished = finished;
+    for step in steps {
+        match step {
+            Step::Dispatch(run) => {
+                change.dispatch.push(run.clone());
+                change.history.push(RunRecord::dispatched(run, now));
+            }
+            Step::Skipped {
+                from_ms,
+                to_ms,
+                count,
+                why,
+            } => change
+                .history
+                .push(RunRecord::skipped(*from_ms, *to_ms, *count, *why, now)),
+            _ => {}
+        }
+    }
+    change
 }
 
 fn instant(ms: i64) -> Timestamp {
