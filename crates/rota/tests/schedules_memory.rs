@@ -38,3 +38,8 @@ async fn trigger_pause_and_resume_by_hand() {
 async fn bad_input_is_refused_and_nothing_is_written() {
     support::bad_input_is_refused_and_nothing_is_written(MemoryBroker::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_recomputes_the_next_fire_and_delete_stops_fires() {
+    support::update_recomputes_the_next_fire_and_delete_stops_fires(MemoryBroker::new()).await;
+}

@@ -53,3 +53,9 @@ async fn bad_input_is_refused_and_nothing_is_written() {
     let (_dir, store) = open().await;
     support::bad_input_is_refused_and_nothing_is_written(store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_recomputes_the_next_fire_and_delete_stops_fires() {
+    let (_dir, store) = open().await;
+    support::update_recomputes_the_next_fire_and_delete_stops_fires(store).await;
+}

@@ -309,3 +309,45 @@ pub(crate) async fn bad_input_is_refused_and_nothing_is_written<S: Store>(store:
     let page = schedules.list("acme", None, 10).await.unwrap();
     assert_eq!(page.schedules.len(), 1);
 }
+
+pub(crate) async fn update_recomputes_the_next_fire_and_delete_stops_fires<S: Store>(store: S) {
+    let schedules = Schedules::new(store.clone());
+    schedules
+        .create(NewSchedule::new("acme", sleep_job(), every(100)).id("moving"))
+        .await
+        .unwrap();
+    let w = worker(&store, 1, Arc::default());
+    let sched = scheduler(&store, "a");
+    until_runs(&schedules, "moving", |r| finished(r).len() >= 2).await;
+    // Once a year from now on: the next fire moves out.
+    let updated = schedules
+        .update("moving", |s| s.trigger = Trigger::cron("0 0 1 1 *"))
+        .await
+        .unwrap();
+    let next = updated.progress.due_at().unwrap();
+    assert!(next > Timestamp::now() + SignedDuration::from_hours(24));
+    let preview = Schedules::preview(&Trigger::cron("0 0 1 1 *"), Timestamp::now(), 2).unwrap();
+    assert_eq!(preview[0], next);
+    let fired = schedules
+        .get("moving")
+        .await
+        .unwrap()
+        .unwrap()
+        .progress
+        .counts
+        .fired;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after = schedules.get("moving").await.unwrap().unwrap();
+    assert!(
+        after.progress.counts.fired <= fired + 1,
+        "fired on the old trigger after the update"
+    );
+    assert!(schedules.delete("moving").await.unwrap());
+    assert!(schedules.get("moving").await.unwrap().is_none());
+    assert!(matches!(
+        schedules.runs("moving", 10).await,
+        Err(ScheduleError::NotFound(_))
+    ));
+    sched.shutdown().await;
+    w.shutdown().await.unwrap();
+}
