@@ -1,23 +1,26 @@
-//! Calls of the job functions (`FCALL`), loading their library into a
-//! Redis that lacks it (a restart without persistence, a new version).
+//! Calls of Redis Functions (`FCALL`) of rota's libraries, loading the
+//! library into a Redis that lacks it (a restart without persistence, a
+//! new version).
 
 use redis::aio::ConnectionLike;
 use redis::{FromRedisValue, RedisResult, ToRedisArgs};
 
-use crate::scripts::JOBS;
+use crate::scripts::Library;
 
-/// One call of a job function: its keys, then its arguments.
+/// One call of a function of a library: its keys, then its arguments.
 pub(crate) struct Call {
+    library: &'static Library,
     function: String,
     keys: Vec<String>,
     args: Vec<Vec<u8>>,
 }
 
 impl Call {
-    /// A call of function `name` of the job library.
-    pub(crate) fn new(name: &str) -> Self {
+    /// A call of function `name` of `library`.
+    pub(crate) fn new(library: &'static Library, name: &str) -> Self {
         Self {
-            function: JOBS.function(name),
+            library,
+            function: library.function(name),
             keys: Vec::new(),
             args: Vec::new(),
         }
@@ -51,7 +54,7 @@ impl Call {
         let cmd = self.cmd();
         match cmd.query_async(conn).await {
             Err(e) if is_missing(&e) => {
-                load(conn).await?;
+                load(conn, self.library).await?;
                 cmd.query_async(conn).await
             }
             answer => answer,
@@ -64,11 +67,14 @@ pub(crate) fn is_missing(e: &redis::RedisError) -> bool {
     e.to_string().contains("Function not found")
 }
 
-/// Loads the job library (a library already loaded is left as it is).
-pub(crate) async fn load(conn: &mut (impl ConnectionLike + Send)) -> RedisResult<()> {
+/// Loads `library` (a library already loaded is left as it is).
+pub(crate) async fn load(
+    conn: &mut (impl ConnectionLike + Send),
+    library: &Library,
+) -> RedisResult<()> {
     let loaded: RedisResult<String> = redis::cmd("FUNCTION")
         .arg("LOAD")
-        .arg(&JOBS.code)
+        .arg(&library.code)
         .query_async(conn)
         .await;
     match loaded {
@@ -76,3 +82,4 @@ pub(crate) async fn load(conn: &mut (impl ConnectionLike + Send)) -> RedisResult
         other => other.map(|_| ()),
     }
 }
+

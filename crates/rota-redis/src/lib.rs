@@ -36,6 +36,7 @@
 //!   atomic, next to the feature they serve.
 
 pub mod broker;
+mod call;
 mod conn;
 mod error;
 mod inbox;

@@ -11,7 +11,7 @@ use rota_core::{BrokerError, Leased, ReapStats};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::call::{Call, is_missing};
+use crate::call::{Call, is_missing};
 use super::keys::QueueKeys;
 use super::record::{claimed, protocol, state_name};
 
