@@ -83,3 +83,38 @@ pub(crate) async fn load(
     }
 }
 
+/// Calls each of `calls` in one pipeline (one round trip, not a
+/// transaction), loading the library and calling again those that found
+/// their function missing (they ran nothing). Returns each call's answer;
+/// fails as a whole only when the pipeline itself does.
+pub(crate) async fn invoke_all(
+    conn: &mut (impl ConnectionLike + Send),
+    calls: &[Call],
+) -> RedisResult<Vec<RedisResult<redis::Value>>> {
+    let mut pipe = redis::pipe();
+    for call in calls {
+        pipe.add_command(call.cmd());
+    }
+    let mut results: Vec<RedisResult<redis::Value>> =
+        pipe.ignore_errors().query_async(conn).await?;
+    let missing: Vec<usize> = (0..calls.len())
+        .filter(|i| {
+            results
+                .get(*i)
+                .is_some_and(|r| r.as_ref().is_err_and(is_missing))
+        })
+        .collect();
+    if let Some(first) = missing.first() {
+        load(conn, calls[*first].library).await?;
+        let mut again = redis::pipe();
+        for i in &missing {
+            again.add_command(calls[*i].cmd());
+        }
+        let answers: Vec<RedisResult<redis::Value>> =
+            again.ignore_errors().query_async(conn).await?;
+        for (i, answer) in missing.into_iter().zip(answers) {
+            results[i] = answer;
+        }
+    }
+    Ok(results)
+}

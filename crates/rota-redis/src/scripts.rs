@@ -39,6 +39,17 @@ const JOB_BODIES: [(&str, &str); 7] = [
     ("read", include_str!("lua/jobs/read.lua")),
 ];
 
+const SCHEDULES_COMMON: &str = include_str!("lua/schedules/common.lua");
+
+/// The schedule functions, by name, and the file of each one's body.
+const SCHEDULE_BODIES: [(&str, &str); 5] = [
+    ("lease", include_str!("lua/schedules/lease.lua")),
+    ("write", include_str!("lua/schedules/write.lua")),
+    ("commit", include_str!("lua/schedules/commit.lua")),
+    ("shard", include_str!("lua/schedules/shard.lua")),
+    ("heartbeat", include_str!("lua/schedules/heartbeat.lua")),
+];
+
 /// A library of Redis Functions: loaded once per server, its helpers
 /// defined once, rather than with every call as a script's would be. The
 /// library and its functions are named after a hash of the code, so
@@ -84,3 +95,6 @@ impl Library {
 pub(crate) static JOBS: LazyLock<Library> =
     LazyLock::new(|| Library::new("rota_jobs", &[JOBS_COMMON, JOBS_TAKE], &JOB_BODIES));
 
+/// The schedule functions (`lua/schedules/`).
+pub(crate) static SCHEDULES: LazyLock<Library> =
+    LazyLock::new(|| Library::new("rota_sched", &[SCHEDULES_COMMON], &SCHEDULE_BODIES));
