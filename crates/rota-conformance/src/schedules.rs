@@ -1,4 +1,5 @@
-//! The schedules suite: what every [`ScheduleStore`] does.
+//! The schedules suite: what every
+//! [`ScheduleStore`](rota_core::schedules::ScheduleStore) does.
 //!
 //! The checks drive the store as a scheduler and an API would, with
 //! schedules made by hand (the planner is checked in `rota-core`); leases

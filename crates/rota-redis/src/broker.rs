@@ -1,5 +1,9 @@
 //! [`RedisBroker`]: one handle on Redis that every feature's store trait
-//! is implemented for (calls in `rpc`, jobs in `jobs`).
+//! is implemented for (calls in `rpc`, jobs in `jobs`, schedules in
+//! `schedules`).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use redis::aio::ConnectionManager;
 use rota_core::BrokerError;
@@ -17,6 +21,9 @@ pub struct RedisBroker {
     pub(crate) client: redis::Client,
     pub(crate) conn: ConnectionManager,
     pub(crate) options: RedisOptions,
+    /// Whether the store's number of schedule shards was found to be the
+    /// options' (checked at the first use of schedules).
+    pub(crate) shards_checked: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -52,6 +59,7 @@ impl RedisBroker {
             client,
             conn,
             options,
+            shards_checked: Arc::default(),
         })
     }
 

@@ -26,7 +26,7 @@ impl Inboxes for RedisBroker {
     }
 
     fn is_inbox(&self, address: &str) -> bool {
-        keys::is_inbox(&self.options.prefix, address)
+        keys::is_inbox(&self.options.prefix, address, self.options.schedule_shards)
     }
 }
 
@@ -73,9 +73,10 @@ impl Inbox for RedisInbox {
 }
 
 /// Adds the replies to `pipe`: one RPUSH and one PEXPIRE per inbox, however
-/// many replies it gets. A reply to an address that is no inbox key is
-/// dropped (and logged): it must never reach another key. Returns whether
-/// any reply was added.
+/// many replies it gets (no PEXPIRE for a schedule shard's inbox, whose
+/// replies stay until acknowledged). A reply to an address that is no inbox
+/// key is dropped (and logged): it must never reach another key. Returns
+/// whether any reply was added.
 pub(crate) fn push_replies<'a>(
     pipe: &mut redis::Pipeline,
     replies: impl IntoIterator<Item = (&'a str, &'a [u8])>,
@@ -94,10 +95,12 @@ pub(crate) fn push_replies<'a>(
     }
     for (to, batch) in &inboxes {
         pipe.cmd("RPUSH").arg(*to).arg(batch).ignore();
-        pipe.cmd("PEXPIRE")
-            .arg(*to)
-            .arg(crate::lease::ms(ttl))
-            .ignore();
+        if keys::inbox_expires(to) {
+            pipe.cmd("PEXPIRE")
+                .arg(*to)
+                .arg(crate::lease::ms(ttl))
+                .ignore();
+        }
     }
     !inboxes.is_empty()
 }

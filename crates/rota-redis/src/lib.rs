@@ -30,12 +30,16 @@
 //! * `rpc/` — calls: the [`Broker`](rota_core::Broker) and its consumers.
 //! * `jobs/` — jobs: the [`JobStore`](rota_core::jobs::JobStore) and its
 //!   consumers.
+//! * `schedules/` — schedules: the
+//!   [`ScheduleStore`](rota_core::schedules::ScheduleStore), its shards
+//!   and their inboxes.
 //! * `inbox`, `lease`, `keys`, `conn` — what the features share: reply
 //!   inboxes, fenced lease renewal, the key layout, connections.
-//! * `lua/rpc/`, `lua/jobs/` — the scripts that make each state change
-//!   atomic, next to the feature they serve.
+//! * `lua/rpc/`, `lua/jobs/`, `lua/schedules/` — the scripts that make
+//!   each state change atomic, next to the feature they serve.
 
 pub mod broker;
+mod call;
 mod conn;
 mod error;
 mod inbox;
@@ -44,6 +48,7 @@ mod keys;
 mod lease;
 pub mod options;
 mod rpc;
+mod schedules;
 mod scripts;
 
 pub use broker::RedisBroker;

@@ -30,7 +30,18 @@ pub struct RedisOptions {
     /// The clock of due times and timestamps (leases are key TTLs, on
     /// Redis's own clock): the system clock but in tests.
     pub clock: SharedClock,
+    /// How many shards schedules are spread over (1 to
+    /// [`MAX_SCHEDULE_SHARDS`]; default 64): each is a unit of work a
+    /// scheduler holds under a lease, and a hash tag of its own, so the
+    /// shards spread over a Cluster's nodes. Fixed for a store: the first
+    /// use of its schedules records it under the prefix, and a handle with
+    /// another number is refused ([`BrokerError::Config`]) rather than look
+    /// for schedules in the wrong shards.
+    pub schedule_shards: u32,
 }
+
+/// The most shards schedules may be spread over.
+pub const MAX_SCHEDULE_SHARDS: u32 = 4096;
 
 impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,6 +51,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("reply_ttl", &self.reply_ttl)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
+            .field("schedule_shards", &self.schedule_shards)
             .field("clock", &self.clock)
             .field(
                 "tls_root_cert",
@@ -53,7 +65,8 @@ impl std::fmt::Debug for RedisOptions {
 }
 
 impl RedisOptions {
-    /// Options for `url` with defaults: prefix `rota`, replies kept 5 minutes.
+    /// Options for `url` with defaults: prefix `rota`, replies kept 5
+    /// minutes, schedules in 64 shards.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -63,7 +76,16 @@ impl RedisOptions {
             command_timeout: Duration::from_secs(5),
             tls_root_cert: None,
             clock: rota_core::clock::system(),
+            schedule_shards: 64,
         }
+    }
+
+    /// Sets how many shards schedules are spread over (see
+    /// [`RedisOptions::schedule_shards`]; it must be the number the store
+    /// was first used with).
+    pub fn schedule_shards(mut self, shards: u32) -> Self {
+        self.schedule_shards = shards;
+        self
     }
 
     /// Trusts the certificate authority in `pem` for `rediss://` URLs.
@@ -105,6 +127,12 @@ impl RedisOptions {
 
     pub(crate) fn client(&self) -> Result<redis::Client, BrokerError> {
         validate_prefix(&self.prefix)?;
+        if !(1..=MAX_SCHEDULE_SHARDS).contains(&self.schedule_shards) {
+            return Err(BrokerError::Config(format!(
+                "schedule_shards is {}: it must be from 1 to {MAX_SCHEDULE_SHARDS}",
+                self.schedule_shards
+            )));
+        }
         let tls = self.url.starts_with("rediss://");
         if tls && !cfg!(feature = "tls") {
             return Err(BrokerError::Config(format!(

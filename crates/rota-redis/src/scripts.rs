@@ -39,36 +39,62 @@ const JOB_BODIES: [(&str, &str); 7] = [
     ("read", include_str!("lua/jobs/read.lua")),
 ];
 
-/// The job scripts, as one library of Redis Functions: loaded once per
-/// server, its helpers defined once, rather than with every call as a
-/// script's would be. The library and its functions are named after a
-/// hash of the code, so versions of rota sharing a Redis do not clash.
-pub(crate) struct JobLibrary {
+const SCHEDULES_COMMON: &str = include_str!("lua/schedules/common.lua");
+
+/// The schedule functions, by name, and the file of each one's body.
+const SCHEDULE_BODIES: [(&str, &str); 5] = [
+    ("lease", include_str!("lua/schedules/lease.lua")),
+    ("write", include_str!("lua/schedules/write.lua")),
+    ("commit", include_str!("lua/schedules/commit.lua")),
+    ("shard", include_str!("lua/schedules/shard.lua")),
+    ("heartbeat", include_str!("lua/schedules/heartbeat.lua")),
+];
+
+/// A library of Redis Functions: loaded once per server, its helpers
+/// defined once, rather than with every call as a script's would be. The
+/// library and its functions are named after a hash of the code, so
+/// versions of rota sharing a Redis do not clash.
+pub(crate) struct Library {
     /// The library's code, for `FUNCTION LOAD`.
     pub(crate) code: String,
-    /// The prefix of its functions' names: `rota_jobs_<hash>_`.
+    /// The prefix of its functions' names: `<name>_<hash>_`.
     pub(crate) prefix: String,
 }
 
-impl JobLibrary {
-    /// The name of function `name` (a key of `JOB_BODIES`).
+impl Library {
+    /// A library named `name`: the helpers in `common`, then one function
+    /// per body, registered as `<name>_<hash>_<function>`; each starts with
+    /// a call of `setup(KEYS, ARGV)`, which `common` defines.
+    fn new(name: &str, common: &[&str], bodies: &[(&str, &str)]) -> Self {
+        let mut body = String::new();
+        for part in common {
+            body.push_str(part);
+            body.push('\n');
+        }
+        for (function, code) in bodies {
+            body.push_str(&format!(
+                "redis.register_function('@PREFIX@{function}', function(KEYS, ARGV)\nsetup(KEYS, ARGV)\n{code}\nend)\n"
+            ));
+        }
+        let hash = Script::new(&body).get_hash()[..12].to_owned();
+        let prefix = format!("{name}_{hash}_");
+        let code = format!(
+            "#!lua name={name}_{hash}\n{}",
+            body.replace("@PREFIX@", &prefix)
+        );
+        Self { code, prefix }
+    }
+
+    /// The name of function `name` (one of the library's bodies).
     pub(crate) fn function(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
 }
 
-pub(crate) static JOBS: LazyLock<JobLibrary> = LazyLock::new(|| {
-    let mut body = format!("{JOBS_COMMON}\n{JOBS_TAKE}\n");
-    for (name, code) in JOB_BODIES {
-        body.push_str(&format!(
-            "redis.register_function('@PREFIX@{name}', function(KEYS, ARGV)\nsetup(KEYS, ARGV)\n{code}\nend)\n"
-        ));
-    }
-    let hash = Script::new(&body).get_hash()[..12].to_owned();
-    let prefix = format!("rota_jobs_{hash}_");
-    let code = format!(
-        "#!lua name=rota_jobs_{hash}\n{}",
-        body.replace("@PREFIX@", &prefix)
-    );
-    JobLibrary { code, prefix }
-});
+/// The job functions (`lua/jobs/`).
+pub(crate) static JOBS: LazyLock<Library> =
+    LazyLock::new(|| Library::new("rota_jobs", &[JOBS_COMMON, JOBS_TAKE], &JOB_BODIES));
+
+/// The schedule functions (`lua/schedules/`).
+pub(crate) static SCHEDULES: LazyLock<Library> =
+    LazyLock::new(|| Library::new("rota_sched", &[SCHEDULES_COMMON], &SCHEDULE_BODIES));

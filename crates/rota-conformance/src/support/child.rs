@@ -111,6 +111,27 @@ impl Child {
         std::iter::from_fn(|| self.lines.try_recv().ok()).collect()
     }
 
+    /// Freezes the child (SIGSTOP): it holds whatever it held, renews
+    /// nothing and writes nothing until [`Child::thaw`] — a process paused
+    /// by a long GC, a stalled VM or a debugger.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen child run again (SIGCONT), unaware of the time it lost.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .arg(signal)
+            .arg(self.process.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill {signal} failed");
+    }
+
     /// Kills the child with SIGKILL and reaps it.
     pub fn kill(&mut self) {
         let _ = self.process.kill();

@@ -11,9 +11,9 @@ use rota_core::{BrokerError, Leased, ReapStats};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::call::{Call, is_missing};
 use super::keys::QueueKeys;
 use super::record::{claimed, protocol, state_name};
+use crate::call::{Call, is_missing};
 
 /// Most jobs one call claims, settles or gives back.
 const CHUNK: usize = 1000;
@@ -219,9 +219,13 @@ impl RedisJobConsumer {
         }
         for (to, batch) in &inboxes {
             pipe.cmd("RPUSH").arg(*to).arg(batch);
-            pipe.cmd("PEXPIRE")
-                .arg(*to)
-                .arg(ms(self.broker.options().reply_ttl));
+            // A schedule shard's inbox keeps its replies until its owner
+            // acknowledges them.
+            if crate::keys::inbox_expires(to) {
+                pipe.cmd("PEXPIRE")
+                    .arg(*to)
+                    .arg(ms(self.broker.options().reply_ttl));
+            }
         }
         pipe.add_command(invocation.cmd());
         let mut results: Vec<redis::RedisResult<Value>> = pipe

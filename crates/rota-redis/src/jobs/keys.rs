@@ -1,6 +1,7 @@
 //! The keys of one queue, and the function calls that name them.
 
-use super::call::Call;
+use crate::call::Call;
+use crate::scripts::JOBS;
 
 /// The keys every job function is given first, in the order `common.lua`
 /// reads them.
@@ -82,7 +83,7 @@ impl QueueKeys {
     /// first argument, the base (for the keys a function derives from what
     /// it reads); the caller adds the function's own keys and arguments.
     pub(crate) fn call(&self, function: &str) -> Call {
-        let mut call = Call::new(function);
+        let mut call = Call::new(&JOBS, function);
         for name in FIXED {
             call.key(self.key(name));
         }

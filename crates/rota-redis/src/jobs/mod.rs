@@ -64,13 +64,13 @@ use crate::error::map;
 use crate::inbox::push_replies;
 use crate::lease::grant;
 
-mod call;
 mod consumer;
 mod counts;
 mod keys;
 mod record;
 
-use call::{Call, is_missing};
+use crate::call::{self, Call, is_missing};
+use crate::scripts::JOBS;
 use consumer::RedisJobConsumer;
 use keys::QueueKeys;
 use record::{RawRecord, pack, protocol, record};
@@ -209,7 +209,7 @@ impl JobStore for RedisBroker {
         let registry = results.remove(0);
         // Functions not loaded (Redis restarted) ran nothing: load, run again.
         if results.iter().any(|r| r.as_ref().is_err_and(is_missing)) {
-            call::load(&mut conn).await.map_err(map)?;
+            call::load(&mut conn, &JOBS).await.map_err(map)?;
             let mut again = redis::pipe();
             let retried: Vec<usize> = (0..parts.len())
                 .filter(|i| results[*i].as_ref().is_err_and(is_missing))

@@ -1,0 +1,70 @@
+-- Commits the changes of the shard's owner, fenced by its lease, each one
+-- compare-and-set on its schedule's version.
+-- KEYS: the fixed ones, then per change its schedule's hash and history.
+-- ARGV[2] 'commit', ARGV[3] the lease's token, ARGV[4] the most history
+-- entries kept; then per change: id, the version read, due ('' for none),
+-- tenant, JSON (of the next version), then the counts nd, nh, nf; then nd
+-- outbox members ("<schedule> <occurrence> <job>"), nh history entries
+-- (oldest first), and nf finished runs, 4 arguments each: occurrence, job,
+-- at ms, record JSON.
+-- Returns {-1} when the lease lapsed (nothing written), else {1, then per
+-- change 1 (written), 0 (its version moved) or -1 (it is gone)}: a change
+-- refused writes nothing.
+if not lease_ok(ARGV[3]) then return {-1} end
+local keep = tonumber(ARGV[4])
+local out = {1}
+local a, k = 5, FIXED + 1
+while a <= #ARGV do
+  local id, read, due, tenant, json = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local nd, nh, nf = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])
+  local key, hist = KEYS[k], KEYS[k + 1]
+  local first = a + 8
+  a = first + nd + nh + 4 * nf
+  k = k + 2
+  local v = redis.call('HGET', key, 'v')
+  if not v then
+    out[#out + 1] = -1
+  elseif v ~= read then
+    out[#out + 1] = 0
+  else
+    put(key, id, int(tonumber(v) + 1), due, tenant, json)
+    if nd > 0 then
+      local seq = redis.call('HINCRBY', META, 'oseq', nd) - nd
+      for i = 0, nd - 1 do
+        redis.call('ZADD', OUTBOX, 'NX', seq + i + 1, ARGV[first + i])
+      end
+    end
+    local h = first + nd
+    for i = 0, nh - 1 do redis.call('LPUSH', hist, ARGV[h + i]) end
+    local f = h + nh
+    if nf > 0 then
+      local entries = redis.call('LRANGE', hist, 0, -1)
+      for i = 0, nf - 1 do
+        local occ, job, at, record = ARGV[f + 4 * i], ARGV[f + 4 * i + 1], ARGV[f + 4 * i + 2],
+          ARGV[f + 4 * i + 3]
+        -- The run's entry: the newest with its occurrence and a job. Its
+        -- dispatch instant is kept.
+        local found = nil
+        for n, e in ipairs(entries) do
+          local o, j, t = string.match(e, '^(%S+) (%S+) (%S+) ')
+          if o == occ and j ~= '-' then
+            found = n
+            at = t
+            break
+          end
+        end
+        local entry = occ .. ' ' .. job .. ' ' .. at .. ' ' .. record
+        if found then
+          redis.call('LSET', hist, found - 1, entry)
+          entries[found] = entry
+        else
+          redis.call('LPUSH', hist, entry)
+          table.insert(entries, 1, entry)
+        end
+      end
+    end
+    if nh > 0 or nf > 0 then redis.call('LTRIM', hist, 0, keep - 1) end
+    out[#out + 1] = 1
+  end
+end
+return out

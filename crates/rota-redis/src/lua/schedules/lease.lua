@@ -1,0 +1,25 @@
+-- The shard's lease: a key with a TTL whose value is "<epoch> <holder>",
+-- and the latest epoch granted, META's field epoch, which never expires,
+-- so no epoch is granted twice.
+-- ARGV[2] the operation:
+--   acquire: ARGV[3] holder, ARGV[4] lease ms. Returns the new epoch, or
+--     0 when a live lease holds the shard.
+--   renew: ARGV[3] the lease's token "<epoch> <holder>", ARGV[4] lease
+--     ms. Returns 1, or -1 when the lease lapsed or a later one was granted.
+--   release: ARGV[3] the token. Returns 1 if it was the live lease.
+local op = ARGV[2]
+if op == 'acquire' then
+  if redis.call('EXISTS', LEASE) == 1 then return 0 end
+  local epoch = redis.call('HINCRBY', META, 'epoch', 1)
+  redis.call('SET', LEASE, int(epoch) .. ' ' .. ARGV[3], 'PX', ARGV[4])
+  return epoch
+elseif op == 'renew' then
+  if not lease_ok(ARGV[3]) then return -1 end
+  redis.call('PEXPIRE', LEASE, ARGV[4])
+  return 1
+elseif op == 'release' then
+  if not lease_ok(ARGV[3]) then return 0 end
+  redis.call('DEL', LEASE)
+  return 1
+end
+return redis.error_reply('unknown lease operation ' .. tostring(op))
