@@ -129,7 +129,7 @@ enum Command {
     },
     /// Schedules firing at a rate: what fired and completed, and how late.
     Schedules {
-        /// The store (`redis` once the Redis schedule store lands).
+        /// The store.
         #[arg(long, value_enum, default_value = "embedded")]
         backend: jobs::Backend,
         /// Redis to run against (with `--backend redis`).
@@ -263,7 +263,8 @@ impl Command {
                         schedules::run(backend, s.store.clone(), shape).await?
                     }
                     jobs::Backend::Redis => {
-                        anyhow::bail!("the Redis schedule store has not landed yet ({redis})")
+                        let s = jobs::redis_store(&redis).await?;
+                        schedules::run(backend, s.store.clone(), shape).await?
                     }
                 };
                 Ok(report::Report::one(line))

@@ -179,7 +179,11 @@ impl ScheduleStore for MemoryBroker {
 
     async fn upsert_many(&self, schedules: Vec<Schedule>) -> Result<(), ScheduleError> {
         let mut state = self.lock();
-        for schedule in schedules {
+        for mut schedule in schedules {
+            // Past any version read before: such a read cannot commit over it.
+            if let Some(old) = state.schedules.schedules.get(&schedule.id) {
+                schedule.version = old.schedule.version + 1;
+            }
             state.schedules.put(schedule);
         }
         Ok(())

@@ -256,7 +256,13 @@ impl ScheduleStore for SqliteBroker {
         self.with(move |c| {
             write(c, |tx| {
                 for s in &schedules {
-                    store(tx, s)?;
+                    let mut s = s.clone();
+                    // Past any version read before: such a read cannot
+                    // commit over it.
+                    if let Some(old) = load(tx, &s.id)? {
+                        s.version = old.version + 1;
+                    }
+                    store(tx, &s)?;
                 }
                 Ok(())
             })

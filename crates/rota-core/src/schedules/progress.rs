@@ -229,21 +229,23 @@ impl Progress {
         steps
     }
 
-    /// Handles the end of the run of occurrence `occurrence_ms`, which
-    /// finished at `finished_at`: the next waiting occurrence starts, and an
-    /// after-completion trigger computes its next occurrence. An unknown
-    /// run (finished before, or never this schedule's) changes nothing.
+    /// Handles the end of the run of occurrence `occurrence_ms`, job `job`,
+    /// which finished at `finished_at`: the next waiting occurrence starts,
+    /// and an after-completion trigger computes its next occurrence. An
+    /// unknown run (finished before, never this schedule's, or another job
+    /// than the run's) changes nothing.
     pub fn finished(
         &mut self,
         rules: Rules<'_>,
         occurrence_ms: i64,
+        job: JobId,
         finished_at: Timestamp,
     ) -> Vec<Step> {
         let mut steps = Vec::new();
         let Some(at) = self
             .running
             .iter()
-            .position(|r| r.occurrence_ms == occurrence_ms)
+            .position(|r| r.occurrence_ms == occurrence_ms && r.job == job)
         else {
             return steps;
         };

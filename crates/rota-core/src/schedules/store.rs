@@ -437,7 +437,11 @@ pub trait ScheduleStore: Send + Sync + 'static {
     async fn insert(&self, schedule: Schedule) -> Result<(), ScheduleError>;
 
     /// Stores each of `schedules` (validated, ids distinct), replacing one
-    /// with the same id whole; all or none.
+    /// with the same id whole, at a version past the replaced one's (so a
+    /// change read before cannot be made over it). All or none — per shard
+    /// on a store that keeps shards apart (Redis, where shards may live on
+    /// different nodes): the error then names what was not written, and
+    /// the same upsert again completes it.
     async fn upsert_many(&self, schedules: Vec<Schedule>) -> Result<(), ScheduleError>;
 
     /// Replaces schedule `schedule.id` if its stored version is still

@@ -57,7 +57,9 @@ impl Schedules {
     }
 
     /// Creates or replaces each of `schedules` (by id, which each must
-    /// have), all or none: what an import does, again and again the same.
+    /// have), all or none (per shard on Redis: see
+    /// [`ScheduleStore::upsert_many`]): what an import does, again and again
+    /// the same.
     /// A replaced schedule starts over: new progress and counts.
     ///
     /// Cancel safe: one write.

@@ -324,7 +324,7 @@ fn apply(
             for (at, o) in outcomes {
                 let end = instant(o.finished_at_ms as i64);
                 let rules = rules_of(&id, &plan, s);
-                steps.extend(s.progress.finished(rules, *at, end));
+                steps.extend(s.progress.finished(rules, *at, o.id, end));
                 finished.push(finished_record(*at, o));
             }
         }

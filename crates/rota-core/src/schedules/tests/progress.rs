@@ -96,6 +96,7 @@ fn skip_overlap_counts_what_came_while_a_run_ran() {
         p.finished(
             case.rules(),
             ms("2026-06-01T00:01:00Z"),
+            run_job_id(ID, ms("2026-06-01T00:01:00Z")),
             t("2026-06-01T00:02:30Z")
         )
         .is_empty()
@@ -117,6 +118,7 @@ fn buffer_one_keeps_the_latest_and_buffer_all_keeps_its_bound() {
     let steps = p.finished(
         case.rules(),
         ms("2026-06-01T00:01:00Z"),
+        run_job_id(ID, ms("2026-06-01T00:01:00Z")),
         t("2026-06-01T00:03:10Z"),
     );
     assert_eq!(dispatched(&steps), vec![ms("2026-06-01T00:03:00Z")]);
@@ -134,12 +136,14 @@ fn buffer_one_keeps_the_latest_and_buffer_all_keeps_its_bound() {
     let first = p.finished(
         case.rules(),
         ms("2026-06-01T00:01:00Z"),
+        run_job_id(ID, ms("2026-06-01T00:01:00Z")),
         t("2026-06-01T00:04:10Z"),
     );
     assert_eq!(dispatched(&first), vec![ms("2026-06-01T00:03:00Z")]);
     let second = p.finished(
         case.rules(),
         ms("2026-06-01T00:03:00Z"),
+        run_job_id(ID, ms("2026-06-01T00:03:00Z")),
         t("2026-06-01T00:04:20Z"),
     );
     assert_eq!(dispatched(&second), vec![ms("2026-06-01T00:04:00Z")]);
@@ -170,6 +174,7 @@ fn allow_all_runs_beside_and_cancel_running_stops_then_starts() {
     let steps = p.finished(
         case.rules(),
         ms("2026-06-01T00:01:00Z"),
+        run_job_id(ID, ms("2026-06-01T00:01:00Z")),
         t("2026-06-01T00:03:01Z"),
     );
     assert_eq!(dispatched(&steps), vec![ms("2026-06-01T00:03:00Z")]);
@@ -235,6 +240,7 @@ fn after_completion_waits_for_the_run_and_counts_from_its_end() {
     p.finished(
         case.rules(),
         ms("2026-06-01T00:00:00Z"),
+        run_job_id(ID, ms("2026-06-01T00:00:00Z")),
         t("2026-06-01T00:05:00Z"),
     );
     assert_eq!(p.due_at(), Some(t("2026-06-01T00:06:00Z")));
@@ -252,12 +258,14 @@ fn max_runs_ends_the_trigger_and_trigger_now_does_not_count() {
     p.finished(
         case.rules(),
         ms("2026-06-01T00:00:40Z"),
+        run_job_id(ID, ms("2026-06-01T00:00:40Z")),
         t("2026-06-01T00:00:41Z"),
     );
     p.due(case.rules(), t("2026-06-01T00:01:00Z"));
     p.finished(
         case.rules(),
         ms("2026-06-01T00:01:00Z"),
+        run_job_id(ID, ms("2026-06-01T00:01:00Z")),
         t("2026-06-01T00:01:01Z"),
     );
     p.due(case.rules(), t("2026-06-01T00:02:00Z"));
@@ -309,4 +317,18 @@ fn a_run_job_id_is_the_same_for_every_scheduler_and_differs_per_occurrence() {
     assert_ne!(run_job_id("s1", 1_000), run_job_id("s2", 1_000));
     // "s1@10" + "00" cannot meet "s1@1" + "000": the instant is one number.
     assert_ne!(run_job_id("s1@1", 0), run_job_id("s1", 10));
+}
+
+#[test]
+fn an_outcome_of_another_job_finishes_nothing() {
+    let case = every_minute("2026-06-01T00:00:30Z");
+    let mut p = Progress::start(case.rules(), t("2026-06-01T00:00:30Z"));
+    p.due(case.rules(), t("2026-06-01T00:01:00Z"));
+    let forged = crate::jobs::JobId::new();
+    let at = ms("2026-06-01T00:01:00Z");
+    assert!(
+        p.finished(case.rules(), at, forged, t("2026-06-01T00:01:05Z"))
+            .is_empty()
+    );
+    assert_eq!(p.running.len(), 1, "a forged outcome ended the run");
 }
