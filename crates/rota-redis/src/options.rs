@@ -31,7 +31,7 @@ pub struct RedisOptions {
     /// Redis's own clock): the system clock but in tests.
     pub clock: SharedClock,
     /// How many shards schedules are spread over (1 to
-    /// [`MAX_SCHEDULE_SHARDS`]; default 64): each is a unit of work a
+    /// [`MAX_SCHEDULE_SHARDS`]; default 16): each is a unit of work a
     /// scheduler holds under a lease, and a hash tag of its own, so the
     /// shards spread over a Cluster's nodes. Fixed for a store: the first
     /// use of its schedules records it under the prefix, and a handle with
@@ -66,7 +66,7 @@ impl std::fmt::Debug for RedisOptions {
 
 impl RedisOptions {
     /// Options for `url` with defaults: prefix `rota`, replies kept 5
-    /// minutes, schedules in 64 shards.
+    /// minutes, schedules in 16 shards.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -76,7 +76,7 @@ impl RedisOptions {
             command_timeout: Duration::from_secs(5),
             tls_root_cert: None,
             clock: rota_core::clock::system(),
-            schedule_shards: 64,
+            schedule_shards: 16,
         }
     }
 

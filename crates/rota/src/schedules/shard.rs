@@ -23,7 +23,7 @@ const BATCH: usize = 256;
 
 /// The least a shard waits between rounds: what comes due meanwhile is
 /// handled in one round, a few writes for many runs.
-const GATHER: Duration = Duration::from_millis(5);
+const GATHER: Duration = Duration::from_millis(10);
 
 /// How often a commit that met a moved schedule is made again.
 const RETRIES: usize = 8;

@@ -37,30 +37,31 @@ while a <= #ARGV do
     local h = first + nd
     for i = 0, nh - 1 do redis.call('LPUSH', hist, ARGV[h + i]) end
     local f = h + nh
-    if nf > 0 then
-      local entries = redis.call('LRANGE', hist, 0, -1)
-      for i = 0, nf - 1 do
-        local occ, job, at, record = ARGV[f + 4 * i], ARGV[f + 4 * i + 1], ARGV[f + 4 * i + 2],
-          ARGV[f + 4 * i + 3]
-        -- The run's entry: the newest with its occurrence and a job. Its
-        -- dispatch instant is kept.
-        local found = nil
+    for i = 0, nf - 1 do
+      local occ, job, at, record = ARGV[f + 4 * i], ARGV[f + 4 * i + 1], ARGV[f + 4 * i + 2],
+        ARGV[f + 4 * i + 3]
+      -- The run's entry: the newest with its occurrence and a job, read a
+      -- page at a time from the newest (it is nearly always among the
+      -- first few). Its dispatch instant is kept.
+      local found, page, PAGE = nil, 0, 8
+      while not found do
+        local entries = redis.call('LRANGE', hist, page, page + PAGE - 1)
         for n, e in ipairs(entries) do
           local o, j, t = string.match(e, '^(%S+) (%S+) (%S+) ')
           if o == occ and j ~= '-' then
-            found = n
+            found = page + n
             at = t
             break
           end
         end
-        local entry = occ .. ' ' .. job .. ' ' .. at .. ' ' .. record
-        if found then
-          redis.call('LSET', hist, found - 1, entry)
-          entries[found] = entry
-        else
-          redis.call('LPUSH', hist, entry)
-          table.insert(entries, 1, entry)
-        end
+        if #entries < PAGE then break end
+        page = page + PAGE
+      end
+      local entry = occ .. ' ' .. job .. ' ' .. at .. ' ' .. record
+      if found then
+        redis.call('LSET', hist, found - 1, entry)
+      else
+        redis.call('LPUSH', hist, entry)
       end
     end
     if nh > 0 or nf > 0 then redis.call('LTRIM', hist, 0, keep - 1) end
