@@ -1,10 +1,8 @@
-//! Schedules on Redis, end to end — the scenarios of the in-memory store's
-//! `rota/tests/schedules_memory.rs` on a private redis-server: a scheduler
-//! dispatches runs, a worker runs them, their outcomes come back through
-//! the shard inboxes and drive the schedule. And the one that kills: a
-//! scheduler SIGKILLed while it holds every shard, whose leases lapse while
-//! another scheduler takes over — no occurrence dispatched twice, runs
-//! going on.
+//! Schedulers killed and frozen on Redis (the end-to-end scenarios every
+//! backend runs are in `rota/tests/schedules_redis.rs`): a scheduler
+//! SIGKILLed while it holds every shard, whose leases lapse while another
+//! scheduler takes over, and one frozen past its leases and fenced when it
+//! thaws — no occurrence dispatched twice, runs going on.
 
 mod support;
 
@@ -14,10 +12,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use rota::jobs::{JobContext, JobError, JobState, QueueOptions, Worker, WorkerHandle};
+use rota::jobs::{JobContext, JobError, QueueOptions, Worker, WorkerHandle};
 use rota::schedules::{
-    JobTemplate, NewSchedule, Overlap, RunRecord, RunState, Scheduler, SchedulerHandle,
-    SchedulerOptions, Schedules, Trigger,
+    JobTemplate, NewSchedule, RunRecord, RunState, Scheduler, SchedulerHandle, SchedulerOptions,
+    Schedules, Trigger,
 };
 use rota_redis::{RedisBroker, RedisOptions};
 use support::{Child, RedisServer, child_env};
@@ -114,110 +112,6 @@ fn assert_no_run_doubled(id: &str, runs: &[RunRecord]) -> usize {
     jobs.len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fixed_rate_schedule_runs_each_occurrence_once() {
-    let server = RedisServer::start();
-    let store = store(&server.url()).await;
-    let schedules = Schedules::new(store.clone());
-    schedules
-        .create(NewSchedule::new("acme", sleep_job(), every(100)).id("tick"))
-        .await
-        .unwrap();
-    let starts = Arc::new(AtomicU32::new(0));
-    let w = worker(&store, 1, Arc::clone(&starts));
-    let sched = scheduler(&store, "a");
-    let runs = until_runs(&schedules, "tick", |r| finished(r).len() >= 5).await;
-    sched.shutdown().await;
-    w.shutdown().await.unwrap();
-    assert!(
-        finished(&runs)
-            .iter()
-            .all(|r| r.state == RunState::Finished(JobState::Succeeded) && r.attempts == 1),
-        "{runs:#?}"
-    );
-    assert_no_run_doubled("tick", &runs);
-    let s = schedules.get("tick").await.unwrap().unwrap();
-    assert!(s.progress.counts.fired >= 5);
-    assert!(starts.load(Ordering::SeqCst) as u64 <= s.progress.counts.fired);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skip_overlap_never_runs_two_at_once_and_counts_the_skips() {
-    let server = RedisServer::start();
-    let store = store(&server.url()).await;
-    let schedules = Schedules::new(store.clone());
-    schedules
-        .create(
-            NewSchedule::new("acme", sleep_job(), every(50))
-                .id("slow")
-                .overlap(Overlap::Skip),
-        )
-        .await
-        .unwrap();
-    let w = worker(&store, 180, Arc::default());
-    let sched = scheduler(&store, "a");
-    let runs = until_runs(&schedules, "slow", |r| finished(r).len() >= 3).await;
-    sched.shutdown().await;
-    w.shutdown().await.unwrap();
-    let mut spans: Vec<(i64, i64)> = finished(&runs)
-        .iter()
-        .map(|r| (r.started_ms.unwrap(), r.finished_ms.unwrap()))
-        .collect();
-    spans.sort_unstable();
-    for pair in spans.windows(2) {
-        assert!(pair[1].0 >= pair[0].1, "runs overlapped: {pair:?}");
-    }
-    let s = schedules.get("slow").await.unwrap().unwrap();
-    assert!(s.progress.counts.skipped_overlap > 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shards_move_to_the_scheduler_left_and_no_run_is_doubled() {
-    let server = RedisServer::start();
-    let store = store(&server.url()).await;
-    let schedules = Schedules::new(store.clone());
-    for n in 0..20 {
-        schedules
-            .create(NewSchedule::new("acme", sleep_job(), every(100)).id(format!("s{n}")))
-            .await
-            .unwrap();
-    }
-    let w = worker(&store, 1, Arc::default());
-    let a = scheduler(&store, "a");
-    let b = scheduler(&store, "b");
-    for _ in 0..100 {
-        if !a.shards().is_empty() && !b.shards().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        !a.shards().is_empty() && !b.shards().is_empty(),
-        "the shards are shared"
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // "a" stops; "b" takes every shard.
-    a.shutdown().await;
-    for _ in 0..100 {
-        if b.shards().len() == SHARDS as usize {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(b.shards().len(), SHARDS as usize);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    b.shutdown().await;
-    w.shutdown().await.unwrap();
-    for n in 0..20 {
-        let id = format!("s{n}");
-        let runs = schedules.runs(&id, 100).await.unwrap();
-        let ran = assert_no_run_doubled(&id, &runs);
-        assert!(ran >= 5, "{id} ran {ran} times");
-    }
-}
-
-/// The scheduler of `a_scheduler_killed_while_it_holds_the_shards_…`, in
-/// a process of its own: it works every shard until it is killed.
 #[test]
 #[ignore = "the child process of another test"]
 fn child_scheduler() {
