@@ -288,6 +288,7 @@ impl Membership {
                         fence: fence.clone(),
                         poll: o.poll,
                         lateness: Arc::clone(&self.lateness),
+                        plans: Default::default(),
                     }
                     .run(),
                 );

@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use rota_core::clock::SharedClock;
 use rota_core::jobs::{JobOutcome, JobState, JobStore, NewJob};
 use rota_core::schedules::{
-    Asked, Change, Outbound, RunRecord, RunState, Schedule, ScheduleError, ScheduleStore,
-    ShardLease, Step, parse_run_id,
+    Asked, Change, Outbound, Plan, RunRecord, RunState, Schedule, ScheduleError, ScheduleStore,
+    ShardLease, Step, Trigger, parse_run_id,
 };
 use rota_core::{BrokerError, Codec, Outcome, Reply};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,36 @@ pub(super) struct ShardTask {
     /// The longest a round waits for something to come due.
     pub(super) poll: Duration,
     pub(super) lateness: Arc<Lateness>,
+    /// The plans of the triggers met lately, by schedule: a cron plan is
+    /// costly to build (a parsed expression and its calendar), and a
+    /// schedule comes due again and again with the same trigger.
+    pub(super) plans: Plans,
+}
+
+/// Plans by schedule id, with the trigger each was built from; bounded
+/// (cleared whole when full), so memory follows the due window, not the
+/// number of schedules.
+#[derive(Default)]
+pub(super) struct Plans(std::sync::Mutex<HashMap<String, (Trigger, Plan)>>);
+
+impl Plans {
+    const MOST: usize = 10_000;
+
+    /// The plan of `s`'s trigger, keyed by its id.
+    fn of(&self, s: &Schedule) -> Result<Plan, ScheduleError> {
+        let mut plans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((trigger, plan)) = plans.get(&s.id)
+            && *trigger == s.trigger
+        {
+            return Ok(plan.clone());
+        }
+        let plan = s.trigger.plan()?.keyed(&s.id);
+        if plans.len() >= Self::MOST {
+            plans.clear();
+        }
+        plans.insert(s.id.clone(), (s.trigger.clone(), plan.clone()));
+        Ok(plan)
+    }
 }
 
 impl ShardTask {
@@ -170,7 +200,11 @@ impl ShardTask {
             let mut planned = Vec::with_capacity(items.len());
             for (s, event) in items {
                 let mut changed = s.clone();
-                match apply(&mut changed, &event, now) {
+                match self
+                    .plans
+                    .of(&changed)
+                    .and_then(|plan| apply(&mut changed, &plan, &event, now))
+                {
                     Ok((steps, finished)) => {
                         changes.push(change(changed, &steps, finished, now));
                         planned.push((s.id, event, steps));
@@ -296,17 +330,17 @@ enum Event {
 /// and the history entries of the runs that finished.
 fn apply(
     s: &mut Schedule,
+    plan: &Plan,
     event: &Event,
     now: Timestamp,
 ) -> Result<(Vec<Step>, Vec<RunRecord>), ScheduleError> {
     let id = s.id.clone();
-    let plan = s.trigger.plan()?.keyed(&id);
     let mut steps = Vec::new();
     let mut finished = Vec::new();
     match event {
         Event::Due => {
             for request in std::mem::take(&mut s.requests) {
-                let rules = rules_of(&id, &plan, s);
+                let rules = rules_of(&id, plan, s);
                 steps.extend(match request.what {
                     Asked::TriggerNow => s.progress.trigger_now(rules, now),
                     Asked::Backfill { from_ms, to_ms } => {
@@ -316,14 +350,14 @@ fn apply(
                 });
             }
             if !s.paused {
-                let rules = rules_of(&id, &plan, s);
+                let rules = rules_of(&id, plan, s);
                 steps.extend(s.progress.due(rules, now));
             }
         }
         Event::Finished(outcomes) => {
             for (at, o) in outcomes {
                 let end = instant(o.finished_at_ms as i64);
-                let rules = rules_of(&id, &plan, s);
+                let rules = rules_of(&id, plan, s);
                 steps.extend(s.progress.finished(rules, *at, o.id, end));
                 finished.push(finished_record(*at, o));
             }
