@@ -11,6 +11,7 @@
 //! rota-bench jobs-latency    --backend redis|embedded --n 2000 --tenants 16
 //! rota-bench fairness        --backend redis|embedded --backlog 50000 --tenants 16
 //! rota-bench schedules       --backend embedded --schedules 2000 --every-ms 1000 --secs 30 --schedulers 1
+//! rota-bench schedules-load  --redis URL --schedules 1000000
 //! ```
 //!
 //! * `report` — lines, ratios, and the checks that fail a run.
@@ -151,6 +152,19 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
+    /// Schedules created in bulk on Redis: how fast, and Redis memory per
+    /// schedule.
+    SchedulesLoad {
+        /// Redis to run against.
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        /// Schedules to create.
+        #[arg(long, default_value_t = 100_000, value_parser = at_least_one())]
+        schedules: usize,
+        /// Runtime worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// A quiet tenant's wait while a backlog spread over other tenants
     /// drains.
     Fairness {
@@ -192,7 +206,8 @@ impl Command {
             | Command::JobsThroughput { threads, .. }
             | Command::JobsLatency { threads, .. }
             | Command::Fairness { threads, .. }
-            | Command::Schedules { threads, .. } => (*threads).max(1),
+            | Command::Schedules { threads, .. }
+            | Command::SchedulesLoad { threads, .. } => (*threads).max(1),
         }
     }
 
@@ -242,6 +257,11 @@ impl Command {
                 };
                 jobs::fairness_report(backend, &redis, shape).await
             }
+            Command::SchedulesLoad {
+                redis, schedules, ..
+            } => Ok(report::Report::one(
+                schedules::load(&redis, schedules).await?,
+            )),
             Command::Schedules {
                 backend,
                 redis,

@@ -178,3 +178,59 @@ fn rss_mb() -> f64 {
         .unwrap_or(0.0);
     (kb / 1024.0 * 10.0).round() / 10.0
 }
+
+const LOAD_MEASURES: &str = "load_per_s: schedules created per second through Schedules::upsert_many (checked as any schedule is), in batches of 1000 with 4 in flight; redis_bytes_per_schedule: growth of Redis's used_memory over the load, per schedule";
+
+/// `schedules-load`: `--schedules` cron schedules created in bulk on
+/// Redis; how fast, and what each costs Redis's memory.
+pub(crate) async fn load(url: &str, n: usize) -> Result<Line> {
+    use futures_util::StreamExt;
+    let store = crate::jobs::redis_store(url).await?.store;
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let used = async |conn: &mut redis::aio::MultiplexedConnection| -> Result<u64> {
+        let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0))
+    };
+    let before = used(&mut conn).await?;
+    let api = Schedules::new(store);
+    let tag = now_ms();
+    let batches: Vec<Vec<NewSchedule>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|i| {
+                    NewSchedule::new(
+                        format!("t{}", i % 1000),
+                        JobTemplate::new("bench-load", "sync", json!({ "n": i })),
+                        Trigger::cron_in(format!("{} * * * *", i % 60), "Europe/Lisbon"),
+                    )
+                    .id(format!("l{tag}-{i}"))
+                })
+                .collect()
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut results = futures_util::stream::iter(batches.into_iter().map(|b| api.upsert_many(b)))
+        .buffer_unordered(4);
+    while let Some(r) = results.next().await {
+        r?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let after = used(&mut conn).await?;
+    Ok(line(json!({
+        "system": "rota",
+        "mode": "schedules-load",
+        "backend": "redis",
+        "measures": LOAD_MEASURES,
+        "schedules": n,
+        "load_per_s": (n as f64 / secs).round(),
+        "redis_bytes_per_schedule": (after.saturating_sub(before) as f64 / n.max(1) as f64).round(),
+    })))
+}
