@@ -149,9 +149,20 @@ pub async fn replace_is_compare_and_set(store: &dyn ScheduleBackend) {
 /// A shard's lease is granted only when free, each grant with a higher
 /// epoch; once it lapsed (or another grant came) the earlier holder's
 /// writes are refused.
+///
+/// A grant says when it ends, by the store's clock, and a renewal moves
+/// that on; job enqueues fenced by the end of a lease that was taken over
+/// are refused.
 pub async fn shard_leases_are_fenced(store: &dyn ScheduleBackend) {
     let shard = store.shards() - 1;
+    let before = rota_core::time::now_ms() as i64;
     let a = lease(store, shard, "a").await;
+    let slack = 1_000;
+    assert!(
+        (before + TTL as i64 - slack..=before + TTL as i64 + slack).contains(&a.until_ms),
+        "a lease of {TTL} ms granted at {before} ends at {}",
+        a.until_ms
+    );
     assert!(
         store
             .acquire_shard(shard, "b", TTL)
@@ -160,7 +171,9 @@ pub async fn shard_leases_are_fenced(store: &dyn ScheduleBackend) {
             .is_none(),
         "granted while held"
     );
-    store.renew_shard(&a, TTL).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let renewed = store.renew_shard(&a, TTL).await.unwrap();
+    assert!(renewed > a.until_ms, "{renewed} <= {}", a.until_ms);
     let owners = store.shard_owners().await.unwrap();
     let o = owners.iter().find(|o| o.shard == shard).unwrap();
     assert_eq!((o.holder.as_deref(), o.epoch), (Some("a"), a.epoch));
@@ -172,6 +185,13 @@ pub async fn shard_leases_are_fenced(store: &dyn ScheduleBackend) {
     assert!(lost(store.commit(&a, Vec::new()).await));
     assert!(lost(store.ack_replies(&a, 0).await));
     assert!(lost(store.dispatched(&a, &[]).await));
+    let late = NewJob::new("fenced-runs", "t", "k", &())
+        .unwrap()
+        .fenced_until(renewed as u64);
+    assert!(matches!(
+        store.enqueue(vec![late]).await,
+        Err(BrokerError::LeaseLost)
+    ));
     // Given back, it is free at once, and the next grant fences again.
     store.release_shard(&b).await.unwrap();
     let c = lease(store, shard, "c").await;

@@ -22,9 +22,9 @@ pub enum BrokerError {
     /// A service name or key prefix cannot be used.
     #[error("invalid name: {0}")]
     InvalidName(String),
-    /// The consumer's lease lapsed and was taken over: its claims are void and
-    /// its acknowledgements are refused.
-    #[error("lease lost: the consumer's lease lapsed and its messages were handed to others")]
+    /// The lease lapsed and was taken over: a consumer's claims are void and
+    /// its acknowledgements refused; a fenced writer's writes are refused.
+    #[error("lease lost: the lease lapsed and what it covered was handed to others")]
     LeaseLost,
     /// The input is refused (an empty tenant, an absurd delay, an oversized
     /// payload, …); the message says which and why.

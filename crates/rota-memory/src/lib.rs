@@ -91,6 +91,12 @@ impl MemoryBroker {
         self.clock.now_ms()
     }
 
+    /// The end of a lease of `ttl_ms` granted now, by the store's clock
+    /// (what a fenced enqueue is checked against).
+    pub(crate) fn lease_end(&self, ttl_ms: u64) -> i64 {
+        i64::try_from(self.now_ms().saturating_add(ttl_ms)).unwrap_or(i64::MAX)
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -278,17 +278,19 @@ impl ScheduleStore for MemoryBroker {
             holder.to_owned(),
             Instant::now() + Duration::from_millis(ttl_ms),
         ));
-        Ok(Some(ShardLease::new(shard, holder, s.epoch)))
+        let until = self.lease_end(ttl_ms);
+        Ok(Some(ShardLease::new(shard, holder, s.epoch, until)))
     }
 
-    async fn renew_shard(&self, lease: &ShardLease, ttl_ms: u64) -> Result<(), ScheduleError> {
+    async fn renew_shard(&self, lease: &ShardLease, ttl_ms: u64) -> Result<i64, ScheduleError> {
+        let until = self.lease_end(ttl_ms);
         let mut state = self.lock();
         let shard = state.schedules.check(lease)?;
         shard.holder = Some((
             lease.holder.clone(),
             Instant::now() + Duration::from_millis(ttl_ms),
         ));
-        Ok(())
+        Ok(until)
     }
 
     async fn release_shard(&self, lease: &ShardLease) -> Result<(), ScheduleError> {

@@ -18,6 +18,9 @@ pub(crate) fn map(e: redis::RedisError) -> BrokerError {
     {
         return BrokerError::Unavailable(e.to_string());
     }
+    if e.code() == Some("FENCED") {
+        return BrokerError::LeaseLost;
+    }
     match e.kind() {
         ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => {
             BrokerError::Config(e.to_string())

@@ -408,12 +408,13 @@ impl ScheduleStore for SqliteBroker {
                         Some((_, _, epoch)) => epoch + 1,
                         None => 1,
                     };
+                    let until = now.saturating_add(ttl_ms as i64);
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO rota_schedule_shards (shard, holder, until_ms, epoch)
                          VALUES (?1, ?2, ?3, ?4)",
                     )?
-                    .execute(params![shard, holder, now.saturating_add(ttl_ms as i64), epoch])?;
-                    Ok(Some(ShardLease::new(shard, holder.clone(), epoch as u64)))
+                    .execute(params![shard, holder, until, epoch])?;
+                    Ok(Some(ShardLease::new(shard, holder.clone(), epoch as u64, until)))
                 })
             })
             .await?)
@@ -423,17 +424,18 @@ impl ScheduleStore for SqliteBroker {
         &self,
         lease: &ShardLease,
         ttl_ms: u64,
-    ) -> std::result::Result<(), ScheduleError> {
+    ) -> std::result::Result<i64, ScheduleError> {
         let lease = lease.clone();
         Ok(self
             .with(move |c| {
                 write(c, |tx| {
                     check(tx, &lease)?;
+                    let until = now().saturating_add(ttl_ms as i64);
                     tx.prepare_cached(
                         "UPDATE rota_schedule_shards SET until_ms = ?1 WHERE shard = ?2",
                     )?
-                    .execute(params![now().saturating_add(ttl_ms as i64), lease.shard])?;
-                    Ok(())
+                    .execute(params![until, lease.shard])?;
+                    Ok(until)
                 })
             })
             .await?)

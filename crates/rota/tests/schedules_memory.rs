@@ -43,3 +43,9 @@ async fn bad_input_is_refused_and_nothing_is_written() {
 async fn update_recomputes_the_next_fire_and_delete_stops_fires() {
     support::update_recomputes_the_next_fire_and_delete_stops_fires(MemoryBroker::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thawed_owner_cannot_enqueue_a_run_again_once_its_record_is_gone() {
+    support::a_thawed_owner_cannot_enqueue_a_run_again_once_its_record_is_gone(MemoryBroker::new())
+        .await;
+}

@@ -59,3 +59,9 @@ async fn update_recomputes_the_next_fire_and_delete_stops_fires() {
     let (_dir, store) = open().await;
     support::update_recomputes_the_next_fire_and_delete_stops_fires(store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thawed_owner_cannot_enqueue_a_run_again_once_its_record_is_gone() {
+    let (_dir, store) = open().await;
+    support::a_thawed_owner_cannot_enqueue_a_run_again_once_its_record_is_gone(store).await;
+}

@@ -99,6 +99,32 @@ pub async fn bulk_enqueue_is_all_or_nothing(store: &dyn JobBackend) {
     assert_eq!(c.claim(10, FOUND).await.unwrap().len(), 2);
 }
 
+/// A batch with a job fenced by a lease that has ended is refused whole
+/// as a lost lease (its writer was fenced out), nothing written; the same
+/// jobs under a fence still ahead go in. The fence is by the store's own
+/// clock — Redis's, for Redis — so the check uses fences far on either side.
+pub async fn a_fenced_enqueue_is_refused_once_the_fence_passed(store: &dyn JobBackend) {
+    let q = queue("fenced");
+    let a = JobId::new();
+    let b = JobId::new();
+    let batch = |until: u64| {
+        vec![
+            job(&q, "a").with_id(a).fenced_until(until),
+            job(&q, "b").with_id(b),
+        ]
+    };
+    let err = store.enqueue(batch(1)).await.unwrap_err();
+    assert!(matches!(err, BrokerError::LeaseLost), "{err}");
+    assert_eq!(store.counts(&q).await.unwrap().total, Default::default());
+    assert!(store.job(&q, a).await.unwrap().is_none());
+    assert!(store.job(&q, b).await.unwrap().is_none());
+
+    let ahead = now_ms() + 3_600_000 * 24 * 365 * 100;
+    let enq = store.enqueue(batch(ahead)).await.unwrap();
+    assert!(enq.iter().all(|e| !e.duplicate), "{enq:?}");
+    assert_eq!(store.counts(&q).await.unwrap().total.queued, 2);
+}
+
 /// The same idempotency key within a queue returns the earlier job, marked
 /// duplicate, also within one batch; other queues have keys of their own.
 pub async fn idempotent_enqueue(store: &dyn JobBackend) {

@@ -156,6 +156,7 @@ macro_rules! jobs_tests {
     ($make:expr) => {
         $crate::jobs_tests!(@each $make;
             enqueue_claim_settle_succeeded, bulk_enqueue_is_all_or_nothing, idempotent_enqueue,
+            a_fenced_enqueue_is_refused_once_the_fence_passed,
             scheduled_job_waits_until_due, priority_then_fifo_within_a_partition,
             round_robin_across_partitions, tenant_cap_holds_across_consumers,
             retry_at_schedules_the_next_attempt, failed_for_good_keeps_the_reason,

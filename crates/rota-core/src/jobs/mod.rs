@@ -23,4 +23,6 @@ pub use model::{
 pub use store::{
     CancelOutcome, JobConsumer, JobConsumerOptions, JobStore, Next, QueuePolicy, Retention, Settle,
 };
-pub use validate::{validate_batch, validate_job, validate_queue, validate_reply_to};
+pub use validate::{
+    check_fence, fence_of, validate_batch, validate_job, validate_queue, validate_reply_to,
+};

@@ -94,6 +94,13 @@ pub struct NewJob {
     pub headers: Headers,
     /// An inbox to send the outcome to.
     pub reply_to: Option<String>,
+    /// Refused once the store's clock has passed this instant (Unix ms):
+    /// the end of the enqueuer's lease, when the enqueuer is fenced by one
+    /// (a scheduler's shard owner), so that an enqueue delayed past it — a
+    /// paused process waking up — cannot land after another took over.
+    /// See [`check_fence`](super::check_fence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced_until: Option<u64>,
 }
 
 mod json_text {
@@ -139,6 +146,7 @@ impl NewJob {
             deadline: None,
             headers: Headers::new(),
             reply_to: None,
+            fenced_until: None,
         })
     }
 
@@ -160,6 +168,13 @@ impl NewJob {
     pub fn after(mut self, delay: Duration) -> Self {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.scheduled_for = Some(now_ms().saturating_add(ms));
+        self
+    }
+
+    /// Refused once the store's clock passed `until_ms` (the field of
+    /// this name says why).
+    pub fn fenced_until(mut self, until_ms: u64) -> Self {
+        self.fenced_until = Some(until_ms);
         self
     }
 

@@ -127,6 +127,22 @@ pub fn validate_batch(jobs: &[NewJob], max_payload: usize) -> Result<(), BrokerE
     Ok(())
 }
 
+/// Refuses a batch, with [`BrokerError::LeaseLost`] and nothing written,
+/// once the store's clock (`now_ms`) passed the fence of any of its jobs
+/// ([`NewJob::fenced_until`]). A store checks it with its clock in the
+/// same step that writes the batch.
+pub fn check_fence(jobs: &[NewJob], now_ms: u64) -> Result<(), BrokerError> {
+    match fence_of(jobs) {
+        Some(until) if now_ms > until => Err(BrokerError::LeaseLost),
+        _ => Ok(()),
+    }
+}
+
+/// The earliest fence of a batch's jobs, if any has one.
+pub fn fence_of(jobs: &[NewJob]) -> Option<u64> {
+    jobs.iter().filter_map(|j| j.fenced_until).min()
+}
+
 /// Checks that every job's `reply_to` is an inbox address of the store
 /// (`is_inbox`, from [`Inboxes::is_inbox`](crate::Inboxes::is_inbox)): an
 /// outcome is written to that address, which must never name another key.

@@ -265,15 +265,23 @@ pub struct ShardLease {
     pub holder: String,
     /// The grant's fencing token: higher than every earlier grant's.
     pub epoch: u64,
+    /// When the grant ends unless renewed, by the store's clock (Unix
+    /// ms): no other holder is granted the shard before. The holder fences
+    /// its job enqueues with it ([`NewJob::fenced_until`]), as they cannot
+    /// be checked against the epoch in the same write.
+    ///
+    /// [`NewJob::fenced_until`]: crate::jobs::NewJob::fenced_until
+    pub until_ms: i64,
 }
 
 impl ShardLease {
-    /// The lease of `holder` on `shard` at `epoch`.
-    pub fn new(shard: u32, holder: impl Into<String>, epoch: u64) -> Self {
+    /// The lease of `holder` on `shard` at `epoch`, until `until_ms`.
+    pub fn new(shard: u32, holder: impl Into<String>, epoch: u64, until_ms: i64) -> Self {
         Self {
             shard,
             holder: holder.into(),
             epoch,
+            until_ms,
         }
     }
 }
@@ -477,9 +485,10 @@ pub trait ScheduleStore: Send + Sync + 'static {
         ttl_ms: u64,
     ) -> Result<Option<ShardLease>, ScheduleError>;
 
-    /// Extends `lease` by `ttl_ms`; [`BrokerError::LeaseLost`] if it lapsed
-    /// or a later epoch was granted.
-    async fn renew_shard(&self, lease: &ShardLease, ttl_ms: u64) -> Result<(), ScheduleError>;
+    /// Extends `lease` by `ttl_ms` and returns its new end (the store's
+    /// clock, Unix ms); [`BrokerError::LeaseLost`] if it lapsed or a later
+    /// epoch was granted.
+    async fn renew_shard(&self, lease: &ShardLease, ttl_ms: u64) -> Result<i64, ScheduleError>;
 
     /// Gives `lease` up at once (if it is still the current grant).
     async fn release_shard(&self, lease: &ShardLease) -> Result<(), ScheduleError>;

@@ -40,7 +40,7 @@ use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
     CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState,
-    JobStore, NewJob, QueueCounts, QueuePolicy, validate_batch, validate_reply_to,
+    JobStore, NewJob, QueueCounts, QueuePolicy, check_fence, validate_batch, validate_reply_to,
 };
 use rota_core::{BrokerError, Inboxes};
 use tokio::sync::Notify;
@@ -91,6 +91,7 @@ impl JobStore for MemoryBroker {
         validate_batch(&jobs, DEFAULT_MAX_PAYLOAD)?;
         validate_reply_to(&jobs, |to| self.is_inbox(to))?;
         let now = self.now_ms();
+        check_fence(&jobs, now)?;
         let mut state = self.lock();
         let jobs_state = &mut state.jobs;
         let mut out = Vec::with_capacity(jobs.len());

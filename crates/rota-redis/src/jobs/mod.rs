@@ -52,7 +52,7 @@ use rota_core::clock::SharedClock;
 use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
     CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore,
-    NewJob, QueueCounts, QueuePolicy, validate_batch, validate_queue, validate_reply_to,
+    NewJob, QueueCounts, QueuePolicy, fence_of, validate_batch, validate_queue, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
 use rota_core::{BrokerError, Inboxes, Leased};
@@ -170,7 +170,11 @@ impl JobStore for RedisBroker {
             let keys = self.queue_keys(queue)?;
             let mut invocation = keys.call("enqueue");
             let chosen = at.iter().any(|i| jobs[*i].id.is_some());
-            invocation.arg(now).arg(if chosen { "1" } else { "0" });
+            let fence = fence_of(&jobs).map(|f| f.to_string()).unwrap_or_default();
+            invocation
+                .arg(now)
+                .arg(if chosen { "1" } else { "0" })
+                .arg(fence);
             for i in &at {
                 let (new, id) = (&jobs[*i], ids[*i]);
                 let job = Job::accept(id, new, now);
@@ -265,6 +269,10 @@ impl JobStore for RedisBroker {
                  the batch again repeats them unless they carry ids or idempotency keys"
             );
             return Err(match first {
+                // Refused for good: whatever was written went before the
+                // lease ended, and the rest must not be written by anyone
+                // but the lease's next holder.
+                BrokerError::LeaseLost => BrokerError::LeaseLost,
                 BrokerError::Unavailable(_) => BrokerError::Unavailable(what),
                 BrokerError::Config(_) => BrokerError::Config(what),
                 _ => BrokerError::Protocol(what),

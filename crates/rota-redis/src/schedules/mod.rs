@@ -237,7 +237,7 @@ impl ScheduleStore for RedisBroker {
         self.acquire(shard, holder, ttl_ms).await
     }
 
-    async fn renew_shard(&self, lease: &ShardLease, ttl_ms: u64) -> Result<(), ScheduleError> {
+    async fn renew_shard(&self, lease: &ShardLease, ttl_ms: u64) -> Result<i64, ScheduleError> {
         self.schedules_ready().await?;
         self.renew(lease, ttl_ms).await
     }

@@ -46,19 +46,32 @@ impl RedisBroker {
         let keys = self.shard_keys(shard)?;
         let mut call = keys.call("lease", "acquire");
         call.arg(holder).arg(ttl(ttl_ms));
-        let epoch: u64 = call.invoke(&mut self.conn()).await.map_err(map)?;
-        Ok((epoch > 0).then(|| ShardLease::new(shard, holder, epoch)))
+        let granted: Vec<i64> = call.invoke(&mut self.conn()).await.map_err(map)?;
+        match granted[..] {
+            [0] => Ok(None),
+            [epoch, until] if epoch > 0 => {
+                Ok(Some(ShardLease::new(shard, holder, epoch as u64, until)))
+            }
+            _ => Err(rota_core::BrokerError::Protocol(format!(
+                "a shard lease grant answered {granted:?}"
+            ))
+            .into()),
+        }
     }
 
-    pub(super) async fn renew(&self, lease: &ShardLease, ttl_ms: u64) -> Result<(), ScheduleError> {
+    pub(super) async fn renew(
+        &self,
+        lease: &ShardLease,
+        ttl_ms: u64,
+    ) -> Result<i64, ScheduleError> {
         let keys = self.shard_keys(lease.shard)?;
         let mut call = keys.call("lease", "renew");
         call.arg(token(lease)).arg(ttl(ttl_ms));
-        let n: i64 = call.invoke(&mut self.conn()).await.map_err(map)?;
-        if n < 0 {
+        let until: i64 = call.invoke(&mut self.conn()).await.map_err(map)?;
+        if until < 0 {
             return Err(rota_core::BrokerError::LeaseLost.into());
         }
-        Ok(())
+        Ok(until)
     }
 
     pub(super) async fn release(&self, lease: &ShardLease) -> Result<(), ScheduleError> {

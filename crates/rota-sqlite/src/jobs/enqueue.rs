@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use rota_core::BrokerError;
-use rota_core::jobs::{Enqueued, NewJob};
+use rota_core::jobs::{Enqueued, NewJob, check_fence};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::books::QueueRow;
@@ -18,6 +18,9 @@ pub(crate) fn enqueue(
 ) -> Result<(Vec<Enqueued>, Vec<String>)> {
     write(conn, |tx| {
         let now = now();
+        // The fence is checked in the transaction that writes: a lease
+        // that ends later cannot have been taken over yet.
+        check_fence(jobs, u64::try_from(now).unwrap_or(0)).map_err(|_| Error::LeaseLost)?;
         let mut by_id =
             tx.prepare_cached("SELECT 1 FROM rota_jobs WHERE queue = ?1 AND id = ?2")?;
         let mut by_key =

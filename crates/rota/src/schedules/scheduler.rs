@@ -1,7 +1,7 @@
 //! The scheduler daemon: holds its share of the shards and works each one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -206,6 +206,8 @@ struct Membership {
 
 struct Held {
     lease: ShardLease,
+    /// The lease's end, as its shard task fences its enqueues with.
+    until: Arc<AtomicI64>,
     fence: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -253,10 +255,13 @@ impl Membership {
         held.retain(|_, h| !h.task.is_finished() && !h.fence.is_cancelled());
         let mut lost = Vec::new();
         for (shard, h) in held.iter() {
-            if let Err(e) = store.renew_shard(&h.lease, ttl).await {
-                tracing::info!(scheduler = %o.name, shard, error = %e, "shard lease lost");
-                h.fence.cancel();
-                lost.push(*shard);
+            match store.renew_shard(&h.lease, ttl).await {
+                Ok(until) => h.until.store(until, Ordering::Release),
+                Err(e) => {
+                    tracing::info!(scheduler = %o.name, shard, error = %e, "shard lease lost");
+                    h.fence.cancel();
+                    lost.push(*shard);
+                }
             }
         }
         for shard in lost {
@@ -279,12 +284,14 @@ impl Membership {
             if let Some(lease) = store.acquire_shard(shard, &o.name, ttl).await? {
                 tracing::debug!(scheduler = %o.name, shard, epoch = lease.epoch, "shard taken");
                 let fence = CancellationToken::new();
+                let until = Arc::new(AtomicI64::new(lease.until_ms));
                 let task = tokio::spawn(
                     ShardTask {
                         schedules: Arc::clone(store),
                         jobs: Arc::clone(&self.s.jobs),
                         clock: Arc::clone(&self.s.clock),
                         lease: lease.clone(),
+                        until: Arc::clone(&until),
                         fence: fence.clone(),
                         poll: o.poll,
                         lateness: Arc::clone(&self.lateness),
@@ -292,7 +299,15 @@ impl Membership {
                     }
                     .run(),
                 );
-                held.insert(shard, Held { lease, fence, task });
+                held.insert(
+                    shard,
+                    Held {
+                        lease,
+                        until,
+                        fence,
+                        task,
+                    },
+                );
             }
         }
         Ok(())

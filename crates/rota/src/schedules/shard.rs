@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -34,6 +35,9 @@ pub(super) struct ShardTask {
     pub(super) jobs: Arc<dyn JobStore>,
     pub(super) clock: SharedClock,
     pub(super) lease: ShardLease,
+    /// When the lease ends unless renewed (the store's clock, Unix ms),
+    /// moved on by each renewal: the fence of every enqueue.
+    pub(super) until: Arc<AtomicI64>,
     /// Cancelled when the lease is lost or given back.
     pub(super) fence: CancellationToken,
     /// The longest a round waits for something to come due.
@@ -254,12 +258,12 @@ impl ShardTask {
             for step in steps {
                 match step {
                     Step::Dispatch(run) => {
-                        jobs.push(s.job.to_job(
+                        jobs.push(self.fenced(s.job.to_job(
                             &s.tenant,
                             &s.id,
                             run.occurrence_ms,
                             Some(reply_to.clone()),
-                        )?);
+                        )?));
                         self.lateness
                             .record(now.as_millisecond() - run.occurrence_ms);
                         runs.push(Outbound::new(s.id.clone(), run.clone()));
@@ -284,35 +288,70 @@ impl ShardTask {
         let reply_to = Some(self.schedules.shard_inbox(self.lease.shard));
         let mut jobs: Vec<NewJob> = Vec::with_capacity(runs.len());
         for o in runs {
-            jobs.push(
-                s.job
-                    .to_job(&s.tenant, &s.id, o.run.occurrence_ms, reply_to.clone())?,
-            );
+            jobs.push(self.fenced(s.job.to_job(
+                &s.tenant,
+                &s.id,
+                o.run.occurrence_ms,
+                reply_to.clone(),
+            )?));
         }
         self.jobs.enqueue(jobs).await?;
         self.schedules.dispatched(&self.lease, runs).await
     }
 
-    /// Enqueues what the outbox holds — runs committed by a predecessor
-    /// that may not have been enqueued — unless their run is over (its
-    /// outcome handled, which a caller does first).
+    /// `job` fenced by the lease: refused once the lease has ended, so
+    /// that it cannot land after another owner took the shard over.
+    fn fenced(&self, job: NewJob) -> NewJob {
+        let until = self.until.load(Ordering::Acquire);
+        job.fenced_until(u64::try_from(until).unwrap_or(0))
+    }
+
+    /// Enqueues what the outbox holds: runs committed by a predecessor, or
+    /// by this owner in a round that failed, and maybe never enqueued.
+    ///
+    /// A run whose job exists was enqueued; it only leaves the outbox. A
+    /// run whose job does not exist was either never enqueued, or it ran
+    /// and its record was trimmed by the queue's retention — which can
+    /// take less than a second. Its job id dedupes nothing then; what does
+    /// is the order of things: a finished job's outcome reaches the inbox
+    /// before its record can go (it is replied to as it is settled), and
+    /// no enqueue of a predecessor lands after its lease ended (each is
+    /// fenced by it). So the inbox is read *after* the lookups: a run still
+    /// running then, whose job was absent, was never enqueued, and is
+    /// enqueued now.
     async fn resend(&self) -> Result<(), ScheduleError> {
         loop {
             let outbox = self.schedules.outbox(&self.lease, BATCH).await?;
             if outbox.is_empty() {
                 return Ok(());
             }
-            let mut stale = Vec::new();
-            for o in &outbox {
+            let mut settled = Vec::new();
+            let mut absent = Vec::new();
+            for o in outbox {
                 match self.schedules.get(&o.schedule).await? {
                     Some(s) if s.progress.running.contains(&o.run) => {
-                        self.send(&s, std::slice::from_ref(o)).await?;
+                        if self.jobs.job(&s.job.queue, o.run.job).await?.is_some() {
+                            settled.push(o);
+                        } else {
+                            absent.push(o);
+                        }
                     }
-                    _ => stale.push(o.clone()),
+                    _ => settled.push(o),
                 }
             }
-            if !stale.is_empty() {
-                self.schedules.dispatched(&self.lease, &stale).await?;
+            if !absent.is_empty() {
+                self.outcomes().await?;
+                for o in absent {
+                    match self.schedules.get(&o.schedule).await? {
+                        Some(s) if s.progress.running.contains(&o.run) => {
+                            self.send(&s, std::slice::from_ref(&o)).await?;
+                        }
+                        _ => settled.push(o),
+                    }
+                }
+            }
+            if !settled.is_empty() {
+                self.schedules.dispatched(&self.lease, &settled).await?;
             }
         }
     }

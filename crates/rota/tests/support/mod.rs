@@ -19,6 +19,8 @@ use rota_core::Inboxes;
 use rota_core::jobs::JobStore;
 use rota_core::schedules::ScheduleStore;
 
+pub(crate) mod frozen;
+
 /// A store the scenarios run on.
 pub(crate) trait Store: ScheduleStore + JobStore + Inboxes + Clone {}
 
@@ -26,7 +28,10 @@ impl<T: ScheduleStore + JobStore + Inboxes + Clone> Store for T {}
 
 const Q: &str = "runs";
 
-pub(crate) fn scheduler<S: Store>(store: &S, name: &str) -> SchedulerHandle {
+pub(crate) fn scheduler<S: ScheduleStore + JobStore + Clone>(
+    store: &S,
+    name: &str,
+) -> SchedulerHandle {
     Scheduler::new(store.clone())
         .options(
             SchedulerOptions::default()
@@ -350,4 +355,68 @@ pub(crate) async fn update_recomputes_the_next_fire_and_delete_stops_fires<S: St
     ));
     sched.shutdown().await;
     w.shutdown().await.unwrap();
+}
+
+/// A scheduler frozen between committing a run and enqueueing its job — a
+/// paused process — loses its leases; the next owner finds the run in the
+/// outbox with no job, enqueues it, and it runs and finishes, its record
+/// trimmed at once by the queue's retention (as at 10,000 fires a second).
+/// When the frozen one thaws, its enqueue is refused by its lease's end:
+/// the run does not run twice, though nothing of its job is left to dedupe
+/// it by.
+pub(crate) async fn a_thawed_owner_cannot_enqueue_a_run_again_once_its_record_is_gone<S: Store>(
+    store: S,
+) {
+    use rota_core::jobs::{QueuePolicy, Retention};
+    let schedules = Schedules::new(store.clone());
+    store
+        .set_policy(
+            Q,
+            QueuePolicy::default().retention(Retention::default().max_finished(0)),
+        )
+        .await
+        .unwrap();
+    let at = Timestamp::now() + SignedDuration::from_millis(300);
+    schedules
+        .create(NewSchedule::new("acme", sleep_job(), Trigger::once(at)).id("one"))
+        .await
+        .unwrap();
+    let frozen = frozen::Frozen::armed(store.clone());
+    let a = scheduler(&frozen, "a");
+    for _ in 0..500 {
+        if frozen.is_frozen() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(frozen.is_frozen(), "the first scheduler never enqueued");
+    let starts = Arc::new(AtomicU32::new(0));
+    let w = worker(&store, 1, Arc::clone(&starts));
+    let b = scheduler(&store, "b");
+    let runs = until_runs(&schedules, "one", |r| finished(r).len() == 1).await;
+    let job = runs[0].job.expect("a run's job");
+    for _ in 0..300 {
+        if store.job(Q, job).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        store.job(Q, job).await.unwrap().is_none(),
+        "the finished run's record was not trimmed: the check would prove nothing"
+    );
+    frozen.thaw();
+    // Time for the thawed enqueue to land, were it let through, and run.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    a.shutdown().await;
+    b.shutdown().await;
+    w.shutdown().await.unwrap();
+    assert_eq!(starts.load(Ordering::SeqCst), 1, "the run ran twice");
+    assert!(store.job(Q, job).await.unwrap().is_none());
+    let runs = schedules.runs("one", 100).await.unwrap();
+    assert_eq!(
+        runs.iter().filter(|r| r.job.is_some()).count(),
+        1,
+        "{runs:#?}"
+    );
 }

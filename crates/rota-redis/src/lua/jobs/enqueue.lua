@@ -3,14 +3,21 @@
 -- to write at all, which it says at the first write -- leaves nothing
 -- written.
 -- KEYS: the fixed ones, then the job key of each job, in order.
--- ARGV: base, now, '1' if the enqueuer chose any id; then 8 per job: id,
+-- ARGV: base, now, '1' if the enqueuer chose any id, the fence ('' for
+-- none: else Redis's time in ms after which the batch is refused, the end
+-- of the enqueuer's lease); then 8 per job: id,
 -- partition, tenant, priority, due, idempotency key ('' for none), max
 -- attempts ('' for the default), job JSON.
 -- Returns {position, earlier id} (flat, positions from 1) for each job that
 -- is a duplicate: of an earlier job with its idempotency key (retained, or
 -- earlier in the batch), or of one with its chosen id.
 local now, chosen = tonumber(ARGV[2]), ARGV[3] == '1'
-local FIRST, PER = 4, 8
+-- By Redis's clock, like the lease whose end the fence is: a lease that
+-- ends later cannot have been taken over yet.
+if ARGV[4] ~= '' and server_ms() > tonumber(ARGV[4]) then
+  return redis.error_reply('FENCED the enqueuer\'s lease ended; nothing was enqueued')
+end
+local FIRST, PER = 5, 8
 local count = (#ARGV - FIRST + 1) / PER
 
 -- Reads: the earlier holders of the batch's idempotency keys, and chosen
