@@ -124,3 +124,39 @@ async fn a_dropped_worker_future_lets_its_jobs_run_again() {
     assert_eq!(record[0].job.attempt, 2);
     survivor.shutdown().await.unwrap();
 }
+
+/// A dropped scheduler handle stops the scheduler: its shards are given
+/// back at once, not held (and renewed) by a scheduler no one can stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_scheduler_handle_gives_its_shards_back() {
+    use rota::schedules::{Scheduler, SchedulerOptions};
+    use rota_core::schedules::ScheduleStore;
+    let store = MemoryBroker::new();
+    let handle = Scheduler::new(store.clone())
+        .options(SchedulerOptions::default().lease(LEASE))
+        .spawn();
+    let held = |owners: &[rota_core::schedules::ShardOwner]| {
+        owners.iter().filter(|o| o.holder.is_some()).count()
+    };
+    for _ in 0..200 {
+        if held(&store.shard_owners().await.unwrap()) == store.shards() as usize {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        held(&store.shard_owners().await.unwrap()),
+        store.shards() as usize
+    );
+    drop(handle);
+    for _ in 0..200 {
+        if held(&store.shard_owners().await.unwrap()) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "still held long after the handle was dropped (the lease is {LEASE:?}): {:?}",
+        store.shard_owners().await.unwrap()
+    );
+}

@@ -162,8 +162,11 @@ impl Scheduler {
     }
 }
 
-/// A running [`Scheduler`].
+/// A running [`Scheduler`]. Dropping it stops the scheduler as
+/// [`shutdown`](Self::shutdown) does (its shards are given back), without
+/// waiting for that to finish.
 #[derive(Debug)]
+#[must_use = "dropping the handle stops the scheduler"]
 pub struct SchedulerHandle {
     shutdown: CancellationToken,
     task: JoinHandle<()>,
@@ -191,9 +194,15 @@ impl SchedulerHandle {
     }
 
     /// Stops it: its shards are given back at once, for the others to take.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for SchedulerHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 
