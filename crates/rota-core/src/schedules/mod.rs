@@ -131,7 +131,7 @@ pub use model::{
     NewSchedule, Overlap, RunRef, parse_run_id, run_job_id,
 };
 pub use plan::{FireTimes, JITTER_GAP_SAMPLE, NEVER_FIRES_HORIZON, Occurrence, Plan};
-pub use progress::{Counts, MAX_WALK, Progress, Rules, Skip, Step};
+pub use progress::{Counts, LastRun, MAX_WALK, Progress, Rules, Skip, Step};
 pub use store::{
     Asked, Change, Outbound, Page, Request, RunRecord, RunState, Schedule, ScheduleError,
     ScheduleStore, ShardLease, ShardOwner, ShardReply, shard_of,

@@ -110,6 +110,41 @@ pub struct Progress {
     /// Counts.
     #[serde(default)]
     pub counts: Counts,
+    /// The run that finished last, if any did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastRun>,
+}
+
+/// How a schedule's latest finished run ended: what a list of schedules
+/// shows beside the next fire, without reading each one's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LastRun {
+    /// Its occurrence (Unix ms).
+    pub occurrence_ms: i64,
+    /// Its job.
+    pub job: JobId,
+    /// How it ended.
+    pub state: crate::jobs::JobState,
+    /// When it finished (Unix ms).
+    pub finished_ms: i64,
+}
+
+impl LastRun {
+    /// The run of `occurrence_ms`, job `job`, ended `state` at `finished_ms`.
+    pub fn new(
+        occurrence_ms: i64,
+        job: JobId,
+        state: crate::jobs::JobState,
+        finished_ms: i64,
+    ) -> Self {
+        Self {
+            occurrence_ms,
+            job,
+            state,
+            finished_ms,
+        }
+    }
 }
 
 /// What a schedule's progress needs to know of it.

@@ -463,6 +463,17 @@ pub trait ScheduleStore: Send + Sync + 'static {
     /// Schedule `id`.
     async fn get(&self, id: &str) -> Result<Option<Schedule>, ScheduleError>;
 
+    /// Schedules `ids`, each `None` if there is none, in one go where the
+    /// store can (one round trip on Redis): what a shard owner reads for
+    /// the outcomes of a round. By default, one [`get`](Self::get) each.
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<Schedule>>, ScheduleError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.get(id).await?);
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` schedules of `tenant` with ids after `after`, by id.
     async fn list(
         &self,

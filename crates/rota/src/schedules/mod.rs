@@ -18,8 +18,8 @@ mod shard;
 
 pub use admin::Schedules;
 pub use rota_core::schedules::{
-    CatchUp, JobTemplate, Missed, NewSchedule, Overlap, Page, RunRecord, RunState, Schedule,
-    ScheduleError, Trigger, TriggerKind,
+    CatchUp, Counts, JobTemplate, LastRun, Missed, NewSchedule, Overlap, Page, Progress, RunRecord,
+    RunState, Schedule, ScheduleError, Trigger, TriggerKind,
 };
 pub use scheduler::{Lateness, Scheduler, SchedulerHandle, SchedulerOptions};
 

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use rota_core::clock::SharedClock;
 use rota_core::jobs::{JobOutcome, JobState, JobStore, NewJob};
 use rota_core::schedules::{
-    Asked, Change, Outbound, Plan, RunRecord, RunState, Schedule, ScheduleError, ScheduleStore,
-    ShardLease, Step, Trigger, parse_run_id,
+    Asked, Change, LastRun, Outbound, Plan, RunRecord, RunState, Schedule, ScheduleError,
+    ScheduleStore, ShardLease, Step, Trigger, parse_run_id,
 };
 use rota_core::{BrokerError, Codec, Outcome, Reply};
 use tokio_util::sync::CancellationToken;
@@ -159,13 +159,14 @@ impl ShardTask {
                     ),
                 }
             }
-            let mut items = Vec::with_capacity(by_schedule.len());
-            for (id, outcomes) in by_schedule {
-                // A deleted schedule's outcomes are dropped.
-                if let Some(s) = self.schedules.get(&id).await? {
-                    items.push((s, Event::Finished(outcomes)));
-                }
-            }
+            let (ids, outcomes): (Vec<String>, Vec<_>) = by_schedule.into_iter().unzip();
+            let found = self.schedules.get_many(&ids).await?;
+            // A deleted schedule's outcomes are dropped.
+            let items = found
+                .into_iter()
+                .zip(outcomes)
+                .filter_map(|(s, outcomes)| Some((s?, Event::Finished(outcomes))))
+                .collect();
             self.handle(items).await?;
             self.schedules.ack_replies(&self.lease, last).await?;
             if replies.len() < BATCH {
@@ -231,12 +232,13 @@ impl ShardTask {
                 }
             }
             self.act(&committed, now).await?;
-            items = Vec::with_capacity(again.len());
-            for (id, event) in again {
-                if let Some(s) = self.schedules.get(&id).await? {
-                    items.push((s, event));
-                }
-            }
+            let (ids, events): (Vec<String>, Vec<Event>) = again.into_iter().unzip();
+            let found = self.schedules.get_many(&ids).await?;
+            items = found
+                .into_iter()
+                .zip(events)
+                .filter_map(|(s, event)| Some((s?, event)))
+                .collect();
         }
         if let Some((s, _)) = items.first() {
             return Err(ScheduleError::Conflict(s.id.clone()));
@@ -396,6 +398,15 @@ fn apply(
         Event::Finished(outcomes) => {
             for (at, o) in outcomes {
                 let end = instant(o.finished_at_ms as i64);
+                let ours = s
+                    .progress
+                    .running
+                    .iter()
+                    .any(|r| r.occurrence_ms == *at && r.job == o.id);
+                if ours && o.state.is_final() {
+                    s.progress.last =
+                        Some(LastRun::new(*at, o.id, o.state, o.finished_at_ms as i64));
+                }
                 let rules = rules_of(&id, plan, s);
                 steps.extend(s.progress.finished(rules, *at, o.id, end));
                 finished.push(finished_record(*at, o));

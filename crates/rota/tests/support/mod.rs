@@ -122,6 +122,20 @@ pub(crate) async fn a_fixed_rate_schedule_runs_each_occurrence_once<S: Store>(st
     );
     let s = schedules.get("tick").await.unwrap().unwrap();
     assert!(s.progress.counts.fired >= 5);
+    // The last finished run is kept with the schedule, as the history says.
+    let last = s.progress.last.expect("a last run");
+    let runs = schedules.runs("tick", 100).await.unwrap();
+    let done = finished(&runs);
+    let newest = runs
+        .iter()
+        .find(|r| r.occurrence_ms == last.occurrence_ms && r.job == Some(last.job))
+        .expect("the last run is in the history");
+    assert_eq!(RunState::Finished(last.state), newest.state);
+    assert_eq!(Some(last.finished_ms), newest.finished_ms);
+    assert!(
+        done.iter().all(|r| r.occurrence_ms <= last.occurrence_ms),
+        "a later run finished than the last: {last:?}"
+    );
 }
 
 pub(crate) async fn skip_overlap_never_runs_two_at_once_and_counts_the_skips<S: Store>(store: S) {
