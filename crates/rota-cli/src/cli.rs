@@ -1,0 +1,294 @@
+//! The command line: every command, its flags and its examples.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::LogFormat;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   done
+  1   failed (the message says why)
+  2   the command line is wrong
+  3   not found (a schedule id, a file)
+  4   invalid input (a cron expression, a time zone, a line of a file)
+  5   conflict (the id exists already, or it changed meanwhile)
+  69  the store cannot be reached
+  78  the configuration is wrong (the config file, a database that is not rota's)
+
+Configuration: flags win over ROTA_* environment variables, which win over
+the config file (--config, ROTA_CONFIG, or ~/.config/rota/rota.toml), which
+wins over the defaults. `rota config` prints what is in effect.";
+
+/// rota: recurring jobs per tenant. Schedules decide when; workers run the
+/// jobs; the store (an embedded file by default, or Redis) holds both.
+#[derive(Debug, Parser)]
+#[command(name = "rota", version, after_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// The config file (TOML).
+    #[arg(long, global = true, env = "ROTA_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The embedded store's file [default: ~/.local/share/rota/rota.db].
+    #[arg(long, global = true, env = "ROTA_DB", value_name = "FILE")]
+    pub(crate) db: Option<PathBuf>,
+    /// Use Redis at this URL instead of the embedded store
+    /// (redis://[:password@]host[:port][/db], rediss:// for TLS).
+    #[arg(long, global = true, env = "ROTA_REDIS", value_name = "URL")]
+    pub(crate) redis: Option<String>,
+    /// The prefix of rota's keys on Redis [default: rota].
+    #[arg(long, global = true, env = "ROTA_PREFIX")]
+    pub(crate) prefix: Option<String>,
+    /// How log lines are written (to stderr); their level comes from RUST_LOG.
+    #[arg(long, global = true, env = "ROTA_LOG_FORMAT", value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Print JSON (for scripts) instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Manage schedules.
+    #[command(subcommand)]
+    Schedules(Box<SchedulesCommand>),
+    /// The run history of a schedule, newest first.
+    #[command(after_help = "Example:\n  rota runs acme-nightly --limit 20")]
+    Runs {
+        /// The schedule's id.
+        id: String,
+        /// The most runs shown.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print the configuration in effect, secrets redacted.
+    #[command(after_help = "Example:\n  ROTA_REDIS=redis://:secret@localhost rota config")]
+    Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SchedulesCommand {
+    /// Create a schedule.
+    #[command(after_help = "\
+Examples:
+  rota schedules add --tenant acme --queue reports --kind nightly --cron '0 2 * * *' --tz Europe/Lisbon
+  rota schedules add --tenant acme --queue sync --kind crm --every 15m --after-completion --id acme-crm
+  rota schedules add --tenant acme --queue mail --kind digest --at 2026-12-01T09:00:00Z \\
+      --payload '{\"list\": \"weekly\"}'")]
+    Add(AddArgs),
+    /// List a tenant's schedules, by id.
+    #[command(after_help = "Example:\n  rota schedules list --tenant acme --limit 100")]
+    List {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Start after this id (the `next` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// The most schedules shown.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show a schedule.
+    #[command(after_help = "Example:\n  rota schedules show acme-crm --json")]
+    Show {
+        /// The schedule's id.
+        id: String,
+    },
+    /// Change a schedule: each flag given replaces that part of it.
+    #[command(
+        after_help = "Example:\n  rota schedules update acme-crm --every 30m --after-completion --overlap skip"
+    )]
+    Update(UpdateArgs),
+    /// Pause a schedule: nothing fires until it resumes.
+    #[command(after_help = "Example:\n  rota schedules pause acme-crm")]
+    Pause {
+        /// The schedule's id.
+        id: String,
+    },
+    /// Resume a schedule; occurrences missed while paused follow its missed-run policy.
+    #[command(after_help = "Example:\n  rota schedules resume acme-crm")]
+    Resume {
+        /// The schedule's id.
+        id: String,
+    },
+    /// Run a schedule now, outside its trigger (its overlap policy applies).
+    #[command(after_help = "Example:\n  rota schedules trigger acme-crm")]
+    Trigger {
+        /// The schedule's id.
+        id: String,
+    },
+    /// Delete a schedule; runs already running go on.
+    #[command(after_help = "Example:\n  rota schedules rm acme-crm")]
+    Rm {
+        /// The schedule's id.
+        id: String,
+    },
+    /// Print the next fire instants of a cron expression, in UTC, one a line.
+    #[command(after_help = "\
+Examples:
+  rota schedules preview '30 2 * * *' --tz America/New_York --after 2026-03-07T00:00:00Z --count 3
+  rota schedules preview @hourly --count 5")]
+    Preview {
+        /// A cron expression: 5 fields, 6 with seconds first, or @hourly, @daily, …
+        expr: String,
+        /// The IANA time zone it is read in.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Fire instants after this one (RFC 3339) [default: now].
+        #[arg(long)]
+        after: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+    },
+}
+
+/// What a schedule runs and when: the flags of `add`.
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// Its tenant.
+    #[arg(long)]
+    pub(crate) tenant: String,
+    /// Its id [default: generated].
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    #[command(flatten)]
+    pub(crate) when: When,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
+    #[command(flatten)]
+    pub(crate) policy: PolicyArgs,
+    /// Create it paused.
+    #[arg(long)]
+    pub(crate) paused: bool,
+}
+
+/// The flags of `update`: each given replaces that part.
+#[derive(Debug, Args)]
+pub(crate) struct UpdateArgs {
+    /// The schedule's id.
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) when: When,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
+    #[command(flatten)]
+    pub(crate) policy: PolicyArgs,
+}
+
+/// When a schedule fires.
+#[derive(Debug, Args)]
+pub(crate) struct When {
+    /// A cron expression (5 fields, 6 with seconds first, or @daily, …).
+    #[arg(long, group = "trigger", value_name = "EXPR")]
+    pub(crate) cron: Option<String>,
+    /// The cron expression's IANA time zone [default: UTC].
+    #[arg(long, requires = "cron", value_name = "ZONE")]
+    pub(crate) tz: Option<String>,
+    /// Every so long (e.g. 30s, 15m, 1h30m): at a fixed rate, or after
+    /// each run finished with --after-completion.
+    #[arg(long, group = "trigger", value_name = "DURATION")]
+    pub(crate) every: Option<String>,
+    /// With --every: the interval counts from when the previous run finished.
+    #[arg(long, requires = "every")]
+    pub(crate) after_completion: bool,
+    /// Once, at this instant (RFC 3339).
+    #[arg(long, group = "trigger", value_name = "TIME")]
+    pub(crate) at: Option<String>,
+    /// No occurrence before this instant (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<String>,
+    /// No occurrence after this instant (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) end: Option<String>,
+    /// Delay each run by up to this much, at random (e.g. 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) jitter: Option<String>,
+    /// The most runs it has.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_runs: Option<u64>,
+}
+
+/// The job a schedule runs.
+#[derive(Debug, Args)]
+pub(crate) struct JobArgs {
+    /// The queue its jobs go to.
+    #[arg(long)]
+    pub(crate) queue: Option<String>,
+    /// The kind of job (which handler runs it).
+    #[arg(long)]
+    pub(crate) kind: Option<String>,
+    /// The job's input, as JSON [default: {}].
+    #[arg(long, value_name = "JSON")]
+    pub(crate) payload: Option<String>,
+    /// Higher runs first within its partition.
+    #[arg(long)]
+    pub(crate) priority: Option<i32>,
+    /// The most each attempt may take (e.g. 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) timeout: Option<String>,
+    /// The most attempts of each run.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_attempts: Option<u32>,
+    /// The partition its jobs go to [default: the tenant].
+    #[arg(long)]
+    pub(crate) partition: Option<String>,
+    /// A name for people.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// A label, key=value (repeat for more).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+}
+
+/// The overlap and missed-run policies.
+#[derive(Debug, Args)]
+pub(crate) struct PolicyArgs {
+    /// When a run is due while the previous one still runs.
+    #[arg(long, value_enum)]
+    pub(crate) overlap: Option<OverlapArg>,
+    /// With --overlap buffer-all: the most runs waiting.
+    #[arg(long, value_name = "N")]
+    pub(crate) buffer_max: Option<u32>,
+    /// How late a missed run may still fire (e.g. 1m); older ones are skipped.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) catch_up_window: Option<String>,
+    /// Within the window, fire the missed runs `once` or `all` (bounded by --catch-up-max).
+    #[arg(long, value_enum)]
+    pub(crate) catch_up: Option<CatchUpArg>,
+    /// With --catch-up all: the most missed runs fired.
+    #[arg(long, value_name = "N")]
+    pub(crate) catch_up_max: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum OverlapArg {
+    /// Skip it, and count it (the default).
+    Skip,
+    /// Run it when the running one finished; a later one replaces it.
+    BufferOne,
+    /// Run each in turn (bounded by --buffer-max).
+    BufferAll,
+    /// Run it anyway.
+    AllowAll,
+    /// Cancel the running one, then run it.
+    CancelRunning,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum CatchUpArg {
+    /// The latest missed run fires, once.
+    Once,
+    /// Each missed run fires, oldest first.
+    All,
+}

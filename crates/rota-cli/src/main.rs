@@ -1,0 +1,89 @@
+//! `rota`: recurring jobs per tenant from the command line — schedules,
+//! their runs, and the configuration — on the embedded store (one file, no
+//! server) or on Redis. `rota --help` lists the commands, each with
+//! examples.
+
+mod cli;
+mod config;
+mod error;
+mod output;
+mod schedules;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, SchedulesCommand};
+use crate::config::{Config, LogFormat};
+use crate::error::{Failure, Result};
+use crate::store::Store;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.global) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    logs(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&Failure::from(e)),
+    };
+    match runtime.block_on(run(cli, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &Failure) -> ExitCode {
+    eprintln!("rota: {e}");
+    e.exit_code()
+}
+
+/// Log lines to stderr, at the level of `RUST_LOG` (warnings by default).
+fn logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> Result<()> {
+    let json = cli.global.json;
+    match cli.command {
+        Command::Config => {
+            if json {
+                output::print_json(&config.to_json())
+            } else {
+                print!("{}", config.to_toml());
+                Ok(())
+            }
+        }
+        // A preview needs no store.
+        Command::Schedules(command) => match *command {
+            SchedulesCommand::Preview {
+                expr,
+                tz,
+                after,
+                count,
+            } => schedules::preview(&expr, &tz, after.as_deref(), count, json),
+            command => {
+                let store = Store::open(&config.store).await?;
+                schedules::run(command, store, json).await
+            }
+        },
+        Command::Runs { id, limit } => {
+            let store = Store::open(&config.store).await?;
+            schedules::runs(store, &id, limit, json).await
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Opening the store the configuration names: the embedded file or Redis.
+
+use rota::schedules::Schedules;
+use rota_redis::{RedisBroker, RedisOptions};
+use rota_sqlite::SqliteBroker;
+
+use crate::config::{StoreConfig, redact};
+use crate::error::{Code, Failure, Result};
+
+/// An open store.
+#[derive(Clone)]
+pub(crate) enum Store {
+    Embedded(SqliteBroker),
+    Redis(Box<RedisBroker>),
+}
+
+impl Store {
+    /// Opens the store of `config`, once: a command that cannot reach it
+    /// says so and which it tried.
+    pub(crate) async fn open(config: &StoreConfig) -> Result<Self> {
+        match config {
+            StoreConfig::Embedded { db } => {
+                if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Failure::new(
+                            Code::Config,
+                            format!(
+                                "cannot create {} for the embedded store: {e}; \
+                                 choose another file with --db or ROTA_DB",
+                                dir.display()
+                            ),
+                        )
+                    })?;
+                }
+                SqliteBroker::open(db)
+                    .await
+                    .map(Store::Embedded)
+                    .map_err(|e| {
+                        Failure::new(
+                            Code::Config,
+                            format!(
+                                "cannot open {} as rota's embedded store: {e}; \
+                             is it another program's file, or read-only? \
+                             Choose another file with --db or ROTA_DB",
+                                db.display()
+                            ),
+                        )
+                    })
+            }
+            StoreConfig::Redis { url, prefix } => {
+                RedisBroker::connect_with(RedisOptions::new(url.clone()).prefix(prefix.clone()))
+                    .await
+                    .map(|r| Store::Redis(Box::new(r)))
+                    .map_err(|e| {
+                        let f = Failure::from(e);
+                        Failure::new(
+                            f.code,
+                            format!("cannot use Redis at {}: {}", redact(url), f.message),
+                        )
+                    })
+            }
+        }
+    }
+
+    /// The schedules' admin API on this store.
+    pub(crate) fn schedules(&self) -> Schedules {
+        match self {
+            Store::Embedded(s) => Schedules::new(s.clone()),
+            Store::Redis(s) => Schedules::new(s.as_ref().clone()),
+        }
+    }
+}
