@@ -63,6 +63,33 @@ async fn a_job_succeeds_and_its_outcome_and_record_say_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinds_without_a_handler_of_their_own_go_to_the_catch_all() {
+    let store = MemoryBroker::new();
+    let worker = Worker::new(store.clone())
+        .queue("work", fast_queue())
+        .handle("double", |_ctx: JobContext, t: Task| async move {
+            Ok::<_, JobError>(t.n * 2)
+        })
+        .handle_any(
+            KindOptions::default(),
+            |ctx: JobContext, raw: serde_json::Value| async move {
+                Ok::<_, JobError>(format!("{} got {raw}", ctx.kind()))
+            },
+        )
+        .spawn();
+    let jobs = Jobs::new(store.clone());
+    let own = jobs.run(job("double", 4), WAIT).await.unwrap();
+    assert_eq!(own.result, Some(serde_json::json!(8)));
+    let other = jobs.run(job("report.daily", 5), WAIT).await.unwrap();
+    assert_eq!(other.state, JobState::Succeeded);
+    assert_eq!(
+        other.result,
+        Some(serde_json::json!("report.daily got {\"n\":5}"))
+    );
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retryable_failures_are_retried_with_backoff_until_success() {
     let store = MemoryBroker::new();
     let calls = Arc::new(AtomicU32::new(0));

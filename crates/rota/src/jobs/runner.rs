@@ -279,7 +279,8 @@ impl Run {
             };
             return settle(outcome, Next::Finish(JobState::Cancelled));
         }
-        let Some(kind) = self.kinds.get(&job.kind) else {
+        let found = self.kinds.get(&job.kind);
+        let Some(kind) = found.or_else(|| self.kinds.get(super::worker::ANY_KIND)) else {
             let reason = format!("no handler for job kind {:?} on this worker", job.kind);
             let outcome = AttemptOutcome::Failed {
                 error: reason.clone(),

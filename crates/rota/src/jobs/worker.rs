@@ -70,6 +70,10 @@ impl std::fmt::Debug for Worker {
     }
 }
 
+/// The key of [`Worker::handle_any`]'s handler among the kinds: no job's
+/// kind can be `*` (kinds are letters, digits and `-_.@/`).
+pub(super) const ANY_KIND: &str = "*";
+
 impl Worker {
     /// A worker on `store`, with no handlers or queues yet.
     pub fn new(store: impl JobStore) -> Self {
@@ -117,6 +121,26 @@ impl Worker {
             kind.to_owned(),
             Kind {
                 handler: erase(kind, handler),
+                options,
+            },
+        );
+        self
+    }
+
+    /// Runs jobs of every kind that has no handler of its own with
+    /// `handler` (say, one that hands each job to a program, whatever its
+    /// kind), with these options.
+    pub fn handle_any<P, R, F, Fut>(mut self, options: KindOptions, handler: F) -> Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(JobContext, P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, JobError>> + Send + 'static,
+    {
+        self.kinds.insert(
+            ANY_KIND.to_owned(),
+            Kind {
+                handler: erase("any", handler),
                 options,
             },
         );
