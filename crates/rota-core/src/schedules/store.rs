@@ -509,6 +509,7 @@ pub trait ScheduleStore: Send + Sync + 'static {
 
     /// Says `scheduler` is alive for `ttl_ms`, and returns the schedulers
     /// alive (itself included), sorted: each takes its share of the shards.
+    /// A `ttl_ms` of 0 says it left: no later call lists it.
     async fn heartbeat(&self, scheduler: &str, ttl_ms: u64) -> Result<Vec<String>, ScheduleError>;
 
     /// Up to `limit` schedules of the lease's shard due at or before

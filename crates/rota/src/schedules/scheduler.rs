@@ -241,6 +241,10 @@ impl Membership {
             let _ = h.task.await;
             let _ = self.s.schedules.release_shard(&h.lease).await;
         }
+        // Leaves the schedulers alive at once: the others would otherwise
+        // count it — and leave it the shards it preferred — until its
+        // heartbeat ran out.
+        let _ = self.s.schedules.heartbeat(&o.name, 0).await;
         self.publish(&held);
     }
 
