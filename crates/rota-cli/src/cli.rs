@@ -70,6 +70,38 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Run the scheduler and workers in one process on the embedded store.
+    #[command(after_help = "\
+Examples:
+  rota up --demo
+  rota up --queue reports --queue sync --exec ./run-job.sh --concurrency 4")]
+    Up(UpArgs),
+    /// Run a scheduler (as many as needed: they share the schedules' shards).
+    #[command(after_help = "Example:\n  rota scheduler --redis redis://localhost:6379")]
+    Scheduler {
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        secs: Option<u64>,
+    },
+    /// Run a worker: each job of its queues runs as a command.
+    #[command(after_help = "\
+Examples:
+  rota worker --redis redis://localhost:6379 --queue reports --exec ./run-job.sh
+  rota worker --queue sync --exec 'python3 sync.py' --concurrency 8 --timeout 10m
+
+The command gets the payload on stdin and the job in ROTA_* environment
+variables; exit 0 succeeds (stdout is the result), exit 75 retries (a last
+stderr line `retry-after: 30` sets the delay), anything else fails.")]
+    Worker {
+        /// A queue to take jobs from (repeat for more).
+        #[arg(long = "queue", required = true, value_name = "QUEUE")]
+        queues: Vec<String>,
+        #[command(flatten)]
+        run: RunArgs,
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        secs: Option<u64>,
+    },
     /// Print the configuration in effect, secrets redacted.
     #[command(after_help = "Example:\n  ROTA_REDIS=redis://:secret@localhost rota config")]
     Config,
@@ -291,4 +323,37 @@ pub(crate) enum CatchUpArg {
     Once,
     /// Each missed run fires, oldest first.
     All,
+}
+
+/// How a worker runs jobs.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Run each job as this command (`sh -c`), payload on stdin.
+    #[arg(long, value_name = "COMMAND")]
+    pub(crate) exec: Option<String>,
+    /// Jobs run at once, per queue.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) concurrency: usize,
+    /// The most an attempt may take; then its whole process group is killed.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub(crate) timeout: String,
+    /// The most bytes of a command's stdout kept as the job's result.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub(crate) max_output: usize,
+}
+
+/// The flags of `rota up`.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Create a few tenants and schedules and show their runs live.
+    #[arg(long)]
+    pub(crate) demo: bool,
+    /// A queue the worker takes jobs from (repeat for more).
+    #[arg(long = "queue", value_name = "QUEUE")]
+    pub(crate) queues: Vec<String>,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// Stop after this many seconds.
+    #[arg(long = "for", value_name = "SECONDS")]
+    pub(crate) secs: Option<u64>,
 }

@@ -1,11 +1,15 @@
-//! `rota`: recurring jobs per tenant from the command line — schedules,
-//! their runs, and the configuration — on the embedded store (one file, no
-//! server) or on Redis. `rota --help` lists the commands, each with
+//! `rota`: recurring jobs per tenant from the command line — the scheduler
+//! and workers running jobs as commands (`rota up` for one machine,
+//! `rota scheduler` and `rota worker` for many), schedules, their runs and
+//! the configuration — on the embedded store (one file, no server) or on
+//! Redis. `rota --help` lists the commands, each with
 //! examples.
 
 mod cli;
 mod config;
+mod daemon;
 mod error;
+mod exec;
 mod output;
 mod schedules;
 mod store;
@@ -81,6 +85,9 @@ async fn run(cli: Cli, config: Config) -> Result<()> {
                 schedules::run(command, store, json).await
             }
         },
+        Command::Up(args) => daemon::up(config, args).await,
+        Command::Scheduler { secs } => daemon::run_scheduler(config, secs).await,
+        Command::Worker { queues, run, secs } => daemon::worker(config, queues, run, secs).await,
         Command::Runs { id, limit } => {
             let store = Store::open(&config.store).await?;
             schedules::runs(store, &id, limit, json).await

@@ -24,6 +24,11 @@ impl Table {
     }
 
     pub(crate) fn print(&self) {
+        self.print_counted();
+    }
+
+    /// Prints it; returns how many lines it took.
+    pub(crate) fn print_counted(&self) -> usize {
         let columns = self.rows.first().map_or(0, Vec::len);
         let widths: Vec<usize> = (0..columns)
             .map(|c| {
@@ -46,9 +51,11 @@ impl Table {
             }
             // A closed pipe (`| head`) ends the output, not the program.
             if writeln!(out, "{}", line.trim_end()).is_err() {
-                return;
+                break;
             }
         }
+        let _ = out.flush();
+        self.rows.len()
     }
 }
 

@@ -446,3 +446,313 @@ fn schedules_are_managed_on_redis() {
     let url = server.url();
     manage(home.path(), &["--redis", &url, "--prefix", "cli"]);
 }
+
+fn runs_json(h: &Path, db: &str, id: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&rota(h, &["--db", db, "runs", id, "--json"]))).unwrap();
+    v.as_array().unwrap().clone()
+}
+
+fn finished(runs: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    runs.iter()
+        .filter(|r| r["state"].get("finished").is_some())
+        .collect()
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A schedule added with the CLI fires a worker written in shell, through
+/// `rota up`: the payload on stdin, the job and the run in the environment,
+/// stdout the result.
+#[test]
+fn a_schedule_fires_a_shell_worker_with_the_payload_and_the_run() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("rota.db");
+    let db = db.to_str().unwrap();
+    let log = h.join("seen.log");
+    let job = script(
+        h,
+        "job.sh",
+        &format!(
+            "payload=$(cat)\necho \"$ROTA_TENANT $ROTA_QUEUE $ROTA_KIND $ROTA_SCHEDULE $ROTA_OCCURRENCE $ROTA_ATTEMPT $payload\" >> {}\necho '{{\"ok\": true}}'",
+            log.display()
+        ),
+    );
+    ok(&rota(
+        h,
+        &[
+            "--db",
+            db,
+            "schedules",
+            "add",
+            "--tenant",
+            "acme",
+            "--queue",
+            "shell",
+            "--kind",
+            "sync",
+            "--every",
+            "400ms",
+            "--id",
+            "tick",
+            "--payload",
+            "{\"n\": 7}",
+        ],
+    ));
+    ok(&rota(
+        h,
+        &[
+            "--db", db, "up", "--queue", "shell", "--exec", &job, "--for", "3",
+        ],
+    ));
+    let runs = runs_json(h, db, "tick");
+    let done = finished(&runs);
+    assert!(done.len() >= 2, "{runs:#?}");
+    for r in &done {
+        assert_eq!(r["state"]["finished"], "succeeded", "{r}");
+    }
+    let seen = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
+    assert!(lines.len() >= done.len(), "{seen}");
+    for line in &lines {
+        let parts: Vec<&str> = line.splitn(7, ' ').collect();
+        assert_eq!(&parts[..3], ["acme", "shell", "sync"], "{line}");
+        assert_eq!(parts[3], "tick", "{line}");
+        assert!(parts[4].ends_with('Z'), "{line}");
+        assert_eq!(parts[5], "1", "{line}");
+        assert_eq!(parts[6], "{\"n\":7}", "{line}");
+    }
+}
+
+/// Exit 75 retries (after the delay it asks for), another exit fails with
+/// the tail of stderr, a command that floods stdout is cut and does not
+/// hang, and a timeout kills the whole process group.
+#[test]
+fn exit_codes_output_and_timeouts_of_an_exec_worker() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("rota.db");
+    let db = db.to_str().unwrap();
+    let marks = h.join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    let m = marks.display();
+    let job = script(
+        h,
+        "job.sh",
+        &format!(
+            r#"case "$ROTA_KIND" in
+  flaky) if [ "$ROTA_ATTEMPT" -lt 2 ]; then echo "busy" >&2; echo "retry-after: 0.2" >&2; exit 75; fi; echo again ;;
+  broken) echo "line one" >&2; echo "the disk is on fire" >&2; exit 3 ;;
+  flood) yes 0123456789 | head -c 20000000; echo ;;
+  hang) sleep 300 & echo $! > {m}/child.pid; sleep 300 ;;
+esac"#
+        ),
+    );
+    // Soon enough to run within the worker's few seconds, late enough to
+    // still be ahead when the last schedule is added.
+    let now = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3)).to_string();
+    // The hanging one gets one attempt: its timeout ends it for good.
+    for (kind, attempts) in [
+        ("flaky", "2"),
+        ("broken", "2"),
+        ("flood", "2"),
+        ("hang", "1"),
+    ] {
+        ok(&rota(
+            h,
+            &[
+                "--db",
+                db,
+                "schedules",
+                "add",
+                "--tenant",
+                "acme",
+                "--queue",
+                "shell",
+                "--kind",
+                kind,
+                "--at",
+                &now,
+                "--id",
+                kind,
+                "--max-attempts",
+                attempts,
+            ],
+        ));
+    }
+    ok(&rota(
+        h,
+        &[
+            "--db",
+            db,
+            "up",
+            "--queue",
+            "shell",
+            "--exec",
+            &job,
+            "--timeout",
+            "1s",
+            "--max-output",
+            "1000",
+            "--for",
+            "6",
+        ],
+    ));
+    let one = |id: &str| {
+        let runs = runs_json(h, db, id);
+        finished(&runs)
+            .first()
+            .map(|r| (*r).clone())
+            .unwrap_or_else(|| panic!("{id}: {runs:#?}"))
+    };
+    let flaky = one("flaky");
+    assert_eq!(flaky["state"]["finished"], "succeeded", "{flaky}");
+    assert_eq!(flaky["attempts"], 2, "{flaky}");
+    let broken = one("broken");
+    assert_eq!(broken["state"]["finished"], "failed", "{broken}");
+    let error = broken["error"].as_str().unwrap();
+    assert!(
+        error.contains("exit 3") && error.contains("the disk is on fire"),
+        "{error}"
+    );
+    let flood = one("flood");
+    assert_eq!(flood["state"]["finished"], "succeeded", "{flood}");
+    let hang = one("hang");
+    assert_ne!(hang["state"]["finished"], "succeeded", "{hang}");
+    // The command's own child went with it.
+    let pid = std::fs::read_to_string(marks.join("child.pid")).unwrap();
+    let alive = Command::new("kill")
+        .args(["-0", pid.trim()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(
+        !alive,
+        "the job's background child {} outlived its timeout",
+        pid.trim()
+    );
+}
+
+#[test]
+fn a_worker_whose_command_does_not_exist_says_so_and_exits() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("rota.db");
+    fails(
+        &rota(
+            h,
+            &[
+                "--db",
+                db.to_str().unwrap(),
+                "worker",
+                "--queue",
+                "q",
+                "--exec",
+                "/no/such/job.sh",
+            ],
+        ),
+        3,
+        "is not found",
+    );
+    fails(
+        &rota(h, &["--db", db.to_str().unwrap(), "up"]),
+        2,
+        "nothing to run",
+    );
+}
+
+#[test]
+fn up_demo_shows_runs_and_stops_cleanly() {
+    let home = tempfile::tempdir().unwrap();
+    let o = rota(home.path(), &["up", "--demo", "--for", "5"]);
+    let out = ok(&o);
+    for id in [
+        "demo-acme-report",
+        "demo-globex-import",
+        "demo-initech-sync",
+    ] {
+        assert!(out.contains(id), "{out}");
+    }
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(stderr(&o).contains("rota up: stopped"), "{}", stderr(&o));
+}
+
+/// The example workers of the docs, in shell and in Python, run by `rota up`.
+#[test]
+fn the_documented_workers_in_shell_and_python_run() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("rota.db");
+    let db = db.to_str().unwrap();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/workers");
+    let report = docs.join("report.sh");
+    let sync = format!("python3 {}", docs.join("sync.py").display());
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2)).to_string();
+    let add = |id: &str, queue: &str, payload: &str| {
+        ok(&rota(
+            h,
+            &[
+                "--db",
+                db,
+                "schedules",
+                "add",
+                "--tenant",
+                "acme",
+                "--queue",
+                queue,
+                "--kind",
+                "k",
+                "--at",
+                &soon,
+                "--id",
+                id,
+                "--payload",
+                payload,
+            ],
+        ));
+    };
+    add("report", "reports", "{\"rows\": 3}");
+    add(
+        "sync",
+        "sync",
+        "{\"records\": [1, 2, 3], \"fail_first\": true}",
+    );
+    add("sync-bad", "sync", "{}");
+    let up = |queue: &str, exec: &str| {
+        ok(&rota(
+            h,
+            &[
+                "--db", db, "up", "--queue", queue, "--exec", exec, "--for", "5",
+            ],
+        ));
+    };
+    up("reports", report.to_str().unwrap());
+    up("sync", &sync);
+    let last = |id: &str| {
+        let runs = runs_json(h, db, id);
+        finished(&runs)
+            .first()
+            .map(|r| (*r).clone())
+            .unwrap_or_else(|| panic!("{id}: {runs:#?}"))
+    };
+    assert_eq!(last("report")["state"]["finished"], "succeeded");
+    let sync = last("sync");
+    assert_eq!(sync["state"]["finished"], "succeeded", "{sync}");
+    assert_eq!(
+        sync["attempts"], 2,
+        "the first attempt asked for a retry: {sync}"
+    );
+    let bad = last("sync-bad");
+    assert_eq!(bad["state"]["finished"], "failed", "{bad}");
+    assert!(
+        bad["error"].as_str().unwrap().contains("no 'records'"),
+        "{bad}"
+    );
+}
