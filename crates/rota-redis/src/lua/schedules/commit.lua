@@ -1,6 +1,6 @@
 -- Commits the changes of the shard's owner, fenced by its lease, each one
 -- compare-and-set on its schedule's version.
--- KEYS: the fixed ones, then per change its schedule's hash and history.
+-- KEYS: the fixed ones, then per change its schedule's history.
 -- ARGV[2] 'commit', ARGV[3] the lease's token, ARGV[4] the most history
 -- entries kept; then per change: id, the version read, due ('' for none),
 -- tenant, JSON (of the next version), then the counts nd, nh, nf; then nd
@@ -14,28 +14,46 @@ if not lease_ok(ARGV[3]) then return {-1} end
 local keep = tonumber(ARGV[4])
 local out = {1}
 local a, k = 5, FIXED + 1
+-- The schedules written are put a few commands at a time, at the end; a
+-- later change of one in the same call reads what was put.
+local b, written = batch(), {}
 while a <= #ARGV do
   local id, read, due, tenant, json = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local nd, nh, nf = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])
-  local key, hist = KEYS[k], KEYS[k + 1]
+  local hist = KEYS[k]
   local first = a + 8
   a = first + nd + nh + 4 * nf
-  k = k + 2
-  local v = redis.call('HGET', key, 'v')
+  k = k + 1
+  local old = written[id]
+  if old == nil then old = redis.call('HGET', SCHEDULES, id) end
+  local v = head(old)
   if not v then
     out[#out + 1] = -1
   elseif v ~= read then
     out[#out + 1] = 0
   else
-    put(key, id, int(tonumber(v) + 1), due, tenant, json)
+    local next = int(tonumber(v) + 1)
+    if written[id] ~= nil then
+      -- Put twice: the first one's writes go now, before this one's.
+      flush(b)
+      b = batch()
+    end
+    written[id] = put(b, id, old, next, due, tenant, json)
     if nd > 0 then
       local seq = redis.call('HINCRBY', META, 'oseq', nd) - nd
-      for i = 0, nd - 1 do
-        redis.call('ZADD', OUTBOX, 'NX', seq + i + 1, ARGV[first + i])
+      for c = 0, nd - 1, CHUNK / 2 do
+        local members = {}
+        for i = c, math.min(c + CHUNK / 2, nd) - 1 do
+          members[#members + 1] = seq + i + 1
+          members[#members + 1] = ARGV[first + i]
+        end
+        redis.call('ZADD', OUTBOX, 'NX', unpack(members))
       end
     end
     local h = first + nd
-    for i = 0, nh - 1 do redis.call('LPUSH', hist, ARGV[h + i]) end
+    for c = h, h + nh - 1, CHUNK do
+      redis.call('LPUSH', hist, unpack(ARGV, c, math.min(c + CHUNK, h + nh) - 1))
+    end
     local f = h + nh
     for i = 0, nf - 1 do
       local occ, job, at, record = ARGV[f + 4 * i], ARGV[f + 4 * i + 1], ARGV[f + 4 * i + 2],
@@ -68,4 +86,5 @@ while a <= #ARGV do
     out[#out + 1] = 1
   end
 end
+flush(b)
 return out
