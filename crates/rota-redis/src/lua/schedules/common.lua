@@ -61,14 +61,15 @@ end
 
 -- Writes of schedules gathered and made a few commands at a time: the
 -- stored values, the due index and the tenants' indexes. One schedule
--- may be put once per batch.
-local function batch() return {sets = {}, due = {}, undue = {}, tenants = {}} end
+-- may be put once per batch (`put` says which are).
+local function batch() return {sets = {}, due = {}, undue = {}, tenants = {}, put = {}} end
 
 -- Puts schedule `id` at version `v` into batch `b`: `old` is what is
 -- stored (false for none), `due` its due ms ('' for none). Returns the
 -- value it will store.
 local function put(b, id, old, v, due, tenant, json)
   local value = v .. ' ' .. tenant .. ' ' .. json
+  b.put[id] = true
   b.sets[#b.sets + 1] = id
   b.sets[#b.sets + 1] = value
   local _, was = head(old)
