@@ -2,8 +2,8 @@
 //! shards' slots, a fixed number of shards, shard inboxes that never
 //! expire, keys that hostile ids cannot break, versions an upsert cannot
 //! roll back, its functions loaded again into a Redis that lost them, a
-//! corrupt stored schedule read as an error, and a schedule given twice
-//! in one call.
+//! corrupt stored schedule read as an error, a schedule given twice in
+//! one call, and many read at once.
 
 mod support;
 
@@ -337,4 +337,32 @@ async fn a_schedule_given_twice_in_one_call_is_written_as_the_last_says() {
             .is_empty()
     );
     assert_eq!(store.list("t3", None, 10).await.unwrap().schedules.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_schedules_read_at_once_come_in_the_order_asked() {
+    let server = RedisServer::start();
+    let store = with_shards(&server, 4).await;
+    let ids: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    store
+        .upsert_many(ids.iter().step_by(2).map(|id| schedule(id, "t")).collect())
+        .await
+        .unwrap();
+    let mut asked: Vec<&str> = ids.iter().map(String::as_str).rev().collect();
+    asked.push("m0");
+    let read = store.get_many(&asked).await.unwrap();
+    assert_eq!(read.len(), asked.len());
+    for (id, s) in asked.iter().zip(&read) {
+        let even = id[1..].parse::<u32>().unwrap() % 2 == 0;
+        assert_eq!(
+            s.as_ref().map(|s| s.id.as_str()),
+            even.then_some(*id),
+            "{id}"
+        );
+    }
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
+    assert!(matches!(
+        store.get_many(&["m0", "a b"]).await,
+        Err(ScheduleError::Invalid { .. })
+    ));
 }

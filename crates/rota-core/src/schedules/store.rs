@@ -455,6 +455,19 @@ pub trait ScheduleStore: Send + Sync + 'static {
     /// Schedule `id`.
     async fn get(&self, id: &str) -> Result<Option<Schedule>, ScheduleError>;
 
+    /// Schedules `ids`, in their order, `None` for each there is none of:
+    /// what a scheduler reads of the schedules whose runs finished. Each
+    /// is read as [`get`](Self::get) reads it, not all at one instant. The
+    /// default reads them one by one; a backend over a network reads them
+    /// in one round trip.
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<Schedule>>, ScheduleError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.get(id).await?);
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` schedules of `tenant` with ids after `after`, by id.
     async fn list(
         &self,

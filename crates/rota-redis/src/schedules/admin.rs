@@ -132,6 +132,51 @@ impl RedisBroker {
         }
     }
 
+    /// Schedules `ids`, in one round trip: one read per shard they are
+    /// in, pipelined.
+    pub(super) async fn get_each(
+        &self,
+        ids: &[&str],
+    ) -> Result<Vec<Option<Schedule>>, ScheduleError> {
+        let mut by_shard: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        let shards = self.options().schedule_shards;
+        for (i, id) in ids.iter().enumerate() {
+            check_part("id", id)?;
+            by_shard.entry(shard_of(id, shards)).or_default().push(i);
+        }
+        let mut out = vec![None; ids.len()];
+        if by_shard.is_empty() {
+            return Ok(out);
+        }
+        let mut pipe = redis::pipe();
+        for (shard, at) in &by_shard {
+            let cmd = pipe
+                .cmd("HMGET")
+                .arg(super::ShardKeys::new(&self.options().prefix, *shard).schedules());
+            for &i in at {
+                cmd.arg(ids[i]);
+            }
+        }
+        let got: Vec<Vec<Option<Vec<u8>>>> =
+            pipe.query_async(&mut self.conn()).await.map_err(map)?;
+        for (at, values) in by_shard.values().zip(got) {
+            if values.len() != at.len() {
+                return Err(protocol(format!(
+                    "a read of {} schedules answered {}",
+                    at.len(),
+                    values.len()
+                ))
+                .into());
+            }
+            for (&i, value) in at.iter().zip(values) {
+                if let Some(value) = value {
+                    out[i] = Some(parse_schedule(ids[i], &value)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// A page of `tenant`'s schedules: each shard's index read in one
     /// round trip, merged by id, then the schedules read in another.
     pub(super) async fn list_page(

@@ -225,6 +225,11 @@ impl ScheduleStore for RedisBroker {
         self.get_one(id).await
     }
 
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<Schedule>>, ScheduleError> {
+        self.schedules_ready().await?;
+        self.get_each(ids).await
+    }
+
     async fn list(
         &self,
         tenant: &str,
