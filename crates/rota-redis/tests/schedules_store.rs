@@ -1,7 +1,9 @@
 //! What the Redis schedule store keeps beyond the suite: its keys in their
 //! shards' slots, a fixed number of shards, shard inboxes that never
 //! expire, keys that hostile ids cannot break, versions an upsert cannot
-//! roll back, and its functions loaded again into a Redis that lost them.
+//! roll back, its functions loaded again into a Redis that lost them, a
+//! corrupt stored schedule read as an error, a schedule given twice in
+//! one call, and many read at once.
 
 mod support;
 
@@ -63,9 +65,13 @@ async fn every_key_a_shard_holds_is_about_that_shard() {
         let rest = key.split_once("}:").unwrap().1;
         let of = |id: &str| shard_of(id, 16);
         match rest.split_once(':') {
-            Some(("s" | "h", id)) => assert_eq!(of(id), n, "{key}"),
+            Some(("h", id)) => assert_eq!(of(id), n, "{key}"),
             Some(("t", _)) => {
                 let ids: Vec<String> = raw.zrange(key, 0, -1).await.unwrap();
+                assert!(ids.iter().all(|id| of(id) == n), "{key}: {ids:?}");
+            }
+            None if rest == "s" => {
+                let ids: Vec<String> = raw.hkeys(key).await.unwrap();
                 assert!(ids.iter().all(|id| of(id) == n), "{key}: {ids:?}");
             }
             None if rest == "due" => {
@@ -189,8 +195,46 @@ async fn ids_that_would_break_keys_are_refused() {
         ));
     }
     let mut raw = server.raw().await;
-    let keys: Vec<String> = raw.keys("test:{s:*:s:*").await.unwrap();
+    let keys: Vec<String> = raw.keys("test:{s:*}:s").await.unwrap();
     assert!(keys.is_empty(), "an upsert with a bad id wrote: {keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_stored_schedule_is_a_protocol_error_and_spoils_no_other() {
+    let server = RedisServer::start();
+    let store = with_shards(&server, 4).await;
+    store
+        .upsert_many(vec![schedule("bad", "t"), schedule("good", "t")])
+        .await
+        .unwrap();
+    let hash = format!("test:{{s:{}}}:s", shard_of("bad", 4));
+    let mut raw = server.raw().await;
+    let stored: String = raw.hget(&hash, "bad").await.unwrap();
+    assert!(stored.starts_with("1 t {\"f\":1,"), "{stored}");
+    let _: () = raw
+        .hset(&hash, "bad", stored.replace("\"c\":", "\"c\":\"soon\","))
+        .await
+        .unwrap();
+    fn protocol<T>(r: Result<T, ScheduleError>) -> String {
+        match r {
+            Err(ScheduleError::Store(BrokerError::Protocol(m))) => m,
+            Err(e) => panic!("not a protocol error: {e}"),
+            Ok(_) => panic!("a corrupt schedule was read"),
+        }
+    }
+    let m = protocol(store.get("bad").await);
+    assert!(m.contains("\"bad\"") && m.contains("invalid type"), "{m}");
+    protocol(store.list("t", None, 10).await);
+    let lease = store
+        .acquire_shard(shard_of("bad", 4), "o", 5_000)
+        .await
+        .unwrap()
+        .unwrap();
+    protocol(store.due(&lease, i64::MAX, 10).await);
+    assert!(store.get("good").await.unwrap().is_some());
+    // Deleting it still works, and then the rest reads.
+    assert!(store.delete("bad").await.unwrap());
+    assert_eq!(store.list("t", None, 10).await.unwrap().schedules.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,4 +291,78 @@ async fn a_redis_restarted_empty_gets_the_functions_again() {
     assert_eq!(lease.epoch, 1, "the restarted Redis kept nothing");
     assert!(store.get("before").await.unwrap().is_none());
     assert!(store.get("after").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_given_twice_in_one_call_is_written_as_the_last_says() {
+    let server = RedisServer::start();
+    let store = with_shards(&server, 4).await;
+    store
+        .upsert_many(vec![schedule("twice", "t1"), schedule("twice", "t2")])
+        .await
+        .unwrap();
+    let read = store.get("twice").await.unwrap().unwrap();
+    assert_eq!((read.tenant.as_str(), read.version), ("t2", 1));
+    assert!(
+        store
+            .list("t1", None, 10)
+            .await
+            .unwrap()
+            .schedules
+            .is_empty()
+    );
+    assert_eq!(store.list("t2", None, 10).await.unwrap().schedules.len(), 1);
+    // Two changes of one read in one commit: the second finds it moved.
+    let lease = store
+        .acquire_shard(shard_of("twice", 4), "o", 5_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut moved = read.clone();
+    moved.tenant = "t3".into();
+    let results = store
+        .commit(&lease, vec![Change::new(moved), Change::new(read)])
+        .await
+        .unwrap();
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(ScheduleError::Conflict(_))));
+    let now = store.get("twice").await.unwrap().unwrap();
+    assert_eq!((now.tenant.as_str(), now.version), ("t3", 2));
+    assert!(
+        store
+            .list("t2", None, 10)
+            .await
+            .unwrap()
+            .schedules
+            .is_empty()
+    );
+    assert_eq!(store.list("t3", None, 10).await.unwrap().schedules.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_schedules_read_at_once_come_in_the_order_asked() {
+    let server = RedisServer::start();
+    let store = with_shards(&server, 4).await;
+    let ids: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    store
+        .upsert_many(ids.iter().step_by(2).map(|id| schedule(id, "t")).collect())
+        .await
+        .unwrap();
+    let mut asked: Vec<&str> = ids.iter().map(String::as_str).rev().collect();
+    asked.push("m0");
+    let read = store.get_many(&asked).await.unwrap();
+    assert_eq!(read.len(), asked.len());
+    for (id, s) in asked.iter().zip(&read) {
+        let even = id[1..].parse::<u32>().unwrap() % 2 == 0;
+        assert_eq!(
+            s.as_ref().map(|s| s.id.as_str()),
+            even.then_some(*id),
+            "{id}"
+        );
+    }
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
+    assert!(matches!(
+        store.get_many(&["m0", "a b"]).await,
+        Err(ScheduleError::Invalid { .. })
+    ));
 }

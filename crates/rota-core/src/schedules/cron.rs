@@ -7,6 +7,9 @@
 //! never sees anything this grammar does not accept, and every mistake is
 //! reported with the field, its position and the value at fault.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
@@ -60,8 +63,18 @@ const MONTH: Spec = Spec::new(CronField::Month, 1, 12, &MONTHS);
 // 7 is Sunday as well as 0; the names cover 0-6.
 const DAY_OF_WEEK: Spec = Spec::new(CronField::DayOfWeek, 0, 7, &WEEKDAYS);
 
+/// Most parsed expressions kept by [`parse`]; past it the memo starts over.
+const MEMO: usize = 256;
+
+/// Expressions parsed lately, by their plain form. croner fills a bit per
+/// year of its range on every parse (some microseconds each), and a bulk
+/// import parses the same few expressions again and again; a parsed one is
+/// immutable, so it is shared.
+static PARSED: LazyLock<Mutex<HashMap<String, Arc<Cron>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
 /// Parses `expr` (5 fields, or 6 with seconds first, or an `@` shortcut).
-pub(crate) fn parse(expr: &str) -> Result<Cron, TriggerError> {
+pub(crate) fn parse(expr: &str) -> Result<Arc<Cron>, TriggerError> {
     let whole = |problem: String| TriggerError::CronExpression {
         expr: expr.to_owned(),
         problem,
@@ -107,14 +120,31 @@ pub(crate) fn parse(expr: &str) -> Result<Cron, TriggerError> {
         })?;
         plain.push(normal);
     }
+    let plain = plain.join(" ");
+    if let Some(cron) = memo().get(&plain) {
+        return Ok(Arc::clone(cron));
+    }
     // Anything croner still refuses is a gap in the checks above; say so in
     // croner's words rather than accept it.
-    CronParser::builder()
+    let cron = CronParser::builder()
         .seconds(Seconds::Required)
         .year(Year::Disallowed)
         .build()
-        .parse(&plain.join(" "))
-        .map_err(|e| whole(e.to_string()))
+        .parse(&plain)
+        .map_err(|e| whole(e.to_string()))?;
+    let cron = Arc::new(cron);
+    let mut memo = memo();
+    if memo.len() >= MEMO {
+        memo.clear();
+    }
+    memo.insert(plain, Arc::clone(&cron));
+    Ok(cron)
+}
+
+/// The memo of parsed expressions (a poisoned one holds only whole
+/// entries: still good).
+fn memo() -> MutexGuard<'static, HashMap<String, Arc<Cron>>> {
+    PARSED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Checks one field and returns it in plain numbers.

@@ -119,6 +119,7 @@ mod model;
 mod plan;
 mod progress;
 mod store;
+mod stored;
 mod trigger;
 mod wire;
 
@@ -136,4 +137,5 @@ pub use store::{
     Asked, Change, Outbound, Page, Request, RunRecord, RunState, Schedule, ScheduleError,
     ScheduleStore, ShardLease, ShardOwner, ShardReply, shard_of,
 };
+pub use stored::STORED_FORMAT;
 pub use trigger::{Trigger, TriggerKind};

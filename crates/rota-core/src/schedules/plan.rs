@@ -1,6 +1,7 @@
 //! A checked trigger and the fire times it gives.
 
 use std::fmt;
+use std::sync::Arc;
 
 use croner::Cron;
 use jiff::tz::TimeZone;
@@ -59,13 +60,13 @@ pub struct Plan {
     seed: u64,
 }
 
-/// What the trigger names, bounds aside. (The cron variant is boxed: a
-/// parsed expression is some hundreds of bytes.)
+/// What the trigger names, bounds aside. (A parsed cron expression is
+/// large and immutable: plans share it.)
 #[derive(Clone)]
 enum Rule {
     Cron {
         expr: String,
-        cron: Box<Cron>,
+        cron: Arc<Cron>,
         tz: TimeZone,
     },
     AfterCompletion {
@@ -93,7 +94,7 @@ impl Plan {
         };
         let rule = match &trigger.kind {
             TriggerKind::Cron { expr, tz } => {
-                let cron = Box::new(cron::parse(expr)?);
+                let cron = cron::parse(expr)?;
                 Rule::Cron {
                     expr: expr.clone(),
                     cron,

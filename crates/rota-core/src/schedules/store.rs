@@ -463,10 +463,12 @@ pub trait ScheduleStore: Send + Sync + 'static {
     /// Schedule `id`.
     async fn get(&self, id: &str) -> Result<Option<Schedule>, ScheduleError>;
 
-    /// Schedules `ids`, each `None` if there is none, in one go where the
-    /// store can (one round trip on Redis): what a shard owner reads for
-    /// the outcomes of a round. By default, one [`get`](Self::get) each.
-    async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<Schedule>>, ScheduleError> {
+    /// Schedules `ids`, in their order, `None` for each there is none of:
+    /// what a scheduler reads of the schedules whose runs finished. Each
+    /// is read as [`get`](Self::get) reads it, not all at one instant. The
+    /// default reads them one by one; a backend over a network reads them
+    /// in one round trip.
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<Schedule>>, ScheduleError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.push(self.get(id).await?);

@@ -8,7 +8,7 @@ use rota_core::BrokerError;
 use rota_core::schedules::{Page, RunRecord, Schedule, ScheduleError, shard_of};
 
 use super::keys::check_part;
-use super::record::{due_arg, parse_history, parse_schedule, schedule_json};
+use super::record::{due_arg, parse_history, parse_schedule, stored_json};
 use super::{protocol, value};
 use crate::broker::RedisBroker;
 use crate::call::{Call, invoke_all};
@@ -21,12 +21,11 @@ fn check(s: &Schedule) -> Result<(), ScheduleError> {
 }
 
 impl RedisBroker {
-    /// Adds to `call` the key and arguments of `s`: its hash, then id,
-    /// version, due, tenant, JSON.
-    fn schedule_args(&self, call: &mut Call, s: &Schedule) -> Result<(), ScheduleError> {
-        let json = schedule_json(s)?;
-        call.key(self.keys_of(&s.id).schedule(&s.id))
-            .arg(&s.id)
+    /// Adds to `call` the arguments of `s`: id, version, due, tenant,
+    /// stored JSON.
+    fn schedule_args(call: &mut Call, s: &Schedule) -> Result<(), ScheduleError> {
+        let json = stored_json(s)?;
+        call.arg(&s.id)
             .arg(s.version)
             .arg(due_arg(s))
             .arg(&s.tenant)
@@ -37,7 +36,7 @@ impl RedisBroker {
     pub(super) async fn insert_one(&self, schedule: Schedule) -> Result<(), ScheduleError> {
         check(&schedule)?;
         let mut call = self.keys_of(&schedule.id).call("write", "insert");
-        self.schedule_args(&mut call, &schedule)?;
+        Self::schedule_args(&mut call, &schedule)?;
         let n: i64 = call.invoke(&mut self.conn()).await.map_err(map)?;
         match n {
             1 => Ok(()),
@@ -54,7 +53,7 @@ impl RedisBroker {
             let call = by_shard
                 .entry(shard)
                 .or_insert_with(|| self.keys_of(&s.id).call("write", "upsert"));
-            self.schedule_args(call, s)?;
+            Self::schedule_args(call, s)?;
         }
         if by_shard.is_empty() {
             return Ok(());
@@ -94,12 +93,11 @@ impl RedisBroker {
         let keys = self.keys_of(&next.id);
         let mut call = keys.call("write", "replace");
         // The version read, and the next one's JSON.
-        call.key(keys.schedule(&next.id))
-            .arg(&next.id)
+        call.arg(&next.id)
             .arg(read)
             .arg(due_arg(&next))
             .arg(&next.tenant)
-            .arg(schedule_json(&next)?);
+            .arg(stored_json(&next)?);
         let n: i64 = call.invoke(&mut self.conn()).await.map_err(map)?;
         match n {
             -1 => Err(ScheduleError::NotFound(next.id)),
@@ -115,24 +113,68 @@ impl RedisBroker {
         check_part("id", id)?;
         let keys = self.keys_of(id);
         let mut call = keys.call("write", "delete");
-        call.key(keys.schedule(id)).key(keys.history(id)).arg(id);
+        call.key(keys.history(id)).arg(id);
         let n: i64 = call.invoke(&mut self.conn()).await.map_err(map)?;
         Ok(n == 1)
     }
 
     pub(super) async fn get_one(&self, id: &str) -> Result<Option<Schedule>, ScheduleError> {
         check_part("id", id)?;
-        let (v, json): (Option<String>, Option<Vec<u8>>) = redis::cmd("HMGET")
-            .arg(self.keys_of(id).schedule(id))
-            .arg("v")
-            .arg("json")
+        let value: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(self.keys_of(id).schedules())
+            .arg(id)
             .query_async(&mut self.conn())
             .await
             .map_err(map)?;
-        match (v, json) {
-            (Some(v), Some(json)) => Ok(Some(parse_schedule(&v, &json)?)),
-            _ => Ok(None),
+        match value {
+            Some(value) => Ok(Some(parse_schedule(id, &value)?)),
+            None => Ok(None),
         }
+    }
+
+    /// Schedules `ids`, in one round trip: one read per shard they are
+    /// in, pipelined.
+    pub(super) async fn get_each(
+        &self,
+        ids: &[&str],
+    ) -> Result<Vec<Option<Schedule>>, ScheduleError> {
+        let mut by_shard: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        let shards = self.options().schedule_shards;
+        for (i, id) in ids.iter().enumerate() {
+            check_part("id", id)?;
+            by_shard.entry(shard_of(id, shards)).or_default().push(i);
+        }
+        let mut out = vec![None; ids.len()];
+        if by_shard.is_empty() {
+            return Ok(out);
+        }
+        let mut pipe = redis::pipe();
+        for (shard, at) in &by_shard {
+            let cmd = pipe
+                .cmd("HMGET")
+                .arg(super::ShardKeys::new(&self.options().prefix, *shard).schedules());
+            for &i in at {
+                cmd.arg(ids[i]);
+            }
+        }
+        let got: Vec<Vec<Option<Vec<u8>>>> =
+            pipe.query_async(&mut self.conn()).await.map_err(map)?;
+        for (at, values) in by_shard.values().zip(got) {
+            if values.len() != at.len() {
+                return Err(protocol(format!(
+                    "a read of {} schedules answered {}",
+                    at.len(),
+                    values.len()
+                ))
+                .into());
+            }
+            for (&i, value) in at.iter().zip(values) {
+                if let Some(value) = value {
+                    out[i] = Some(parse_schedule(ids[i], &value)?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A page of `tenant`'s schedules: each shard's index read in one
@@ -167,17 +209,13 @@ impl RedisBroker {
         if !ids.is_empty() {
             let mut pipe = redis::pipe();
             for id in &ids {
-                pipe.cmd("HMGET")
-                    .arg(self.keys_of(id).schedule(id))
-                    .arg("v")
-                    .arg("json");
+                pipe.cmd("HGET").arg(self.keys_of(id).schedules()).arg(id);
             }
-            let got: Vec<(Option<String>, Option<Vec<u8>>)> =
-                pipe.query_async(&mut conn).await.map_err(map)?;
-            for (v, json) in got {
+            let got: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await.map_err(map)?;
+            for (id, value) in ids.iter().zip(got) {
                 // Deleted between the two reads: left out.
-                if let (Some(v), Some(json)) = (v, json) {
-                    schedules.push(parse_schedule(&v, &json)?);
+                if let Some(value) = value {
+                    schedules.push(parse_schedule(id, &value)?);
                 }
             }
         }
@@ -199,8 +237,9 @@ impl RedisBroker {
         let keys = self.keys_of(id);
         let last = i64::try_from(limit).unwrap_or(i64::MAX) - 1;
         let (exists, entries): (bool, Vec<Value>) = redis::pipe()
-            .cmd("EXISTS")
-            .arg(keys.schedule(id))
+            .cmd("HEXISTS")
+            .arg(keys.schedules())
+            .arg(id)
             .cmd("LRANGE")
             .arg(keys.history(id))
             .arg(0)

@@ -8,7 +8,7 @@ use crate::scripts::SCHEDULES;
 
 /// The keys every shard function is given first, in the order
 /// `lua/schedules/common.lua` reads them.
-const FIXED: [&str; 5] = ["lease", "due", "outbox", "r", "meta"];
+const FIXED: [&str; 6] = ["lease", "due", "outbox", "r", "meta", "s"];
 
 /// The keys of one shard, all under `<prefix>:{s:<n>}:`.
 #[derive(Debug, Clone)]
@@ -29,9 +29,10 @@ impl ShardKeys {
         format!("{}{name}", self.base)
     }
 
-    /// Schedule `id`'s hash.
-    pub(crate) fn schedule(&self, id: &str) -> String {
-        format!("{}s:{id}", self.base)
+    /// The shard's schedules: one hash, id → `<version> <tenant> <stored
+    /// JSON>`.
+    pub(crate) fn schedules(&self) -> String {
+        self.key("s")
     }
 
     /// Schedule `id`'s run history.
@@ -97,7 +98,7 @@ mod tests {
         let k = ShardKeys::new("app", 7);
         assert_eq!(k.key("lease"), "app:{s:7}:lease");
         assert_eq!(k.key("r"), crate::keys::shard_inbox("app", 7));
-        assert_eq!(k.schedule("a/b:c"), "app:{s:7}:s:a/b:c");
+        assert_eq!(k.schedules(), "app:{s:7}:s");
         assert_eq!(k.history("x"), "app:{s:7}:h:x");
         assert_eq!(k.tenant("t@1"), "app:{s:7}:t:t@1");
         assert_eq!(all("app", "alive"), "app:{s:all}:alive");

@@ -10,8 +10,7 @@ use rota_core::schedules::{
 
 use super::keys::{ShardKeys, all, check_part};
 use super::record::{
-    due_arg, finished_args, history_entry, outbox_member, parse_outbox, parse_schedule,
-    schedule_json,
+    due_arg, finished_args, history_entry, outbox_member, parse_outbox, parse_schedule, stored_json,
 };
 use super::{MAX_TTL_MS, fenced, protocol, token, value};
 use crate::broker::RedisBroker;
@@ -32,7 +31,8 @@ fn limit_arg(limit: usize) -> i64 {
 struct Prepared {
     /// The schedule as it is once written.
     next: Schedule,
-    keys: [String; 2],
+    /// Its history.
+    history: String,
     args: Vec<String>,
 }
 
@@ -153,12 +153,12 @@ impl RedisBroker {
         let answer = self
             .shard_call(lease, "due", &[until_ms, limit_arg(limit)])
             .await?;
-        let mut out = Vec::with_capacity(answer.len() / 3);
+        let mut out = Vec::with_capacity(answer.len() / 2);
         let mut parts = answer.into_iter();
-        while let (Some(_id), Some(v), Some(json)) = (parts.next(), parts.next(), parts.next()) {
+        while let (Some(id), Some(stored)) = (parts.next(), parts.next()) {
             out.push(parse_schedule(
-                &value::<String>(v)?,
-                &value::<Vec<u8>>(json)?,
+                &value::<String>(id)?,
+                &value::<Vec<u8>>(stored)?,
             )?);
         }
         Ok(out)
@@ -247,7 +247,7 @@ impl RedisBroker {
         for (i, change) in changes.into_iter().enumerate() {
             match self.prepare(&keys, lease.shard, change) {
                 Ok(p) => {
-                    call.key(&p.keys[0]).key(&p.keys[1]);
+                    call.key(&p.history);
                     for a in &p.args {
                         call.arg(a);
                     }
@@ -301,7 +301,7 @@ impl RedisBroker {
             read.to_string(),
             due_arg(&next),
             next.tenant.clone(),
-            schedule_json(&next)?,
+            stored_json(&next)?,
             change.dispatch.len().to_string(),
             change.history.len().to_string(),
             change.finished.len().to_string(),
@@ -316,7 +316,7 @@ impl RedisBroker {
             args.extend(finished_args(r)?);
         }
         Ok(Prepared {
-            keys: [keys.schedule(&next.id), keys.history(&next.id)],
+            history: keys.history(&next.id),
             next,
             args,
         })

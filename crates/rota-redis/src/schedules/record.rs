@@ -1,6 +1,7 @@
-//! What the store keeps, as text: schedules as JSON (their version kept
-//! beside, authoritative), history entries and outbox members with the
-//! prefix the functions match on, so that they never parse JSON.
+//! What the store keeps, as text: schedules in their stored form
+//! ([`Schedule::to_stored`]) behind their version and tenant, history
+//! entries and outbox members with the prefix the functions match on, so
+//! that they never parse JSON.
 
 use rota_core::BrokerError;
 use rota_core::jobs::JobId;
@@ -10,17 +11,33 @@ fn protocol(what: impl std::fmt::Display) -> BrokerError {
     BrokerError::Protocol(format!("a stored schedule record is unreadable: {what}"))
 }
 
-/// `s` as its hash's `json` field.
-pub(crate) fn schedule_json(s: &Schedule) -> Result<String, BrokerError> {
-    serde_json::to_string(s).map_err(|e| BrokerError::Invalid(format!("schedule {:?}: {e}", s.id)))
+/// `s`'s stored form, which the functions store behind its version and
+/// tenant.
+pub(crate) fn stored_json(s: &Schedule) -> Result<String, BrokerError> {
+    s.to_stored()
+        .map_err(|e| BrokerError::Invalid(format!("schedule {:?}: {e}", s.id)))
 }
 
-/// A schedule read back: its JSON, at version `v` (the hash's `v` field,
-/// which an upsert bumps without rewriting the JSON).
-pub(crate) fn parse_schedule(v: &str, json: &[u8]) -> Result<Schedule, BrokerError> {
-    let mut s: Schedule = serde_json::from_slice(json).map_err(protocol)?;
-    s.version = v.parse().map_err(protocol)?;
-    Ok(s)
+/// Schedule `id` read back from its value in the shard's hash,
+/// `<version> <tenant> <stored JSON>`.
+pub(crate) fn parse_schedule(id: &str, value: &[u8]) -> Result<Schedule, BrokerError> {
+    let unreadable = |what: &dyn std::fmt::Display| protocol(format!("schedule {id:?}: {what}"));
+    let mut parts = value.splitn(3, |&b| b == b' ');
+    let (Some(version), Some(tenant), Some(json)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(unreadable(&"not \"<version> <tenant> <JSON>\""));
+    };
+    let version = std::str::from_utf8(version)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            unreadable(&format!(
+                "version {:?} is not a number",
+                String::from_utf8_lossy(version)
+            ))
+        })?;
+    let tenant = std::str::from_utf8(tenant).map_err(|e| unreadable(&e))?;
+    Schedule::from_stored(id, tenant, version, json).map_err(|e| unreadable(&e))
 }
 
 /// `s`'s due instant as a function argument: ms, or `''` for none.
@@ -93,9 +110,50 @@ pub(crate) fn parse_outbox(member: &str) -> Result<Outbound, BrokerError> {
 #[cfg(test)]
 mod tests {
     use rota_core::jobs::JobState;
-    use rota_core::schedules::{RunState, Skip};
+    use rota_core::schedules::{JobTemplate, NewSchedule, RunState, Skip, Trigger};
 
     use super::*;
+
+    fn schedule() -> Schedule {
+        let new = NewSchedule::new(
+            "t@1",
+            JobTemplate::new("q", "k", serde_json::json!({"n": 1})),
+            Trigger::cron_in("5 * * * *", "Europe/Lisbon"),
+        );
+        let mut s = Schedule::from_new(new, "a/b:c".into(), 1_000);
+        s.version = 12;
+        s
+    }
+
+    #[test]
+    fn a_schedule_reads_back_as_stored() {
+        let s = schedule();
+        let value = format!("12 t@1 {}", stored_json(&s).unwrap());
+        assert_eq!(parse_schedule("a/b:c", value.as_bytes()).unwrap(), s);
+    }
+
+    #[test]
+    fn a_corrupt_stored_schedule_is_a_protocol_error_that_names_it() {
+        let json = stored_json(&schedule()).unwrap();
+        for (value, says) in [
+            (String::new(), "not \"<version> <tenant> <JSON>\""),
+            ("12 t@1".to_owned(), "not \"<version> <tenant> <JSON>\""),
+            (format!("x t@1 {json}"), "version \"x\" is not a number"),
+            (format!("-1 t@1 {json}"), "version \"-1\" is not a number"),
+            ("12 t@1 {\"f\":1".to_owned(), "EOF"),
+            ("12 t@1 {\"f\":9}".to_owned(), "format 9"),
+            (format!("12 t@1 {}", &json[..json.len() / 2]), "EOF"),
+        ] {
+            let e = parse_schedule("a/b:c", value.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&e, BrokerError::Protocol(m)
+                    if m.contains("schedule \"a/b:c\"") && m.contains(says)),
+                "{value:?}: {e}"
+            );
+        }
+        let e = parse_schedule("x", b"1 \xff {}").unwrap_err();
+        assert!(matches!(e, BrokerError::Protocol(_)), "{e}");
+    }
 
     #[test]
     fn entries_and_members_read_back_as_written() {

@@ -79,15 +79,14 @@ impl Schedules {
 
     fn prepare(&self, new: NewSchedule) -> Result<Schedule, ScheduleError> {
         let now = self.now();
-        new.validate(now)?;
+        let plan = new.validate(now)?;
         let id = new
             .id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+        let plan = plan.keyed(&id);
         let mut schedule = Schedule::from_new(new, id, now.as_millisecond());
-        let id = schedule.id.clone();
-        let plan = schedule.trigger.plan()?.keyed(&id);
-        schedule.progress = Progress::start(rules_of(&id, &plan, &schedule), now);
+        schedule.progress = Progress::start(rules_of(&schedule.id, &plan, &schedule), now);
         Ok(schedule)
     }
 

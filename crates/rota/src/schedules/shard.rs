@@ -160,7 +160,8 @@ impl ShardTask {
                 }
             }
             let (ids, outcomes): (Vec<String>, Vec<_>) = by_schedule.into_iter().unzip();
-            let found = self.schedules.get_many(&ids).await?;
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let found = self.schedules.get_many(&refs).await?;
             // A deleted schedule's outcomes are dropped.
             let items = found
                 .into_iter()
@@ -233,7 +234,8 @@ impl ShardTask {
             }
             self.act(&committed, now).await?;
             let (ids, events): (Vec<String>, Vec<Event>) = again.into_iter().unzip();
-            let found = self.schedules.get_many(&ids).await?;
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let found = self.schedules.get_many(&refs).await?;
             items = found
                 .into_iter()
                 .zip(events)

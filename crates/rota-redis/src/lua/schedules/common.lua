@@ -4,31 +4,30 @@
 -- starts with setup().
 --
 -- Every function but heartbeat works on one shard, whose keys all share
--- the hash tag {s:<n>}: KEYS[1..5] are the shard's fixed keys, in the
+-- the hash tag {s:<n>}: KEYS[1..6] are the shard's fixed keys, in the
 -- order below; each function's own keys follow them. ARGV[1] is the
 -- shard's base, "<prefix>:{s:<n>}:", and ARGV[2] names the operation.
--- Keys a function can only name once it has read something -- the hash of
--- an id found in the due index, the index of a tenant found in a hash --
--- are derived from the base; they carry its hash tag, so they are in the
--- shard's slot like the rest.
+-- Keys a function can only name once it has read something -- the index
+-- of a tenant found in a stored schedule -- are derived from the base;
+-- they carry its hash tag, so they are in the shard's slot like the rest.
 --
--- A schedule's hash: v (its version, the one its JSON says being
--- ignored), t (its tenant), json (the schedule as serde writes it). Its
--- due instant is its score in DUE, absent when it has none.
+-- The shard's schedules are one hash, SCHEDULES: field the id, value
+-- "<version> <tenant> <stored JSON>" (ids and tenants hold no space; the
+-- JSON is Schedule::to_stored's, which the functions never parse). A
+-- schedule's due instant is its score in DUE, absent when it has none.
 -- A history entry: "<occurrence ms> <job id or -> <at ms> <record JSON>",
 -- newest first; the prefix is what the functions match and keep, so that
 -- they never parse JSON.
-local LEASE, DUE, OUTBOX, INBOX, META
-local FIXED = 5
+local LEASE, DUE, OUTBOX, INBOX, META, SCHEDULES
+local FIXED = 6
 local base
 
 local function setup(keys, argv)
-  LEASE, DUE, OUTBOX, INBOX, META = keys[1], keys[2], keys[3], keys[4], keys[5]
+  LEASE, DUE, OUTBOX, INBOX, META, SCHEDULES = keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
   base = argv[1]
 end
 
 local function tenant_key(t) return base .. 't:' .. t end
-local function schedule_key(id) return base .. 's:' .. id end
 
 -- An integer as text (Lua would write one of over 14 digits rounded).
 local function int(x) return string.format('%d', x) end
@@ -39,21 +38,64 @@ local function int(x) return string.format('%d', x) end
 -- the current grant, not lapsed.
 local function lease_ok(token) return redis.call('GET', LEASE) == token end
 
--- Writes a schedule's version and JSON and keeps the indexes right: the
--- due index (due '' for none) and the index of its tenant (only touched
--- when the tenant is new or changed: a commit spares the write).
-local function put(key, id, v, due, tenant, json)
-  local old = redis.call('HGET', key, 't')
-  if old ~= tenant then
-    if old then redis.call('ZREM', tenant_key(old), id) end
-    redis.call('ZADD', tenant_key(tenant), 0, id)
-    redis.call('HSET', key, 'v', v, 't', tenant, 'json', json)
-  else
-    redis.call('HSET', key, 'v', v, 'json', json)
+-- The version and tenant of a stored schedule (nil for none).
+local function head(stored)
+  if not stored then return nil end
+  return string.match(stored, '^(%d+) (%S+) ')
+end
+
+-- Most arguments given to one command (Lua's stack is bounded).
+local CHUNK = 1000
+
+-- Calls `cmd` on `key` with `args`, a chunk at a time (CHUNK is even,
+-- so pairs stay whole).
+local function each_chunk(cmd, key, args)
+  local n = #args
+  local i = 1
+  while i <= n do
+    local last = math.min(i + CHUNK - 1, n)
+    redis.call(cmd, key, unpack(args, i, last))
+    i = last + 1
+  end
+end
+
+-- Writes of schedules gathered and made a few commands at a time: the
+-- stored values, the due index and the tenants' indexes. One schedule
+-- may be put once per batch (`put` says which are).
+local function batch() return {sets = {}, due = {}, undue = {}, tenants = {}, put = {}} end
+
+-- Puts schedule `id` at version `v` into batch `b`: `old` is what is
+-- stored (false for none), `due` its due ms ('' for none). Returns the
+-- value it will store.
+local function put(b, id, old, v, due, tenant, json)
+  local value = v .. ' ' .. tenant .. ' ' .. json
+  b.put[id] = true
+  b.sets[#b.sets + 1] = id
+  b.sets[#b.sets + 1] = value
+  local _, was = head(old)
+  if was ~= tenant then
+    if was then redis.call('ZREM', tenant_key(was), id) end
+    local ids = b.tenants[tenant]
+    if not ids then
+      ids = {}
+      b.tenants[tenant] = ids
+    end
+    ids[#ids + 1] = 0
+    ids[#ids + 1] = id
   end
   if due == '' then
-    redis.call('ZREM', DUE, id)
+    b.undue[#b.undue + 1] = id
   else
-    redis.call('ZADD', DUE, due, id)
+    b.due[#b.due + 1] = due
+    b.due[#b.due + 1] = id
   end
+  return value
+end
+
+-- Makes the writes of batch `b`.
+local function flush(b)
+  each_chunk('HSET', SCHEDULES, b.sets)
+  each_chunk('ZADD', DUE, b.due)
+  each_chunk('ZREM', DUE, b.undue)
+  for tenant, ids in pairs(b.tenants) do each_chunk('ZADD', tenant_key(tenant), ids) end
 end

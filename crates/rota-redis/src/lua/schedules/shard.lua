@@ -1,8 +1,9 @@
 -- What the shard's owner reads and acknowledges, fenced by its lease.
 -- ARGV[2] the operation, ARGV[3] the lease's token. Each returns {-1}
 -- when the lease lapsed (nothing read or written), else {1, ...}:
---   due: ARGV[4] until ms, ARGV[5] limit. {1, then id, version, JSON of
---     each schedule due by then, earliest first}.
+--   due: ARGV[4] until ms, ARGV[5] limit. {1, then the id and the stored
+--     value ("<version> <tenant> <JSON>") of each schedule due by then,
+--     earliest first}.
 --   next: {1, the earliest due ms} or {1} when none is due.
 --   outbox: ARGV[4] limit. {1, members oldest first}.
 --   dispatched: ARGV[4..] members to take out of the outbox. {1}.
@@ -16,12 +17,14 @@ if op == 'due' then
   local out = {1}
   if limit <= 0 then return out end
   local ids = redis.call('ZRANGEBYSCORE', DUE, '-inf', ARGV[4], 'LIMIT', 0, limit)
-  for _, id in ipairs(ids) do
-    local f = redis.call('HMGET', schedule_key(id), 'v', 'json')
-    if f[1] then
-      out[#out + 1] = id
-      out[#out + 1] = f[1]
-      out[#out + 1] = f[2]
+  for c = 1, #ids, CHUNK do
+    local last = math.min(c + CHUNK - 1, #ids)
+    local got = redis.call('HMGET', SCHEDULES, unpack(ids, c, last))
+    for k = 1, #got do
+      if got[k] then
+        out[#out + 1] = ids[c + k - 1]
+        out[#out + 1] = got[k]
+      end
     end
   end
   return out
