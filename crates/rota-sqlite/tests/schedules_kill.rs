@@ -1,20 +1,23 @@
 //! Schedulers SIGKILLed mid-work on the embedded store: no occurrence fires
-//! twice, none is lost without being counted, runs of a skip schedule never
-//! overlap, and every after-completion gap holds.
+//! twice, none is missed beyond what the missed-run policy allows (each is
+//! in the history, fired or skipped, and a skip for being missed comes with
+//! the latest due caught up), runs of a skip schedule never overlap, and
+//! each after-completion run comes exactly its interval after the last.
 //!
 //! The schedulers to kill are this same test binary, re-run with only the
 //! ignored `child_scheduler` test selected.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use rota::jobs::{JobContext, JobError, JobState, QueueOptions, Worker};
 use rota::schedules::{
-    JobTemplate, NewSchedule, Overlap, RunState, Scheduler, SchedulerOptions, Schedules, Trigger,
-    TriggerKind,
+    CatchUp, JobTemplate, Missed, NewSchedule, Overlap, RunRecord, RunState, Scheduler,
+    SchedulerOptions, Schedules, Trigger, TriggerKind,
 };
 use rota_conformance::support::{Child, child_env};
+use rota_core::schedules::{MAX_HISTORY, Skip};
 use rota_sqlite::SqliteBroker;
 
 const Q: &str = "kill-runs";
@@ -25,6 +28,38 @@ fn options(name: &str) -> SchedulerOptions {
         .name(name)
         .lease(LEASE)
         .poll(Duration::from_millis(20))
+}
+
+/// The missed-run policy of the fixed-rate schedules, made explicit: of
+/// the occurrences missed while no scheduler held their shard, the latest
+/// runs and the others are skipped, however late.
+fn catch_up_once() -> Missed {
+    let mut missed = Missed::default();
+    missed.catch_up_window_ms = 3_600_000;
+    missed.catch_up = CatchUp::Once;
+    missed
+}
+
+/// Each occurrence `runs` handled, with the entry that handled it (a skip
+/// entry stands for each of its occurrences, `every` apart); fails if one
+/// was handled twice.
+fn handled_once(id: &str, runs: &[RunRecord], every: i64) -> BTreeMap<i64, RunRecord> {
+    let mut handled = BTreeMap::new();
+    for r in runs {
+        let (last, count) = r.skipped.unwrap_or((r.occurrence_ms, 1));
+        assert_eq!(
+            (last - r.occurrence_ms) / every + 1,
+            count as i64,
+            "{id}: {r:?}"
+        );
+        for o in (r.occurrence_ms..=last).step_by(every as usize) {
+            assert!(
+                handled.insert(o, r.clone()).is_none(),
+                "{id}: {o} handled twice"
+            );
+        }
+    }
+    handled
 }
 
 /// Child: a scheduler that runs until it is killed.
@@ -61,7 +96,8 @@ async fn killed_schedulers_neither_double_nor_lose_an_occurrence() {
             .create(
                 NewSchedule::new("acme", job(20 + 40 * n), trigger)
                     .id(format!("rate-{n}"))
-                    .overlap(Overlap::Skip),
+                    .overlap(Overlap::Skip)
+                    .missed(catch_up_once()),
             )
             .await
             .unwrap();
@@ -135,8 +171,36 @@ async fn killed_schedulers_neither_double_nor_lose_an_occurrence() {
                 }
             }
             let c = s.progress.counts;
+            // Trimmed histories say nothing of their beginnings.
+            let whole = runs.len() < MAX_HISTORY;
             match s.trigger.kind {
                 TriggerKind::FixedRate { every, .. } => {
+                    let every_ms = every.as_millis() as i64;
+                    let handled = handled_once(&id, &runs, every_ms);
+                    let first = *handled.keys().next().unwrap();
+                    if whole {
+                        assert_eq!(first, anchor.as_millisecond(), "{id}: the first is missing");
+                    }
+                    // Every occurrence from the first to the last handled
+                    // is in the history, fired or skipped …
+                    let occurrences: Vec<i64> = handled.keys().copied().collect();
+                    for pair in occurrences.windows(2) {
+                        assert_eq!(pair[1] - pair[0], every_ms, "{id}: missed between {pair:?}");
+                    }
+                    // … and a missed one only as the policy says: with
+                    // one run caught up, the latest due went in the same
+                    // commit, fired or skipped for overlap — never missed.
+                    for (&o, r) in &handled {
+                        if r.state == RunState::Skipped(Skip::Missed) {
+                            let (last, _) = r.skipped.unwrap();
+                            let latest = handled.get(&(last + every_ms));
+                            assert!(
+                                latest.is_some_and(|l| l.at_ms == r.at_ms
+                                    && l.state != RunState::Skipped(Skip::Missed)),
+                                "{id}: {o} skipped as missed, but the latest due went {latest:?}"
+                            );
+                        }
+                    }
                     // Each occurrence up to the next was handled once:
                     // fired, or skipped and counted.
                     assert_eq!(
@@ -167,9 +231,18 @@ async fn killed_schedulers_neither_double_nor_lose_an_occurrence() {
                         .filter(|r| matches!(r.state, RunState::Finished(_)))
                         .collect();
                     done.sort_by_key(|r| r.occurrence_ms);
+                    if whole {
+                        assert_eq!(runs.last().unwrap().occurrence_ms, s.created_ms, "{id}");
+                    }
                     for pair in done.windows(2) {
                         let gap = pair[1].occurrence_ms - pair[0].finished_ms.unwrap();
                         assert!(gap >= 80, "{id}: the next run came {gap} ms after the last");
+                        // Exactly the interval: none was missed either.
+                        assert_eq!(
+                            gap, 80,
+                            "{id}: a run was missed after {}",
+                            pair[0].occurrence_ms
+                        );
                     }
                 }
             }
