@@ -779,19 +779,7 @@ impl Findings {
     }
 
     fn assert_none(&self) {
-        if let Some(known) = self.0.get(KNOWN_ENQUEUED_AGAIN) {
-            println!(
-                "KNOWN BUG, not failing this test until it is fixed: {KNOWN_ENQUEUED_AGAIN}: \
-                 {} times, such as\n    {}",
-                known.len(),
-                known[0]
-            );
-        }
-        let broken: Vec<_> = self
-            .0
-            .iter()
-            .filter(|(property, _)| **property != KNOWN_ENQUEUED_AGAIN)
-            .collect();
+        let broken: Vec<_> = self.0.iter().collect();
         if broken.is_empty() {
             return;
         }
@@ -813,18 +801,12 @@ const GAP: &str = "an after-completion gap shorter than its interval";
 const AT_ONCE: &str = "two attempts of one run ran at the same time";
 const UNFINISHED: &str = "a run did not end as it should";
 
-/// A known bug, reported and not yet fixed: a run's job enqueued again
-/// after the run finished, its record gone (retention), runs again as a new
-/// job. The scheduler's enqueue is deduplicated only by the job record: a
-/// run committed to the shard's outbox whose removal from it failed (Redis
-/// went away between the enqueue and the removal, or the round failed) is
-/// sent again by the next round or owner while the schedule still shows it
-/// running — its outcome not yet handled — though its job may have
-/// finished meanwhile. With every record kept (the other queue) this does
-/// not show. Until it is fixed, the test prints these and does not fail on
-/// them; set this to `true` then, so that it does.
-const KNOWN_ENQUEUED_AGAIN_FIXED: bool = false;
-const KNOWN_ENQUEUED_AGAIN: &str =
+/// A run of the queue that keeps no record, started as attempt 1 again
+/// after every earlier attempt ended: its job enqueued anew after the run
+/// finished and its record was trimmed — the double fire a job id alone
+/// cannot dedupe (a re-sent outbox entry, an owner waking up past its
+/// lease). Counted as a fire twice, named apart to say which way.
+const ENQUEUED_AGAIN: &str =
     "a finished run's job enqueued again after its record was trimmed, and run again";
 
 #[derive(Debug, Default)]
@@ -1271,18 +1253,12 @@ fn check_handlers(
         }
         let mut seen = HashSet::new();
         for (n, h) in attempts.iter().enumerate() {
-            // A job of the queue that keeps no record, started as attempt 1
-            // again after every earlier attempt ended: enqueued anew after
-            // its run finished. See KNOWN_ENQUEUED_AGAIN.
+            // See ENQUEUED_AGAIN.
             let anew = h.attempt == 1
                 && parse_run_id(run).is_some_and(|(id, _)| Kind::of(id).queue() == TRIMMED)
                 && attempts[..n].iter().all(|e| e.end.at() <= h.start);
             if !seen.insert(h.attempt) {
-                let what = if anew && !KNOWN_ENQUEUED_AGAIN_FIXED {
-                    KNOWN_ENQUEUED_AGAIN
-                } else {
-                    FIRED_TWICE
-                };
+                let what = if anew { ENQUEUED_AGAIN } else { FIRED_TWICE };
                 findings.add(
                     what,
                     format!(
