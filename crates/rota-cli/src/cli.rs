@@ -102,6 +102,15 @@ stderr line `retry-after: 30` sets the delay), anything else fails.")]
         #[arg(long = "for", value_name = "SECONDS")]
         secs: Option<u64>,
     },
+    /// Print a shell's completion script for rota.
+    #[command(after_help = "\
+Examples:
+  rota completions bash > ~/.local/share/bash-completion/completions/rota
+  rota completions zsh > ~/.zfunc/_rota")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Print the configuration in effect, secrets redacted.
     #[command(after_help = "Example:\n  ROTA_REDIS=redis://:secret@localhost rota config")]
     Config,
@@ -164,6 +173,29 @@ Examples:
     Rm {
         /// The schedule's id.
         id: String,
+    },
+    /// Create or replace schedules from a file of JSON lines (one schedule a
+    /// line, each with its id): every line is checked first, and a bad one
+    /// is named by its number with nothing imported. Importing again is safe.
+    #[command(after_help = "\
+Examples:
+  rota schedules import schedules.jsonl
+  rota schedules export --tenant acme > acme.jsonl && rota --redis redis://prod schedules import acme.jsonl
+
+A line: {\"id\": \"acme-nightly\", \"tenant\": \"acme\", \"job\": {\"queue\": \"reports\", \"kind\": \"nightly\", \"payload\": {}},
+         \"trigger\": {\"kind\": \"cron\", \"expr\": \"0 2 * * *\", \"tz\": \"Europe/Lisbon\"}}")]
+    Import {
+        /// The file (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Write tenants' schedules as JSON lines, as import reads them.
+    #[command(
+        after_help = "Example:\n  rota schedules export --tenant acme --tenant globex > schedules.jsonl"
+    )]
+    Export {
+        /// A tenant (repeat for more).
+        #[arg(long = "tenant", required = true, value_name = "TENANT")]
+        tenants: Vec<String>,
     },
     /// Print the next fire instants of a cron expression, in UTC, one a line.
     #[command(after_help = "\

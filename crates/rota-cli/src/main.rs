@@ -10,6 +10,7 @@ mod config;
 mod daemon;
 mod error;
 mod exec;
+mod import;
 mod output;
 mod schedules;
 mod store;
@@ -85,6 +86,11 @@ async fn run(cli: Cli, config: Config) -> Result<()> {
                 schedules::run(command, store, json).await
             }
         },
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "rota", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Up(args) => daemon::up(config, args).await,
         Command::Scheduler { secs } => daemon::run_scheduler(config, secs).await,
         Command::Worker { queues, run, secs } => daemon::worker(config, queues, run, secs).await,

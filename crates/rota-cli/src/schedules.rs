@@ -88,6 +88,8 @@ pub(crate) async fn run(command: SchedulesCommand, store: Store, json: bool) -> 
             after,
             count,
         } => preview(&expr, &tz, after.as_deref(), count, json),
+        SchedulesCommand::Import { file } => crate::import::import(store, &file, json).await,
+        SchedulesCommand::Export { tenants } => crate::import::export(store, &tenants).await,
     }
 }
 

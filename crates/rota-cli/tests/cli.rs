@@ -756,3 +756,182 @@ fn the_documented_workers_in_shell_and_python_run() {
         "{bad}"
     );
 }
+
+fn schedule_line(i: usize) -> String {
+    serde_json::json!({
+        "id": format!("s{i}"),
+        "tenant": format!("t{}", i % 100),
+        "job": {"queue": "imports", "kind": "sync", "payload": {"n": i}},
+        "trigger": {"kind": "cron", "expr": format!("{} * * * *", i % 60), "tz": "Europe/Lisbon"},
+    })
+    .to_string()
+}
+
+fn listed(h: &Path, store: &[&str], tenant: &str) -> Vec<serde_json::Value> {
+    let mut args: Vec<&str> = store.to_vec();
+    args.extend_from_slice(&[
+        "schedules",
+        "list",
+        "--tenant",
+        tenant,
+        "--limit",
+        "1000",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&rota(h, &args))).unwrap();
+    assert!(v["next"].is_null(), "one page holds them all");
+    v["schedules"].as_array().unwrap().clone()
+}
+
+/// 100,000 schedules import in seconds, with progress lines when not on a
+/// terminal; importing the file again changes nothing; a bad line is named
+/// by its number and nothing of the file is written.
+#[test]
+fn import_of_a_hundred_thousand_schedules_is_idempotent_and_all_or_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("rota.db");
+    let db = db.to_str().unwrap();
+    let store = ["--db", db];
+    let file = h.join("schedules.jsonl");
+    let text: String = (0..100_000).map(|i| schedule_line(i) + "\n").collect();
+    std::fs::write(&file, &text).unwrap();
+    let f = file.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let o = rota(h, &["--db", db, "schedules", "import", f]);
+    let took = started.elapsed();
+    assert!(
+        ok(&o).starts_with("imported 100000 schedules in "),
+        "{}",
+        stdout(&o)
+    );
+    // What the closing notes quote; not asserted (a loaded machine is slow).
+    eprintln!(
+        "imported 100,000 schedules in {took:?}: {}",
+        stdout(&o).trim()
+    );
+    let progress = stderr(&o);
+    assert!(
+        progress.contains("imported 10000 of 100000 schedules"),
+        "{progress}"
+    );
+    assert!(
+        progress.contains("imported 100000 of 100000 schedules"),
+        "{progress}"
+    );
+    let t7 = listed(h, &store, "t7");
+    assert_eq!(t7.len(), 1000);
+    assert!(t7.iter().all(|s| s["tenant"] == "t7"));
+
+    // Again: the same schedules, no more.
+    ok(&rota(h, &["--db", db, "schedules", "import", f]));
+    assert_eq!(listed(h, &store, "t7").len(), 1000);
+
+    // A bad line: named, and nothing of its file written.
+    let bad = h.join("bad.jsonl");
+    let lines = [
+        serde_json::json!({"id": "new-1", "tenant": "fresh", "job": {"queue": "q", "kind": "k", "payload": {}},
+            "trigger": {"kind": "cron", "expr": "* * * * *"}}).to_string(),
+        serde_json::json!({"id": "new-2", "tenant": "fresh", "job": {"queue": "q", "kind": "k", "payload": {}},
+            "trigger": {"kind": "cron", "expr": "* * * * *"}}).to_string(),
+        serde_json::json!({"id": "new-3", "tenant": "fresh", "job": {"queue": "q", "kind": "k", "payload": {}},
+            "trigger": {"kind": "cron", "expr": "99 * * * *"}}).to_string(),
+    ];
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    fails(
+        &rota(
+            h,
+            &["--db", db, "schedules", "import", bad.to_str().unwrap()],
+        ),
+        4,
+        "line 3 (schedule \"new-3\")",
+    );
+    assert!(listed(h, &store, "fresh").is_empty());
+    std::fs::write(&bad, format!("{}\n{{not json\n", lines[0])).unwrap();
+    fails(
+        &rota(
+            h,
+            &["--db", db, "schedules", "import", bad.to_str().unwrap()],
+        ),
+        4,
+        "line 2: not a schedule",
+    );
+    std::fs::write(&bad, format!("{}\n{}\n", lines[0], lines[0])).unwrap();
+    fails(
+        &rota(
+            h,
+            &["--db", db, "schedules", "import", bad.to_str().unwrap()],
+        ),
+        4,
+        "is on line 1 already",
+    );
+    assert!(listed(h, &store, "fresh").is_empty());
+    fails(
+        &rota(h, &["--db", db, "schedules", "import", "/no/such.jsonl"]),
+        3,
+        "cannot read",
+    );
+}
+
+/// What export writes, import reads back — here from the embedded file to
+/// a Redis.
+#[test]
+fn export_then_import_moves_schedules_between_stores() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("rota.db");
+    let db = db.to_str().unwrap();
+    let file = h.join("in.jsonl");
+    let text: String = (0..2_000).map(|i| schedule_line(i) + "\n").collect();
+    std::fs::write(&file, text).unwrap();
+    ok(&rota(
+        h,
+        &["--db", db, "schedules", "import", file.to_str().unwrap()],
+    ));
+    let out = ok(&rota(
+        h,
+        &[
+            "--db",
+            db,
+            "schedules",
+            "export",
+            "--tenant",
+            "t1",
+            "--tenant",
+            "t2",
+        ],
+    ));
+    assert_eq!(out.lines().count(), 40);
+    let moved = h.join("moved.jsonl");
+    std::fs::write(&moved, &out).unwrap();
+    let redis = ["--redis", url.as_str(), "--prefix", "moved"];
+    let mut args: Vec<&str> = redis.to_vec();
+    args.extend_from_slice(&["schedules", "import", moved.to_str().unwrap()]);
+    ok(&rota(h, &args));
+    let there = listed(h, &redis, "t1");
+    let here = listed(h, &["--db", db], "t1");
+    assert_eq!(there.len(), 20);
+    for (a, b) in there.iter().zip(&here) {
+        for field in [
+            "id", "tenant", "job", "trigger", "overlap", "missed", "paused",
+        ] {
+            assert_eq!(a[field], b[field], "{field}");
+        }
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let home = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ok(&rota(home.path(), &["completions", shell]));
+        assert!(out.contains("schedules"), "{shell}: {out}");
+    }
+    fails(
+        &rota(home.path(), &["completions", "cmd.exe"]),
+        2,
+        "invalid value",
+    );
+}

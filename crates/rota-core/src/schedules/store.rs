@@ -108,6 +108,22 @@ impl Schedule {
         }
     }
 
+    /// What a caller may set of it, as a [`NewSchedule`] with its id: what
+    /// an export writes, and an import or upsert reads back.
+    pub fn to_new(&self) -> NewSchedule {
+        NewSchedule {
+            id: Some(self.id.clone()),
+            tenant: self.tenant.clone(),
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            job: self.job.clone(),
+            trigger: self.trigger.clone(),
+            overlap: self.overlap,
+            missed: self.missed,
+            paused: self.paused,
+        }
+    }
+
     /// When the shard's owner must next look at it (Unix ms): its next
     /// dispatch instant, or now for a pending request; `None` while paused
     /// or when nothing is coming.

@@ -207,9 +207,9 @@ impl<'a> StoredTrigger<'a> {
 }
 
 impl Schedule {
-    /// This schedule in its compact stored form (see the
-    /// [module docs](self)): all of it but its id, tenant and version,
-    /// which the store keeps beside it.
+    /// This schedule in its compact stored form (format
+    /// [`STORED_FORMAT`]: JSON with short names and no defaults): all of
+    /// it but its id, tenant and version, which the store keeps beside it.
     pub fn to_stored(&self) -> Result<String, serde_json::Error> {
         // Every field named, so that a field added to these types does not
         // compile until it is stored.

@@ -101,7 +101,7 @@ impl Schedules {
         edit: impl Fn(&mut NewSchedule),
     ) -> Result<Schedule, ScheduleError> {
         self.change(id, |s, now| {
-            let mut new = as_new(s);
+            let mut new = s.to_new();
             edit(&mut new);
             new.id = Some(s.id.clone());
             new.validate(now)?;
@@ -261,17 +261,6 @@ impl Schedules {
 
 fn ask(s: &mut Schedule, now: Timestamp, what: Asked) {
     s.requests.push(Request::new(now.as_millisecond(), what));
-}
-
-/// The parts of `s` a caller may change, as a [`NewSchedule`].
-fn as_new(s: &Schedule) -> NewSchedule {
-    let mut new = NewSchedule::new(s.tenant.clone(), s.job.clone(), s.trigger.clone())
-        .name(s.name.clone())
-        .overlap(s.overlap)
-        .missed(s.missed);
-    new.labels = s.labels.clone();
-    new.paused = s.paused;
-    new
 }
 
 /// Whether `trigger` runs after completion.
