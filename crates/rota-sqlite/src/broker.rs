@@ -278,6 +278,11 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
 fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
     let conn = Connection::open(&options.path)
         .map_err(|e| BrokerError::Config(format!("cannot open {}: {e}", options.path.display())))?;
+    // Before anything that locks: processes opening a fresh file at once
+    // (a worker and a command, say) wait for each other's schema and WAL
+    // switch rather than fail.
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| BrokerError::Config(format!("cannot open {}: {e}", options.path.display())))?;
     let synchronous = match options.durability {
         Durability::Process => "NORMAL",
         Durability::Power => "FULL",
