@@ -61,6 +61,19 @@ pub(crate) enum Command {
     /// Manage schedules.
     #[command(subcommand)]
     Schedules(Box<SchedulesCommand>),
+    /// Enqueue, show and cancel background jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Dead jobs: list, requeue, purge.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// How many jobs queues hold, per state, in all and per partition.
+    #[command(after_help = "Example:\n  rota queues --queue reports --queue sync")]
+    Queues {
+        /// A queue (repeat for more).
+        #[arg(long = "queue", required = true, value_name = "QUEUE")]
+        queues: Vec<String>,
+    },
     /// The run history of a schedule, newest first.
     #[command(after_help = "Example:\n  rota runs acme-nightly --limit 20")]
     Runs {
@@ -388,4 +401,105 @@ pub(crate) struct UpArgs {
     /// Stop after this many seconds.
     #[arg(long = "for", value_name = "SECONDS")]
     pub(crate) secs: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// Enqueue a job (and, with --wait, wait for its outcome).
+    #[command(after_help = "\
+Examples:
+  rota jobs enqueue --queue mail --tenant acme --kind welcome --payload '{\"user\": 42}'
+  rota jobs enqueue --queue sync --tenant acme --kind crm --in 10m --key crm-acme-daily
+  rota jobs enqueue --queue reports --tenant acme --kind nightly --wait 1m --json")]
+    Enqueue(Box<EnqueueArgs>),
+    /// Show a job: its state, attempts, result or reason.
+    #[command(after_help = "Example:\n  rota jobs show --queue mail 0190f4c4-…")]
+    Show {
+        /// Its queue.
+        #[arg(long)]
+        queue: String,
+        /// Its id.
+        id: String,
+    },
+    /// Cancel a job: one not started never runs; a running one is stopped.
+    #[command(after_help = "Example:\n  rota jobs cancel --queue mail 0190f4c4-…")]
+    Cancel {
+        /// Its queue.
+        #[arg(long)]
+        queue: String,
+        /// Its id.
+        id: String,
+    },
+}
+
+/// The flags of `rota jobs enqueue`.
+#[derive(Debug, Args)]
+pub(crate) struct EnqueueArgs {
+    /// The queue.
+    #[arg(long)]
+    pub(crate) queue: String,
+    /// Whose job it is.
+    #[arg(long)]
+    pub(crate) tenant: String,
+    /// The kind of job.
+    #[arg(long)]
+    pub(crate) kind: String,
+    /// Its input, as JSON [default: {}].
+    #[arg(long, value_name = "JSON")]
+    pub(crate) payload: Option<String>,
+    /// Its id (a UUID) [default: a fresh one].
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    /// Run no sooner than this from now (e.g. 10m).
+    #[arg(long = "in", value_name = "DURATION")]
+    pub(crate) delay: Option<String>,
+    /// Higher runs first within its partition.
+    #[arg(long)]
+    pub(crate) priority: Option<i32>,
+    /// The most attempts.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_attempts: Option<u32>,
+    /// The most an attempt may take.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) timeout: Option<String>,
+    /// Its partition [default: the tenant].
+    #[arg(long)]
+    pub(crate) partition: Option<String>,
+    /// An idempotency key: enqueueing it again while the first is kept
+    /// returns the first.
+    #[arg(long)]
+    pub(crate) key: Option<String>,
+    /// Wait this long for its outcome; exit 0 only if it succeeded.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) wait: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// List a queue's dead jobs, most recent first.
+    #[command(after_help = "Example:\n  rota dlq list --queue mail")]
+    List {
+        /// The queue.
+        #[arg(long)]
+        queue: String,
+        /// The most shown.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put a dead job back in its queue, for a fresh round of attempts.
+    #[command(after_help = "Example:\n  rota dlq requeue --queue mail 0190f4c4-…")]
+    Requeue {
+        /// The queue.
+        #[arg(long)]
+        queue: String,
+        /// The dead job's id.
+        id: String,
+    },
+    /// Delete a queue's dead jobs.
+    #[command(after_help = "Example:\n  rota dlq purge --queue mail")]
+    Purge {
+        /// The queue.
+        #[arg(long)]
+        queue: String,
+    },
 }

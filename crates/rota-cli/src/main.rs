@@ -11,6 +11,7 @@ mod daemon;
 mod error;
 mod exec;
 mod import;
+mod jobs;
 mod output;
 mod schedules;
 mod store;
@@ -94,6 +95,11 @@ async fn run(cli: Cli, config: Config) -> Result<()> {
         Command::Up(args) => daemon::up(config, args).await,
         Command::Scheduler { secs } => daemon::run_scheduler(config, secs).await,
         Command::Worker { queues, run, secs } => daemon::worker(config, queues, run, secs).await,
+        Command::Jobs(command) => jobs::run(command, Store::open(&config.store).await?, json).await,
+        Command::Dlq(command) => jobs::dlq(command, Store::open(&config.store).await?, json).await,
+        Command::Queues { queues } => {
+            jobs::queues(Store::open(&config.store).await?, &queues, json).await
+        }
         Command::Runs { id, limit } => {
             let store = Store::open(&config.store).await?;
             schedules::runs(store, &id, limit, json).await

@@ -62,6 +62,14 @@ impl Store {
         }
     }
 
+    /// The jobs' API on this store.
+    pub(crate) fn jobs(&self) -> rota::jobs::Jobs {
+        match self {
+            Store::Embedded(s) => rota::jobs::Jobs::new(s.clone()),
+            Store::Redis(s) => rota::jobs::Jobs::new(s.as_ref().clone()),
+        }
+    }
+
     /// The schedules' admin API on this store.
     pub(crate) fn schedules(&self) -> Schedules {
         match self {

@@ -935,3 +935,157 @@ fn completions_are_printed_for_each_shell() {
         "invalid value",
     );
 }
+
+/// Jobs by hand: enqueued, run by a worker process, shown; one retried to
+/// death is listed, requeued and purged from the dead letters; a delayed
+/// one cancelled; the queue's counts per state and partition.
+#[test]
+fn jobs_dead_letters_and_queues_from_the_command_line() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("rota.db");
+    let db = db.to_str().unwrap();
+    let job = script(
+        h,
+        "job.sh",
+        r#"case "$ROTA_KIND" in
+  echo) cat ;;
+  tempfail) echo "not now" >&2; exit 75 ;;
+esac"#,
+    );
+    // A worker in the background, for the waits below.
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_rota"))
+        .args([
+            "--db", db, "worker", "--queue", "hand", "--exec", &job, "--for", "30",
+        ])
+        .env_clear()
+        .env("HOME", h)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--db", db];
+        all.extend_from_slice(args);
+        rota(h, &all)
+    };
+    let out = ok(&run(&[
+        "jobs",
+        "enqueue",
+        "--queue",
+        "hand",
+        "--tenant",
+        "acme",
+        "--kind",
+        "echo",
+        "--payload",
+        "{\"hello\": \"world\"}",
+        "--wait",
+        "20s",
+        "--json",
+    ]));
+    let outcome: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(outcome["state"], "succeeded", "{outcome}");
+    assert_eq!(outcome["result"]["hello"], "world", "{outcome}");
+    let id = outcome["id"].as_str().unwrap().to_owned();
+    let shown = ok(&run(&["jobs", "show", "--queue", "hand", &id]));
+    assert!(
+        shown.contains("succeeded") && shown.contains("acme"),
+        "{shown}"
+    );
+
+    // Retried until it is dead: exit 1 and the reason.
+    let o = run(&[
+        "jobs",
+        "enqueue",
+        "--queue",
+        "hand",
+        "--tenant",
+        "globex",
+        "--kind",
+        "tempfail",
+        "--max-attempts",
+        "1",
+        "--wait",
+        "20s",
+    ]);
+    fails(&o, 1, "the job ended dead");
+    let dead: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["dlq", "list", "--queue", "hand", "--json"]))).unwrap();
+    let dead = dead.as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let dead_id = dead[0]["job"]["id"].as_str().unwrap().to_owned();
+    assert!(ok(&run(&["dlq", "list", "--queue", "hand"])).contains("not now"));
+    ok(&run(&["dlq", "requeue", "--queue", "hand", &dead_id]));
+    fails(
+        &run(&["dlq", "requeue", "--queue", "hand", &id]),
+        3,
+        "no dead job",
+    );
+    // Requeued, it dies again; then the dead letters are purged.
+    for _ in 0..100 {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&run(&["dlq", "list", "--queue", "hand", "--json"]))).unwrap();
+        if v.as_array().unwrap().len() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        ok(&run(&["dlq", "purge", "--queue", "hand"])).trim(),
+        "1 dead jobs purged"
+    );
+
+    // Delayed, then cancelled before it runs.
+    let later = ok(&run(&[
+        "jobs", "enqueue", "--queue", "hand", "--tenant", "initech", "--kind", "echo", "--in", "1h",
+    ]));
+    let later = later.trim();
+    let counts: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["queues", "--queue", "hand", "--json"]))).unwrap();
+    assert_eq!(counts["hand"]["total"]["scheduled"], 1, "{counts}");
+    assert_eq!(
+        counts["hand"]["partitions"]["initech"]["scheduled"], 1,
+        "{counts}"
+    );
+    let table = ok(&run(&["queues", "--queue", "hand"]));
+    assert!(
+        table.starts_with("QUEUE") && table.contains("initech"),
+        "{table}"
+    );
+    assert!(ok(&run(&["jobs", "cancel", "--queue", "hand", later])).contains("cancelled"));
+    assert!(ok(&run(&["jobs", "cancel", "--queue", "hand", later])).contains("unchanged"));
+
+    fails(
+        &run(&["jobs", "show", "--queue", "hand", "not-an-id"]),
+        4,
+        "is not a job id",
+    );
+    fails(
+        &run(&[
+            "jobs",
+            "show",
+            "--queue",
+            "hand",
+            "0190f4c4-0000-7000-8000-000000000000",
+        ]),
+        3,
+        "no job",
+    );
+    fails(
+        &run(&[
+            "jobs",
+            "enqueue",
+            "--queue",
+            "bad queue",
+            "--tenant",
+            "a",
+            "--kind",
+            "k",
+        ]),
+        4,
+        "queue",
+    );
+    let _ = worker.kill();
+    let _ = worker.wait();
+}
