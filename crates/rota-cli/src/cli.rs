@@ -96,15 +96,19 @@ Examples:
         #[arg(long = "for", value_name = "SECONDS")]
         secs: Option<u64>,
     },
-    /// Run a worker: each job of its queues runs as a command.
+    /// Run a worker: each job of its queues runs as a command, or as an HTTP call.
     #[command(after_help = "\
 Examples:
   rota worker --redis redis://localhost:6379 --queue reports --exec ./run-job.sh
   rota worker --queue sync --exec 'python3 sync.py' --concurrency 8 --timeout 10m
+  rota worker --queue hooks --http http://localhost:8080/jobs
 
 The command gets the payload on stdin and the job in ROTA_* environment
 variables; exit 0 succeeds (stdout is the result), exit 75 retries (a last
-stderr line `retry-after: 30` sets the delay), anything else fails.")]
+stderr line `retry-after: 30` sets the delay), anything else fails.
+An --http service gets a JSON POST per job; 2xx succeeds (the body is the
+result), 429/503 retry after Retry-After, other 5xx and connection errors
+retry with backoff, other 4xx fail. See docs/workers.md.")]
     Worker {
         /// A queue to take jobs from (repeat for more).
         #[arg(long = "queue", required = true, value_name = "QUEUE")]
@@ -374,15 +378,19 @@ pub(crate) enum CatchUpArg {
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// Run each job as this command (`sh -c`), payload on stdin.
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(long, value_name = "COMMAND", conflicts_with = "http")]
     pub(crate) exec: Option<String>,
+    /// Run each job by a JSON POST to this URL.
+    #[arg(long, value_name = "URL")]
+    pub(crate) http: Option<String>,
     /// Jobs run at once, per queue.
     #[arg(long, default_value_t = 10)]
     pub(crate) concurrency: usize,
     /// The most an attempt may take; then its whole process group is killed.
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub(crate) timeout: String,
-    /// The most bytes of a command's stdout kept as the job's result.
+    /// The most bytes of a command's stdout (or a response's body) kept as
+    /// the job's result.
     #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
     pub(crate) max_output: usize,
 }

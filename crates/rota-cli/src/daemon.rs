@@ -18,6 +18,7 @@ use crate::cli::{RunArgs, UpArgs};
 use crate::config::{Config, StoreConfig, redact};
 use crate::error::{Code, Failure, Result};
 use crate::exec::Exec;
+use crate::http::Http;
 use crate::output::{Table, ms_time};
 use crate::store::Store;
 
@@ -67,19 +68,23 @@ async fn stopped(secs: Option<u64>) {
     }
 }
 
-/// A worker on `queues` running every job with `run`'s command.
-fn exec_worker(store: &Store, queues: &[String], run: &RunArgs) -> Result<Option<WorkerHandle>> {
-    let Some(command) = &run.exec else {
+/// A worker on `queues` running every job with `run`'s command or
+/// service; `None` when `run` names neither.
+async fn exec_worker(
+    store: &Store,
+    queues: &[String],
+    run: &RunArgs,
+) -> Result<Option<WorkerHandle>> {
+    if run.exec.is_none() && run.http.is_none() {
         return Ok(None);
-    };
+    }
     if queues.is_empty() {
         return Err(Failure::new(
             Code::Usage,
-            "--exec needs the queues it serves: --queue QUEUE (repeat for more)",
+            "a worker needs the queues it serves: --queue QUEUE (repeat for more)",
         ));
     }
     let timeout = parse_duration("--timeout", &run.timeout)?;
-    let exec = Exec::new(command, run.max_output, timeout)?;
     let mut worker = match store {
         Store::Embedded(s) => Worker::new(s.clone()),
         Store::Redis(s) => Worker::new(s.as_ref().clone()),
@@ -87,13 +92,25 @@ fn exec_worker(store: &Store, queues: &[String], run: &RunArgs) -> Result<Option
     for q in queues {
         worker = worker.queue(q, QueueOptions::default().concurrency(run.concurrency));
     }
-    let worker = worker.handle_any(
-        KindOptions::default().timeout(timeout),
-        move |ctx: JobContext, _: serde::de::IgnoredAny| {
+    let options = KindOptions::default().timeout(timeout);
+    let worker = if let Some(command) = &run.exec {
+        let exec = Exec::new(command, run.max_output, timeout)?;
+        worker.handle_any(options, move |ctx: JobContext, _: serde::de::IgnoredAny| {
             let exec = exec.clone();
             async move { exec.run(ctx).await }
-        },
-    );
+        })
+    } else {
+        let http = Http::new(
+            run.http.as_deref().unwrap_or_default(),
+            run.max_output,
+            timeout,
+        )?;
+        http.probe().await;
+        worker.handle_any(options, move |ctx: JobContext, _: serde::de::IgnoredAny| {
+            let http = http.clone();
+            async move { http.run(ctx).await }
+        })
+    };
     Ok(Some(worker.spawn()))
 }
 
@@ -124,17 +141,18 @@ pub(crate) async fn worker(
     secs: Option<u64>,
 ) -> Result<()> {
     let store = open(&config).await?;
-    let Some(worker) = exec_worker(&store, &queues, &run)? else {
+    let Some(worker) = exec_worker(&store, &queues, &run).await? else {
         return Err(Failure::new(
             Code::Usage,
-            "say how jobs run: --exec COMMAND",
+            "say how jobs run: --exec COMMAND or --http URL",
         ));
     };
-    eprintln!(
-        "rota worker: serving {} with {:?}",
-        queues.join(", "),
-        run.exec.as_deref().unwrap_or("")
-    );
+    let with = run
+        .exec
+        .as_deref()
+        .or(run.http.as_deref())
+        .unwrap_or_default();
+    eprintln!("rota worker: serving {} with {with}", queues.join(", "));
     stopped(secs).await;
     worker
         .shutdown()
@@ -207,7 +225,7 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> Result<()> {
     let Store::Embedded(sqlite) = &store else {
         return Err(on_redis());
     };
-    let workers = exec_worker(&store, &args.queues, &args.run)?;
+    let workers = exec_worker(&store, &args.queues, &args.run).await?;
     let demo = if args.demo {
         Some(start_demo(sqlite).await?)
     } else {
@@ -216,7 +234,7 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> Result<()> {
     if workers.is_none() && demo.is_none() {
         return Err(Failure::new(
             Code::Usage,
-            "nothing to run: give --exec COMMAND with --queue QUEUE, or --demo",
+            "nothing to run: give --exec COMMAND or --http URL with --queue QUEUE, or --demo",
         ));
     }
     let scheduler = scheduler(&store);

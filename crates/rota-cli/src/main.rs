@@ -10,6 +10,7 @@ mod config;
 mod daemon;
 mod error;
 mod exec;
+mod http;
 mod import;
 mod jobs;
 mod output;

@@ -1089,3 +1089,193 @@ esac"#,
     let _ = worker.kill();
     let _ = worker.wait();
 }
+
+/// A tiny HTTP service for `--http` workers: answers by the job's kind and
+/// keeps each request body.
+struct Service {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+fn service() -> Service {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jobs", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let kept = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            let mut line = String::new();
+            let mut method = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if method.is_empty() {
+                    method = line.split(' ').next().unwrap_or("").to_owned();
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let (status, extra, answer) = if method != "POST" {
+                ("200 OK", "", String::new())
+            } else {
+                let job: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let mut seen = kept.lock().unwrap();
+                seen.push(job.clone());
+                let tries = seen.iter().filter(|j| j["id"] == job["id"]).count();
+                match job["kind"].as_str().unwrap_or("") {
+                    "ok" => (
+                        "200 OK",
+                        "",
+                        serde_json::json!({"done": true, "tenant": job["tenant"]}).to_string(),
+                    ),
+                    "busy" if tries == 1 => (
+                        "503 Service Unavailable",
+                        "Retry-After: 1\r\n",
+                        "busy".into(),
+                    ),
+                    "busy" => ("200 OK", "", "fine now".into()),
+                    "bad" => ("400 Bad Request", "", "no such report".into()),
+                    _ => ("500 Internal Server Error", "", "it broke".into()),
+                }
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    Service { url, seen }
+}
+
+/// An `--http` worker: a JSON POST per job with the job's fields; 2xx
+/// succeeds with the body as result, 503 with Retry-After retries, 400
+/// fails for good, 500 retries until the attempts run out; a service that
+/// refuses connections is said to, and the worker keeps running.
+#[test]
+fn an_http_worker_posts_each_job_and_reads_the_status() {
+    let svc = service();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("rota.db");
+    let db = db.to_str().unwrap();
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2)).to_string();
+    for kind in ["ok", "busy", "bad", "broken"] {
+        ok(&rota(
+            h,
+            &[
+                "--db",
+                db,
+                "schedules",
+                "add",
+                "--tenant",
+                "acme",
+                "--queue",
+                "hooks",
+                "--kind",
+                kind,
+                "--at",
+                &soon,
+                "--id",
+                kind,
+                "--max-attempts",
+                "2",
+                "--payload",
+                "{\"report\": 7}",
+            ],
+        ));
+    }
+    ok(&rota(
+        h,
+        &[
+            "--db", db, "up", "--queue", "hooks", "--http", &svc.url, "--for", "7",
+        ],
+    ));
+    let last = |id: &str| {
+        let runs = runs_json(h, db, id);
+        finished(&runs)
+            .first()
+            .map(|r| (*r).clone())
+            .unwrap_or_else(|| panic!("{id}: {runs:#?}"))
+    };
+    assert_eq!(last("ok")["state"]["finished"], "succeeded");
+    let busy = last("busy");
+    assert_eq!(busy["state"]["finished"], "succeeded", "{busy}");
+    assert_eq!(busy["attempts"], 2, "{busy}");
+    let bad = last("bad");
+    assert_eq!(bad["state"]["finished"], "failed", "{bad}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .contains("400 Bad Request: no such report"),
+        "{bad}"
+    );
+    let broken = last("broken");
+    assert_eq!(broken["state"]["finished"], "dead", "{broken}");
+    assert_eq!(broken["attempts"], 2, "{broken}");
+    let seen = svc.seen.lock().unwrap();
+    let ok_call = seen.iter().find(|j| j["kind"] == "ok").unwrap();
+    assert_eq!(ok_call["tenant"], "acme");
+    assert_eq!(ok_call["queue"], "hooks");
+    assert_eq!(ok_call["attempt"], 1);
+    assert_eq!(ok_call["schedule"], "ok");
+    assert!(ok_call["occurrence"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(ok_call["payload"]["report"], 7);
+    drop(seen);
+
+    let o = rota(
+        h,
+        &[
+            "--db",
+            db,
+            "worker",
+            "--queue",
+            "hooks",
+            "--http",
+            "http://127.0.0.1:1/jobs",
+            "--for",
+            "1",
+        ],
+    );
+    ok(&o);
+    assert!(stderr(&o).contains("does not answer"), "{}", stderr(&o));
+    fails(
+        &rota(
+            h,
+            &["--db", db, "worker", "--queue", "q", "--http", "ftp://x/y"],
+        ),
+        2,
+        "http:// or https://",
+    );
+    fails(
+        &rota(
+            h,
+            &[
+                "--db",
+                db,
+                "worker",
+                "--queue",
+                "q",
+                "--http",
+                "http://a/",
+                "--exec",
+                "true",
+            ],
+        ),
+        2,
+        "cannot be used with",
+    );
+}
