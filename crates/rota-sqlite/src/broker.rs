@@ -267,12 +267,24 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
             |r| r.get(0),
         )?;
         if !has {
-            conn.execute_batch(&format!(
+            match conn.execute_batch(&format!(
                 "ALTER TABLE {table} ADD COLUMN {column} {definition}"
-            ))?;
+            )) {
+                // Another process opening the file added it meanwhile.
+                Err(e) if e.to_string().contains("duplicate column name") => {}
+                other => other?,
+            }
         }
     }
     Ok(())
+}
+
+/// Whether SQLite refused for another connection's lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
@@ -287,22 +299,37 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
         Durability::Process => "NORMAL",
         Durability::Power => "FULL",
     };
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = {synchronous};
-         PRAGMA busy_timeout = 5000;
-         PRAGMA foreign_keys = OFF;
-         {SCHEMA}
-         {JOBS_SCHEMA}
-         {SCHEDULES_SCHEMA}"
-    ))
-    .and_then(|()| add_columns(&conn))
-    .map_err(|e| {
-        BrokerError::Config(format!(
-            "cannot prepare {} as a rota database: {e}",
-            options.path.display()
+    let prepare = || {
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = {synchronous};
+             PRAGMA busy_timeout = 5000;
+             PRAGMA foreign_keys = OFF;
+             {SCHEMA}
+             {JOBS_SCHEMA}
+             {SCHEDULES_SCHEMA}"
         ))
-    })?;
+        .and_then(|()| add_columns(&conn))
+    };
+    // SQLite answers "busy" at once, without waiting, where waiting could
+    // deadlock (the switch to WAL, a read upgraded to a write while another
+    // wrote): the schema is made again, every step of it idempotent, until
+    // the others are done.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match prepare() {
+            Ok(()) => break,
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => {
+                return Err(BrokerError::Config(format!(
+                    "cannot prepare {} as a rota database: {e}",
+                    options.path.display()
+                )));
+            }
+        }
+    }
     // Room for every statement of the broker and the job store, so that
     // none is prepared again on the hot paths.
     conn.set_prepared_statement_cache_capacity(128);

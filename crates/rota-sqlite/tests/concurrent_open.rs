@@ -6,7 +6,7 @@ use rota_sqlite::SqliteBroker;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fresh_file_opened_at_once_by_many_opens_for_all() {
-    for round in 0..5 {
+    for round in 0..40 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rota.db");
         let opens: Vec<_> = (0..8)
