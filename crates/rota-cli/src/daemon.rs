@@ -245,6 +245,10 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> Result<()> {
             () = stopped(args.secs) => {}
             r = view => r?,
         }
+        // Where the table was not redrawn live, it ends the output.
+        if !std::io::stdout().is_terminal() {
+            demo_table(&Schedules::new(sqlite.clone())).await?.print();
+        }
     } else {
         stopped(args.secs).await;
     }
@@ -281,6 +285,26 @@ async fn start_demo(store: &SqliteBroker) -> Result<WorkerHandle> {
         .spawn())
 }
 
+/// The demo's schedules as they stand.
+async fn demo_table(schedules: &Schedules) -> Result<Table> {
+    let mut table = Table::new([
+        "SCHEDULE",
+        "TENANT",
+        "LAST RUN",
+        "STATE",
+        "NEXT FIRE",
+        "FIRED",
+        "SKIPPED",
+    ]);
+    for new in demo_schedules() {
+        let Some(id) = new.id else { continue };
+        if let Some(s) = schedules.get(&id).await? {
+            table.row(row(&s));
+        }
+    }
+    Ok(table)
+}
+
 /// The demo's schedules, redrawn in place on a terminal; elsewhere, a line
 /// per finished run and the table every few seconds.
 async fn live_view(schedules: Schedules) -> Result<()> {
@@ -292,20 +316,17 @@ async fn live_view(schedules: Schedules) -> Result<()> {
     loop {
         tokio::time::sleep(Duration::from_millis(if terminal { 250 } else { 200 })).await;
         tick += 1;
-        let mut table = Table::new([
-            "SCHEDULE",
-            "TENANT",
-            "LAST RUN",
-            "STATE",
-            "NEXT FIRE",
-            "FIRED",
-            "SKIPPED",
-        ]);
+        if terminal {
+            // Up to where the table began, then the table anew.
+            let table = demo_table(&schedules).await?;
+            if drawn > 0 {
+                print!("\x1b[{drawn}A\x1b[J");
+            }
+            drawn = table.print_counted();
+            continue;
+        }
         for id in &ids {
-            let Some(s) = schedules.get(id).await? else {
-                continue;
-            };
-            if !terminal
+            if let Some(s) = schedules.get(id).await?
                 && let Some(last) = s.progress.last
                 && seen.get(id) != Some(&last.occurrence_ms)
             {
@@ -319,16 +340,9 @@ async fn live_view(schedules: Schedules) -> Result<()> {
                     format!("{:?}", last.state).to_lowercase()
                 );
             }
-            table.row(row(&s));
         }
-        if terminal {
-            // Up to where the table began, then the table anew.
-            if drawn > 0 {
-                print!("\x1b[{drawn}A\x1b[J");
-            }
-            drawn = table.print_counted();
-        } else if tick.is_multiple_of(25) {
-            table.print();
+        if tick.is_multiple_of(25) {
+            demo_table(&schedules).await?.print();
         }
     }
 }

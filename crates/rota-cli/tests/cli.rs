@@ -681,6 +681,12 @@ fn up_demo_shows_runs_and_stops_cleanly() {
         assert!(out.contains(id), "{out}");
     }
     assert!(out.contains("succeeded"), "{out}");
+    // Not on a terminal, the table ends the output.
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.len() >= 4 && lines[lines.len() - 4].starts_with("SCHEDULE"),
+        "{out}"
+    );
     assert!(stderr(&o).contains("rota up: stopped"), "{}", stderr(&o));
 }
 
@@ -1278,4 +1284,55 @@ fn an_http_worker_posts_each_job_and_reads_the_status() {
         2,
         "cannot be used with",
     );
+}
+
+/// A worker started while its Redis is down waits for it, says so, and
+/// serves once it is up.
+#[test]
+fn a_worker_started_before_its_redis_waits_for_it() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    server.kill();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let log = h.join("worker.log");
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_rota"))
+        .args([
+            "--redis", &url, "worker", "--queue", "q", "--exec", "cat", "--for", "20",
+        ])
+        .env_clear()
+        .env("HOME", h)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(worker.try_wait().unwrap().is_none(), "the worker gave up");
+    server.restart();
+    let out = ok(&rota(
+        h,
+        &[
+            "--redis",
+            &url,
+            "jobs",
+            "enqueue",
+            "--queue",
+            "q",
+            "--tenant",
+            "acme",
+            "--kind",
+            "k",
+            "--payload",
+            "{\"back\": true}",
+            "--wait",
+            "15s",
+            "--json",
+        ],
+    ));
+    let outcome: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(outcome["result"]["back"], true, "{outcome}");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("cannot reach Redis; retrying"), "{said}");
 }
