@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{CatchUp, MAX_BUFFER, MAX_CATCH_UP, Missed, Overlap, RunRef, run_job_id};
 use super::plan::{Occurrence, Plan};
-use crate::jobs::JobId;
+use crate::jobs::{JobId, JobState};
 
 /// Most due occurrences walked one by one in one call; beyond, the missed
 /// ones are skipped in one jump (and counted as at least this many).
@@ -125,19 +125,14 @@ pub struct LastRun {
     /// Its job.
     pub job: JobId,
     /// How it ended.
-    pub state: crate::jobs::JobState,
+    pub state: JobState,
     /// When it finished (Unix ms).
     pub finished_ms: i64,
 }
 
 impl LastRun {
     /// The run of `occurrence_ms`, job `job`, ended `state` at `finished_ms`.
-    pub fn new(
-        occurrence_ms: i64,
-        job: JobId,
-        state: crate::jobs::JobState,
-        finished_ms: i64,
-    ) -> Self {
+    pub fn new(occurrence_ms: i64, job: JobId, state: JobState, finished_ms: i64) -> Self {
         Self {
             occurrence_ms,
             job,
@@ -274,6 +269,7 @@ impl Progress {
         rules: Rules<'_>,
         occurrence_ms: i64,
         job: JobId,
+        state: JobState,
         finished_at: Timestamp,
     ) -> Vec<Step> {
         let mut steps = Vec::new();
@@ -285,6 +281,9 @@ impl Progress {
             return steps;
         };
         self.running.remove(at);
+        if state.is_final() {
+            self.last = Some(LastRun::new(occurrence_ms, job, state, ms(finished_at)));
+        }
         if !self.running.is_empty() {
             return steps;
         }

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use rota_core::clock::SharedClock;
 use rota_core::jobs::{JobOutcome, JobState, JobStore, NewJob};
 use rota_core::schedules::{
-    Asked, Change, LastRun, Outbound, Plan, RunRecord, RunState, Schedule, ScheduleError,
-    ScheduleStore, ShardLease, Step, Trigger, parse_run_id,
+    Asked, Change, Outbound, Plan, RunRecord, RunState, Schedule, ScheduleError, ScheduleStore,
+    ShardLease, Step, Trigger, parse_run_id,
 };
 use rota_core::{BrokerError, Codec, Outcome, Reply};
 use tokio_util::sync::CancellationToken;
@@ -400,17 +400,8 @@ fn apply(
         Event::Finished(outcomes) => {
             for (at, o) in outcomes {
                 let end = instant(o.finished_at_ms as i64);
-                let ours = s
-                    .progress
-                    .running
-                    .iter()
-                    .any(|r| r.occurrence_ms == *at && r.job == o.id);
-                if ours && o.state.is_final() {
-                    s.progress.last =
-                        Some(LastRun::new(*at, o.id, o.state, o.finished_at_ms as i64));
-                }
                 let rules = rules_of(&id, plan, s);
-                steps.extend(s.progress.finished(rules, *at, o.id, end));
+                steps.extend(s.progress.finished(rules, *at, o.id, o.state, end));
                 finished.push(finished_record(*at, o));
             }
         }

@@ -2,6 +2,8 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::jobs::JobState;
+
 use super::super::{
     CatchUp, MAX_WALK, Missed, Overlap, Plan, Progress, Rules, Skip, Step, Trigger, TriggerKind,
     run_job_id,
@@ -97,6 +99,7 @@ fn skip_overlap_counts_what_came_while_a_run_ran() {
             case.rules(),
             ms("2026-06-01T00:01:00Z"),
             run_job_id(ID, ms("2026-06-01T00:01:00Z")),
+            JobState::Succeeded,
             t("2026-06-01T00:02:30Z")
         )
         .is_empty()
@@ -119,6 +122,7 @@ fn buffer_one_keeps_the_latest_and_buffer_all_keeps_its_bound() {
         case.rules(),
         ms("2026-06-01T00:01:00Z"),
         run_job_id(ID, ms("2026-06-01T00:01:00Z")),
+        JobState::Succeeded,
         t("2026-06-01T00:03:10Z"),
     );
     assert_eq!(dispatched(&steps), vec![ms("2026-06-01T00:03:00Z")]);
@@ -137,6 +141,7 @@ fn buffer_one_keeps_the_latest_and_buffer_all_keeps_its_bound() {
         case.rules(),
         ms("2026-06-01T00:01:00Z"),
         run_job_id(ID, ms("2026-06-01T00:01:00Z")),
+        JobState::Succeeded,
         t("2026-06-01T00:04:10Z"),
     );
     assert_eq!(dispatched(&first), vec![ms("2026-06-01T00:03:00Z")]);
@@ -144,6 +149,7 @@ fn buffer_one_keeps_the_latest_and_buffer_all_keeps_its_bound() {
         case.rules(),
         ms("2026-06-01T00:03:00Z"),
         run_job_id(ID, ms("2026-06-01T00:03:00Z")),
+        JobState::Succeeded,
         t("2026-06-01T00:04:20Z"),
     );
     assert_eq!(dispatched(&second), vec![ms("2026-06-01T00:04:00Z")]);
@@ -175,6 +181,7 @@ fn allow_all_runs_beside_and_cancel_running_stops_then_starts() {
         case.rules(),
         ms("2026-06-01T00:01:00Z"),
         run_job_id(ID, ms("2026-06-01T00:01:00Z")),
+        JobState::Succeeded,
         t("2026-06-01T00:03:01Z"),
     );
     assert_eq!(dispatched(&steps), vec![ms("2026-06-01T00:03:00Z")]);
@@ -241,6 +248,7 @@ fn after_completion_waits_for_the_run_and_counts_from_its_end() {
         case.rules(),
         ms("2026-06-01T00:00:00Z"),
         run_job_id(ID, ms("2026-06-01T00:00:00Z")),
+        JobState::Succeeded,
         t("2026-06-01T00:05:00Z"),
     );
     assert_eq!(p.due_at(), Some(t("2026-06-01T00:06:00Z")));
@@ -259,6 +267,7 @@ fn max_runs_ends_the_trigger_and_trigger_now_does_not_count() {
         case.rules(),
         ms("2026-06-01T00:00:40Z"),
         run_job_id(ID, ms("2026-06-01T00:00:40Z")),
+        JobState::Succeeded,
         t("2026-06-01T00:00:41Z"),
     );
     p.due(case.rules(), t("2026-06-01T00:01:00Z"));
@@ -266,6 +275,7 @@ fn max_runs_ends_the_trigger_and_trigger_now_does_not_count() {
         case.rules(),
         ms("2026-06-01T00:01:00Z"),
         run_job_id(ID, ms("2026-06-01T00:01:00Z")),
+        JobState::Succeeded,
         t("2026-06-01T00:01:01Z"),
     );
     p.due(case.rules(), t("2026-06-01T00:02:00Z"));
@@ -327,8 +337,32 @@ fn an_outcome_of_another_job_finishes_nothing() {
     let forged = crate::jobs::JobId::new();
     let at = ms("2026-06-01T00:01:00Z");
     assert!(
-        p.finished(case.rules(), at, forged, t("2026-06-01T00:01:05Z"))
-            .is_empty()
+        p.finished(
+            case.rules(),
+            at,
+            forged,
+            JobState::Succeeded,
+            t("2026-06-01T00:01:05Z")
+        )
+        .is_empty()
     );
     assert_eq!(p.running.len(), 1, "a forged outcome ended the run");
+    assert_eq!(p.last, None, "a forged outcome became the last run");
+    let job = p.running[0].job;
+    p.finished(
+        case.rules(),
+        at,
+        job,
+        JobState::Failed,
+        t("2026-06-01T00:01:07Z"),
+    );
+    assert_eq!(
+        p.last,
+        Some(super::super::LastRun::new(
+            at,
+            job,
+            JobState::Failed,
+            ms("2026-06-01T00:01:07Z")
+        ))
+    );
 }
