@@ -11,38 +11,16 @@ use rota::jobs::{JobContext, JobError, KindOptions, QueueOptions, Worker, Worker
 use rota::schedules::{
     JobTemplate, NewSchedule, Overlap, Schedule, Scheduler, SchedulerHandle, Schedules, Trigger,
 };
-use rota_redis::{RedisBroker, RedisOptions};
 use rota_sqlite::SqliteBroker;
 
 use crate::cli::{RunArgs, UpArgs};
-use crate::config::{Config, StoreConfig, redact};
+use crate::config::{Config, StoreConfig};
 use crate::error::{Code, Failure, Result};
 use crate::exec::Exec;
 use crate::http::Http;
-use crate::output::{Table, ms_time};
-use crate::store::Store;
-
-/// Opens the store for a daemon: Redis is waited for while it cannot be
-/// reached (each failed attempt logged, retried with backoff), as a daemon
-/// may start before it or ride out its restart.
-async fn open(config: &Config) -> Result<Store> {
-    match &config.store {
-        StoreConfig::Redis { url, prefix } => {
-            tracing::info!(redis = %redact(url), "connecting");
-            RedisBroker::connect_waiting(RedisOptions::new(url.clone()).prefix(prefix.clone()))
-                .await
-                .map(|r| Store::Redis(Box::new(r)))
-                .map_err(|e| {
-                    let f = Failure::from(e);
-                    Failure::new(
-                        f.code,
-                        format!("cannot use Redis at {}: {}", redact(url), f.message),
-                    )
-                })
-        }
-        StoreConfig::Embedded { .. } => Store::open(&config.store).await,
-    }
-}
+use crate::output::{Table, ms_time, state_name};
+use crate::parse::positive_duration;
+use crate::store::{Reach, Store};
 
 /// Resolves when the process is asked to stop (SIGTERM, SIGINT) or, with
 /// `secs`, after that long.
@@ -84,7 +62,7 @@ async fn exec_worker(
             "a worker needs the queues it serves: --queue QUEUE (repeat for more)",
         ));
     }
-    let timeout = parse_duration("--timeout", &run.timeout)?;
+    let timeout = positive_duration("--timeout", &run.timeout)?;
     let mut worker = match store {
         Store::Embedded(s) => Worker::new(s.clone()),
         Store::Redis(s) => Worker::new(s.as_ref().clone()),
@@ -121,18 +99,6 @@ fn scheduler(store: &Store) -> SchedulerHandle {
     }
 }
 
-fn parse_duration(flag: &str, s: &str) -> Result<Duration> {
-    s.parse::<SignedDuration>()
-        .ok()
-        .and_then(|d| Duration::try_from(d).ok())
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Failure::invalid(format!(
-                "{flag} {s:?} is not a positive duration; write e.g. 30s, 5m"
-            ))
-        })
-}
-
 /// `rota worker`.
 pub(crate) async fn worker(
     config: Config,
@@ -140,7 +106,7 @@ pub(crate) async fn worker(
     run: RunArgs,
     secs: Option<u64>,
 ) -> Result<()> {
-    let store = open(&config).await?;
+    let store = Store::open(&config.store, Reach::Waiting).await?;
     let Some(worker) = exec_worker(&store, &queues, &run).await? else {
         return Err(Failure::new(
             Code::Usage,
@@ -162,7 +128,7 @@ pub(crate) async fn worker(
 
 /// `rota scheduler`.
 pub(crate) async fn run_scheduler(config: Config, secs: Option<u64>) -> Result<()> {
-    let store = open(&config).await?;
+    let store = Store::open(&config.store, Reach::Waiting).await?;
     let scheduler = scheduler(&store);
     eprintln!("rota scheduler: running");
     stopped(secs).await;
@@ -221,7 +187,7 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> Result<()> {
     let StoreConfig::Embedded { db } = &config.store else {
         return Err(on_redis());
     };
-    let store = open(&config).await?;
+    let store = Store::open(&config.store, Reach::Waiting).await?;
     let Store::Embedded(sqlite) = &store else {
         return Err(on_redis());
     };
@@ -337,7 +303,7 @@ async fn live_view(schedules: Schedules) -> Result<()> {
                     s.id,
                     s.tenant,
                     ms_time(last.occurrence_ms),
-                    format!("{:?}", last.state).to_lowercase()
+                    state_name(last.state)
                 );
             }
         }
@@ -356,11 +322,7 @@ fn row(s: &Schedule) -> [String; 7] {
         "idle"
     };
     let last = s.progress.last.map_or_else(String::new, |l| {
-        format!(
-            "{} {}",
-            short_time(l.finished_ms),
-            format!("{:?}", l.state).to_lowercase()
-        )
+        format!("{} {}", short_time(l.finished_ms), state_name(l.state))
     });
     let c = s.progress.counts;
     [

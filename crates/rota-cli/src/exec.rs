@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::error::{Code, Failure, Result};
+use crate::output::ms_time;
 
 /// The exit code that asks for a retry (`EX_TEMPFAIL` of sysexits.h).
 pub(crate) const RETRY_EXIT: i32 = 75;
@@ -97,11 +98,11 @@ impl Exec {
             .process_group(0)
             .kill_on_drop(true);
         if let Some(deadline) = job.deadline {
-            cmd.env("ROTA_DEADLINE", rfc3339_ms(deadline.as_unix_ms() as i64));
+            cmd.env("ROTA_DEADLINE", ms_time(deadline.as_unix_ms() as i64));
         }
         if let Some((schedule, occurrence)) = parse_run_id(&job.run_id) {
             cmd.env("ROTA_SCHEDULE", schedule)
-                .env("ROTA_OCCURRENCE", rfc3339_ms(occurrence));
+                .env("ROTA_OCCURRENCE", ms_time(occurrence));
         }
         let mut child = cmd
             .spawn()
@@ -133,14 +134,14 @@ impl Exec {
         };
         drop(_group);
         feed.abort();
-        let (stdout, truncated) = match out {
+        let stdout = match out {
             Some(t) => tokio::time::timeout(PIPES_CLOSE, t)
                 .await
                 .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default(),
-            None => (Vec::new(), 0),
-        };
+                .and_then(Result::ok),
+            None => None,
+        }
+        .unwrap_or_else(|| Head::new(0));
         let stderr = match err {
             Some(t) => tokio::time::timeout(PIPES_CLOSE, t)
                 .await
@@ -151,7 +152,7 @@ impl Exec {
         };
         let stderr = String::from_utf8_lossy(&stderr).trim_end().to_owned();
         match status.code() {
-            Some(0) => Ok(result(&stdout, truncated)),
+            Some(0) => Ok(stdout.result()),
             Some(RETRY_EXIT) => {
                 let mut e = JobError::retry(reason("asked to retry (exit 75)", &stderr));
                 if let Some(delay) = retry_after(&stderr) {
@@ -183,20 +184,51 @@ impl Drop for Group {
     }
 }
 
+/// The first bytes of an output, up to a limit, and how many more it had:
+/// what is kept of a command's stdout or a service's response.
+pub(crate) struct Head {
+    kept: Vec<u8>,
+    dropped: u64,
+    limit: usize,
+}
+
+impl Head {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            kept: Vec::new(),
+            dropped: 0,
+            limit,
+        }
+    }
+
+    /// Keeps what fits of `chunk` and counts the rest.
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        let room = self.limit.saturating_sub(self.kept.len()).min(chunk.len());
+        self.kept.extend_from_slice(&chunk[..room]);
+        self.dropped += (chunk.len() - room) as u64;
+    }
+
+    /// What was kept.
+    pub(crate) fn kept(&self) -> &[u8] {
+        &self.kept
+    }
+
+    /// The job's result: the output as JSON if it is JSON, else as a
+    /// string; cut, it says how much was left out.
+    pub(crate) fn result(&self) -> serde_json::Value {
+        result(&self.kept, self.dropped)
+    }
+}
+
 /// The first `limit` bytes of `r`, read to its end (so that the program is
-/// never blocked on a full pipe), and how many bytes were left out.
-async fn head(mut r: impl AsyncRead + Unpin, limit: usize) -> (Vec<u8>, u64) {
-    let mut kept = Vec::new();
-    let mut dropped = 0u64;
+/// never blocked on a full pipe).
+async fn head(mut r: impl AsyncRead + Unpin, limit: usize) -> Head {
+    let mut head = Head::new(limit);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return (kept, dropped),
-            Ok(n) => {
-                let room = limit.saturating_sub(kept.len()).min(n);
-                kept.extend_from_slice(&buf[..room]);
-                dropped += (n - room) as u64;
-            }
+            Ok(0) | Err(_) => return head,
+            Ok(n) => head.push(&buf[..n]),
         }
     }
 }
@@ -257,10 +289,6 @@ fn retry_after(stderr: &str) -> Option<Duration> {
     }
     let d: jiff::SignedDuration = value.parse().ok()?;
     Duration::try_from(d).ok()
-}
-
-fn rfc3339_ms(ms: i64) -> String {
-    crate::output::ms_time(ms)
 }
 
 /// Where `program` is: a path that exists, or a file of that name on PATH.

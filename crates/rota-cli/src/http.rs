@@ -21,6 +21,7 @@ use rota::jobs::{JobContext, JobError};
 use rota_core::schedules::parse_run_id;
 
 use crate::error::{Code, Failure, Result};
+use crate::exec::Head;
 use crate::output::ms_time;
 
 /// How much of an error response is kept as the reason.
@@ -123,20 +124,15 @@ impl Http {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(retry_after);
-        let (body, cut) = read(response, self.max_output).await;
-        let text = String::from_utf8_lossy(&body);
+        let body = read(response, self.max_output).await;
         if status.is_success() {
-            if cut > 0 {
-                return Ok(serde_json::json!({ "output": text, "truncated_bytes": cut }));
-            }
-            let text = text.trim();
-            if text.is_empty() {
-                return Ok(serde_json::Value::Null);
-            }
-            return Ok(serde_json::from_str(text)
-                .unwrap_or_else(|_| serde_json::Value::String(text.to_owned())));
+            return Ok(body.result());
         }
-        let reason: String = text.trim().chars().take(REASON).collect();
+        let reason: String = String::from_utf8_lossy(body.kept())
+            .trim()
+            .chars()
+            .take(REASON)
+            .collect();
         let what = if reason.is_empty() {
             format!("{} answered {status}", self.url)
         } else {
@@ -156,17 +152,13 @@ impl Http {
     }
 }
 
-/// The body, at most `limit` bytes of it (the rest read and dropped), and
-/// how many bytes were dropped.
-async fn read(mut response: reqwest::Response, limit: usize) -> (Vec<u8>, u64) {
-    let mut kept = Vec::new();
-    let mut cut = 0u64;
+/// The body, at most `limit` bytes of it (the rest read and dropped).
+async fn read(mut response: reqwest::Response, limit: usize) -> Head {
+    let mut head = Head::new(limit);
     while let Ok(Some(chunk)) = response.chunk().await {
-        let room = limit.saturating_sub(kept.len()).min(chunk.len());
-        kept.extend_from_slice(&chunk[..room]);
-        cut += (chunk.len() - room) as u64;
+        head.push(&chunk);
     }
-    (kept, cut)
+    head
 }
 
 /// A `Retry-After` value: seconds, or an HTTP date.

@@ -1,13 +1,12 @@
 //! `rota jobs …`, `rota dlq …` and `rota queues`: background jobs by hand.
 
-use std::time::Duration;
-
 use rota::jobs::{JobId, JobRecord, Jobs, NewJob};
 use rota_core::jobs::{CancelOutcome, JobState};
 
 use crate::cli::{DlqCommand, EnqueueArgs, JobsCommand};
 use crate::error::{Code, Failure, Result};
-use crate::output::{Table, ms_time, print_json};
+use crate::output::{Table, ms_time, print_json, state_name};
+use crate::parse::duration;
 use crate::store::Store;
 
 /// Runs a `rota jobs` command.
@@ -92,7 +91,7 @@ async fn enqueue(jobs: &Jobs, args: EnqueueArgs, json: bool) -> Result<()> {
         if json {
             print_json(&outcome)?;
         } else {
-            println!("{} {}", outcome.id, state(outcome.state));
+            println!("{} {}", outcome.id, state_name(outcome.state));
             if let Some(r) = &outcome.result {
                 println!("{r}");
             }
@@ -104,7 +103,7 @@ async fn enqueue(jobs: &Jobs, args: EnqueueArgs, json: bool) -> Result<()> {
             JobState::Succeeded => Ok(()),
             other => Err(Failure::new(
                 Code::Failure,
-                format!("the job ended {}", state(other)),
+                format!("the job ended {}", state_name(other)),
             )),
         };
     }
@@ -229,7 +228,7 @@ fn show(r: &JobRecord) {
         ("queue", j.queue.clone()),
         ("tenant", j.tenant.clone()),
         ("kind", j.kind.clone()),
-        ("state", state(r.state)),
+        ("state", state_name(r.state)),
         ("attempts", r.attempts.len().to_string()),
         ("run", j.run_id.clone()),
         (
@@ -249,21 +248,6 @@ fn show(r: &JobRecord) {
     }
 }
 
-fn state(s: JobState) -> String {
-    format!("{s:?}").to_lowercase()
-}
-
 fn job_id(s: &str) -> Result<JobId> {
     JobId::parse(s).map_err(|_| Failure::invalid(format!("{s:?} is not a job id (a UUID)")))
-}
-
-fn duration(flag: &str, s: &str) -> Result<Duration> {
-    s.parse::<jiff::SignedDuration>()
-        .ok()
-        .and_then(|d| Duration::try_from(d).ok())
-        .ok_or_else(|| {
-            Failure::invalid(format!(
-                "{flag} {s:?} is not a duration; write e.g. 500ms, 30s, 5m"
-            ))
-        })
 }

@@ -14,6 +14,7 @@ mod http;
 mod import;
 mod jobs;
 mod output;
+mod parse;
 mod schedules;
 mod store;
 
@@ -25,7 +26,7 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, Command, SchedulesCommand};
 use crate::config::{Config, LogFormat};
 use crate::error::{Failure, Result};
-use crate::store::Store;
+use crate::store::{Reach, Store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -84,7 +85,7 @@ async fn run(cli: Cli, config: Config) -> Result<()> {
                 count,
             } => schedules::preview(&expr, &tz, after.as_deref(), count, json),
             command => {
-                let store = Store::open(&config.store).await?;
+                let store = Store::open(&config.store, Reach::Once).await?;
                 schedules::run(command, store, json).await
             }
         },
@@ -96,13 +97,32 @@ async fn run(cli: Cli, config: Config) -> Result<()> {
         Command::Up(args) => daemon::up(config, args).await,
         Command::Scheduler { secs } => daemon::run_scheduler(config, secs).await,
         Command::Worker { queues, run, secs } => daemon::worker(config, queues, run, secs).await,
-        Command::Jobs(command) => jobs::run(command, Store::open(&config.store).await?, json).await,
-        Command::Dlq(command) => jobs::dlq(command, Store::open(&config.store).await?, json).await,
+        Command::Jobs(command) => {
+            jobs::run(
+                command,
+                Store::open(&config.store, Reach::Once).await?,
+                json,
+            )
+            .await
+        }
+        Command::Dlq(command) => {
+            jobs::dlq(
+                command,
+                Store::open(&config.store, Reach::Once).await?,
+                json,
+            )
+            .await
+        }
         Command::Queues { queues } => {
-            jobs::queues(Store::open(&config.store).await?, &queues, json).await
+            jobs::queues(
+                Store::open(&config.store, Reach::Once).await?,
+                &queues,
+                json,
+            )
+            .await
         }
         Command::Runs { id, limit } => {
-            let store = Store::open(&config.store).await?;
+            let store = Store::open(&config.store, Reach::Once).await?;
             schedules::runs(store, &id, limit, json).await
         }
     }

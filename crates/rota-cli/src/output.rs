@@ -70,6 +70,21 @@ pub(crate) fn print_json(value: &impl Serialize) -> Result<()> {
 /// Unix ms as RFC 3339 in UTC.
 pub(crate) fn ms_time(ms: i64) -> String {
     Timestamp::from_millisecond(ms)
-        .map(|t| crate::schedules::utc(&t))
+        .map(|t| utc(&t))
         .unwrap_or_else(|_| ms.to_string())
+}
+
+/// An instant as RFC 3339 in UTC with a `Z`, to the millisecond when it
+/// has any.
+pub(crate) fn utc(t: &Timestamp) -> String {
+    if t.subsec_millisecond() == 0 {
+        t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+}
+
+/// A job state as people read it: `succeeded`, `dead`, …
+pub(crate) fn state_name(state: rota_core::jobs::JobState) -> String {
+    format!("{state:?}").to_lowercase()
 }

@@ -10,7 +10,8 @@ use rota::schedules::{
 
 use crate::cli::{AddArgs, CatchUpArg, JobArgs, OverlapArg, PolicyArgs, SchedulesCommand, When};
 use crate::error::{Code, Failure, Result};
-use crate::output::{Table, ms_time, print_json};
+use crate::output::{Table, ms_time, print_json, state_name, utc};
+use crate::parse::{duration, instant, signed_duration};
 use crate::store::Store;
 
 /// Runs a `rota schedules` command.
@@ -202,18 +203,14 @@ fn next(s: &Schedule) -> String {
 
 fn last(s: &Schedule) -> String {
     s.progress.last.map_or_else(String::new, |l| {
-        format!("{} {}", ms_time(l.finished_ms), job_state(l.state))
+        format!("{} {}", ms_time(l.finished_ms), state_name(l.state))
     })
-}
-
-fn job_state(state: rota_core::jobs::JobState) -> String {
-    format!("{state:?}").to_lowercase()
 }
 
 fn run_state(r: &RunRecord) -> String {
     match r.state {
         RunState::Dispatched => "dispatched".into(),
-        RunState::Finished(s) => job_state(s),
+        RunState::Finished(s) => state_name(s),
         RunState::Skipped(why) => {
             let n = r.skipped.map_or(1, |(_, n)| n);
             format!("skipped ({why:?}, {n})").to_lowercase()
@@ -243,38 +240,6 @@ fn describe(t: &Trigger) -> String {
         TriggerKind::Once { at } => format!("once at {}", utc(at)),
         _ => "?".into(),
     }
-}
-
-/// An instant as RFC 3339 in UTC with a `Z`, to the millisecond when it
-/// has any.
-pub(crate) fn utc(t: &Timestamp) -> String {
-    if t.subsec_millisecond() == 0 {
-        t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    }
-}
-
-fn instant(flag: &str, s: &str) -> Result<Timestamp> {
-    s.parse().map_err(|e| {
-        Failure::invalid(format!(
-            "{flag} {s:?} is not an instant: {e}; write RFC 3339, e.g. 2026-12-01T09:00:00Z"
-        ))
-    })
-}
-
-fn duration(flag: &str, s: &str) -> Result<SignedDuration> {
-    s.parse().map_err(|e| {
-        Failure::invalid(format!(
-            "{flag} {s:?} is not a duration: {e}; write e.g. 500ms, 30s, 15m, 1h30m"
-        ))
-    })
-}
-
-fn std_duration(flag: &str, s: &str) -> Result<Duration> {
-    let d = duration(flag, s)?;
-    Duration::try_from(d)
-        .map_err(|_| Failure::invalid(format!("{flag} {s:?} must not be negative")))
 }
 
 /// The schedule `add` creates.
@@ -337,7 +302,7 @@ impl Edit {
                 when.tz.unwrap_or_else(|| "UTC".into()),
             ))
         } else if let Some(every) = &when.every {
-            let every = duration("--every", every)?;
+            let every = signed_duration("--every", every)?;
             Some(if when.after_completion {
                 Trigger::after_completion(every)
             } else {
@@ -395,7 +360,7 @@ impl Edit {
             jitter: when
                 .jitter
                 .as_deref()
-                .map(|d| duration("--jitter", d))
+                .map(|d| signed_duration("--jitter", d))
                 .transpose()?,
             max_runs: when.max_runs,
             queue: job.queue,
@@ -405,7 +370,7 @@ impl Edit {
             timeout: job
                 .timeout
                 .as_deref()
-                .map(|d| std_duration("--timeout", d))
+                .map(|d| duration("--timeout", d))
                 .transpose()?,
             max_attempts: job.max_attempts,
             partition: job.partition,
@@ -415,7 +380,7 @@ impl Edit {
             window: policy
                 .catch_up_window
                 .as_deref()
-                .map(|d| std_duration("--catch-up-window", d))
+                .map(|d| duration("--catch-up-window", d))
                 .transpose()?,
             catch_up,
         })

@@ -14,10 +14,19 @@ pub(crate) enum Store {
     Redis(Box<RedisBroker>),
 }
 
+/// What opening does while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Try once: a command says it cannot reach it, and which it tried.
+    Once,
+    /// Wait for it, each failed attempt logged and retried with backoff: a
+    /// daemon may start before its Redis, or during an outage.
+    Waiting,
+}
+
 impl Store {
-    /// Opens the store of `config`, once: a command that cannot reach it
-    /// says so and which it tried.
-    pub(crate) async fn open(config: &StoreConfig) -> Result<Self> {
+    /// Opens the store of `config`.
+    pub(crate) async fn open(config: &StoreConfig, reach: Reach) -> Result<Self> {
         match config {
             StoreConfig::Embedded { db } => {
                 if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -48,16 +57,21 @@ impl Store {
                     })
             }
             StoreConfig::Redis { url, prefix } => {
-                RedisBroker::connect_with(RedisOptions::new(url.clone()).prefix(prefix.clone()))
-                    .await
-                    .map(|r| Store::Redis(Box::new(r)))
-                    .map_err(|e| {
-                        let f = Failure::from(e);
-                        Failure::new(
-                            f.code,
-                            format!("cannot use Redis at {}: {}", redact(url), f.message),
-                        )
-                    })
+                let options = RedisOptions::new(url.clone()).prefix(prefix.clone());
+                let connected = match reach {
+                    Reach::Once => RedisBroker::connect_with(options).await,
+                    Reach::Waiting => {
+                        tracing::info!(redis = %redact(url), "connecting");
+                        RedisBroker::connect_waiting(options).await
+                    }
+                };
+                connected.map(|r| Store::Redis(Box::new(r))).map_err(|e| {
+                    let f = Failure::from(e);
+                    Failure::new(
+                        f.code,
+                        format!("cannot use Redis at {}: {}", redact(url), f.message),
+                    )
+                })
             }
         }
     }
