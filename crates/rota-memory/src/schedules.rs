@@ -227,20 +227,14 @@ impl ScheduleStore for MemoryBroker {
         let state = self.lock();
         let s = &state.schedules;
         let from = (tenant.to_owned(), after.unwrap_or("").to_owned());
-        let mut schedules: Vec<Schedule> = s
+        let schedules: Vec<Schedule> = s
             .by_tenant
             .range(from..)
             .filter(|(t, id)| t == tenant && Some(id.as_str()) != after)
             .take(limit.saturating_add(1))
             .filter_map(|(_, id)| s.schedules.get(id).map(|e| e.schedule.clone()))
             .collect();
-        let next = if schedules.len() > limit {
-            schedules.truncate(limit);
-            schedules.last().map(|s| s.id.clone())
-        } else {
-            None
-        };
-        Ok(Page::new(schedules, next))
+        Ok(Page::of_read(schedules, limit))
     }
 
     async fn runs(&self, id: &str, limit: usize) -> Result<Vec<RunRecord>, ScheduleError> {

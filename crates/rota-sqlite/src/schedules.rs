@@ -324,7 +324,7 @@ impl ScheduleStore for SqliteBroker {
     ) -> std::result::Result<Page, ScheduleError> {
         let (tenant, after) = (tenant.to_owned(), after.unwrap_or("").to_owned());
         let limit = limit.min(10_000);
-        let mut schedules: Vec<Schedule> = self
+        let schedules: Vec<Schedule> = self
             .with(move |c| {
                 let mut stmt = c.prepare_cached(
                     "SELECT body FROM rota_schedules WHERE tenant = ?1 AND id > ?2
@@ -339,13 +339,7 @@ impl ScheduleStore for SqliteBroker {
                     .collect::<Result<Vec<Schedule>>>()
             })
             .await?;
-        let next = if schedules.len() > limit {
-            schedules.truncate(limit);
-            schedules.last().map(|s| s.id.clone())
-        } else {
-            None
-        };
-        Ok(Page::new(schedules, next))
+        Ok(Page::of_read(schedules, limit))
     }
 
     async fn runs(

@@ -404,6 +404,19 @@ impl Page {
     pub fn new(schedules: Vec<Schedule>, next: Option<String>) -> Self {
         Self { schedules, next }
     }
+
+    /// The page of the first `limit` of `schedules`, read one beyond the
+    /// limit to know whether more follow: then the page's `next` is its
+    /// last id.
+    pub fn of_read(mut schedules: Vec<Schedule>, limit: usize) -> Self {
+        let next = if schedules.len() > limit {
+            schedules.truncate(limit);
+            schedules.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Self { schedules, next }
+    }
 }
 
 /// What can go wrong with a schedule.

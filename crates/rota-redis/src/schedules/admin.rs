@@ -219,13 +219,7 @@ impl RedisBroker {
                 }
             }
         }
-        let next = if schedules.len() > limit {
-            schedules.truncate(limit);
-            schedules.last().map(|s| s.id.clone())
-        } else {
-            None
-        };
-        Ok(Page::new(schedules, next))
+        Ok(Page::of_read(schedules, limit))
     }
 
     pub(super) async fn history(

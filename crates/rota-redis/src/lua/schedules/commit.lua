@@ -31,11 +31,7 @@ while a <= #ARGV do
   end
   a = a + 8 + tonumber(ARGV[a + 5]) + tonumber(ARGV[a + 6]) + 4 * tonumber(ARGV[a + 7])
 end
-local stored = {}
-for c = 1, #ids, CHUNK do
-  local got = redis.call('HMGET', SCHEDULES, unpack(ids, c, math.min(c + CHUNK - 1, #ids)))
-  for k = 1, #got do stored[ids[c + k - 1]] = got[k] end
-end
+local stored = read_stored(ids)
 
 -- The history entry of a finished run: the newest with its occurrence
 -- and a job, read from the newest (it is nearly always the first, so one

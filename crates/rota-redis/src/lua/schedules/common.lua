@@ -59,6 +59,17 @@ local function each_chunk(cmd, key, args)
   end
 end
 
+-- The stored values of schedules `ids` (id -> value, false when there is
+-- none), read a chunk of ids at a time.
+local function read_stored(ids)
+  local stored = {}
+  for c = 1, #ids, CHUNK do
+    local got = redis.call('HMGET', SCHEDULES, unpack(ids, c, math.min(c + CHUNK - 1, #ids)))
+    for k = 1, #got do stored[ids[c + k - 1]] = got[k] end
+  end
+  return stored
+end
+
 -- Writes of schedules gathered and made a few commands at a time: the
 -- stored values, the due index and the tenants' indexes. One schedule
 -- may be put once per batch (`put` says which are).

@@ -17,14 +17,11 @@ if op == 'due' then
   local out = {1}
   if limit <= 0 then return out end
   local ids = redis.call('ZRANGEBYSCORE', DUE, '-inf', ARGV[4], 'LIMIT', 0, limit)
-  for c = 1, #ids, CHUNK do
-    local last = math.min(c + CHUNK - 1, #ids)
-    local got = redis.call('HMGET', SCHEDULES, unpack(ids, c, last))
-    for k = 1, #got do
-      if got[k] then
-        out[#out + 1] = ids[c + k - 1]
-        out[#out + 1] = got[k]
-      end
+  local stored = read_stored(ids)
+  for _, id in ipairs(ids) do
+    if stored[id] then
+      out[#out + 1] = id
+      out[#out + 1] = stored[id]
     end
   end
   return out

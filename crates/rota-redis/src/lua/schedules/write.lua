@@ -40,11 +40,7 @@ elseif op == 'upsert' then
     if not last[id] then ids[#ids + 1] = id end
     last[id] = i
   end
-  local stored = {}
-  for c = 1, #ids, CHUNK do
-    local got = redis.call('HMGET', SCHEDULES, unpack(ids, c, math.min(c + CHUNK - 1, #ids)))
-    for k = 1, #got do stored[ids[c + k - 1]] = got[k] end
-  end
+  local stored = read_stored(ids)
   local b = batch()
   local n = 0
   for i = 3, #ARGV, 5 do
