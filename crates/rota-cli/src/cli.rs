@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use rota_core::jobs::JobState;
+
 use crate::config::LogFormat;
 
 const EXIT_CODES: &str = "\
@@ -68,10 +70,13 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Dlq(DlqCommand),
     /// How many jobs queues hold, per state, in all and per partition.
-    #[command(after_help = "Example:\n  rota queues --queue reports --queue sync")]
+    #[command(after_help = "\
+Examples:
+  rota queues
+  rota queues --queue reports --queue sync --json")]
     Queues {
-        /// A queue (repeat for more).
-        #[arg(long = "queue", required = true, value_name = "QUEUE")]
+        /// A queue (repeat for more) [default: every queue].
+        #[arg(long = "queue", value_name = "QUEUE")]
         queues: Vec<String>,
     },
     /// The run history of a schedule, newest first.
@@ -429,6 +434,13 @@ Examples:
         /// Its id.
         id: String,
     },
+    /// List a queue's jobs in one state, a page at a time.
+    #[command(after_help = "\
+Examples:
+  rota jobs list --queue mail
+  rota jobs list --queue mail --state failed --tenant acme --limit 20
+  rota jobs list --queue mail --state succeeded --json | jq -r .next")]
+    List(ListArgs),
     /// Cancel a job: one not started never runs; a running one is stopped.
     #[command(after_help = "Example:\n  rota jobs cancel --queue mail 0190f4c4-…")]
     Cancel {
@@ -484,16 +496,12 @@ pub(crate) struct EnqueueArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DlqCommand {
-    /// List a queue's dead jobs, most recent first.
-    #[command(after_help = "Example:\n  rota dlq list --queue mail")]
-    List {
-        /// The queue.
-        #[arg(long)]
-        queue: String,
-        /// The most shown.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
+    /// List a queue's dead jobs, the latest first.
+    #[command(after_help = "\
+Examples:
+  rota dlq list --queue mail
+  rota dlq list --queue mail --tenant acme --json")]
+    List(DlqListArgs),
     /// Put a dead job back in its queue, for a fresh round of attempts.
     #[command(after_help = "Example:\n  rota dlq requeue --queue mail 0190f4c4-…")]
     Requeue {
@@ -510,4 +518,39 @@ pub(crate) enum DlqCommand {
         #[arg(long)]
         queue: String,
     },
+}
+
+/// The flags of `rota jobs list`.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// The state listed: scheduled, queued, running, succeeded, failed,
+    /// cancelled or dead.
+    #[arg(long, default_value = "queued", value_parser = crate::parse::job_state)]
+    pub(crate) state: JobState,
+    #[command(flatten)]
+    pub(crate) page: PageArgs,
+}
+
+/// The flags of `rota dlq list`.
+#[derive(Debug, Args)]
+pub(crate) struct DlqListArgs {
+    #[command(flatten)]
+    pub(crate) page: PageArgs,
+}
+
+/// Which jobs of a queue a listing shows.
+#[derive(Debug, Args)]
+pub(crate) struct PageArgs {
+    /// The queue.
+    #[arg(long)]
+    pub(crate) queue: String,
+    /// Only this tenant's jobs.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// The most jobs shown.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: usize,
+    /// Start after this cursor (printed by the listing before).
+    #[arg(long, value_name = "CURSOR")]
+    pub(crate) after: Option<String>,
 }

@@ -1,9 +1,10 @@
 //! `rota jobs …`, `rota dlq …` and `rota queues`: background jobs by hand.
 
-use rota::jobs::{JobId, JobRecord, Jobs, NewJob};
+use rota::jobs::{JobId, JobQuery, JobRecord, Jobs, NewJob};
+use rota_core::jobs::list::MAX_PAGE;
 use rota_core::jobs::{CancelOutcome, JobState};
 
-use crate::cli::{DlqCommand, EnqueueArgs, JobsCommand};
+use crate::cli::{DlqCommand, EnqueueArgs, JobsCommand, PageArgs};
 use crate::error::{Code, Failure, Result};
 use crate::output::{Table, ms_time, print_json, state_name};
 use crate::parse::duration;
@@ -14,6 +15,7 @@ pub(crate) async fn run(command: JobsCommand, store: Store, json: bool) -> Resul
     let jobs = store.jobs();
     match command {
         JobsCommand::Enqueue(args) => enqueue(&jobs, *args, json).await,
+        JobsCommand::List(args) => list(&jobs, args.state, args.page, json).await,
         JobsCommand::Show { queue, id } => {
             let id = job_id(&id)?;
             let record = jobs.job(&queue, id).await?.ok_or_else(|| {
@@ -124,27 +126,7 @@ pub(crate) async fn dlq(command: DlqCommand, store: Store, json: bool) -> Result
     let jobs = store.jobs();
     let s = jobs.store();
     match command {
-        DlqCommand::List { queue, limit } => {
-            let dead = s.dead_jobs(&queue, limit).await?;
-            if json {
-                return print_json(&dead);
-            }
-            let mut table = Table::new(["ID", "TENANT", "KIND", "ATTEMPTS", "DIED", "REASON"]);
-            for r in &dead {
-                table.row([
-                    r.job.id.to_string(),
-                    r.job.tenant.clone(),
-                    r.job.kind.clone(),
-                    r.attempts.len().to_string(),
-                    r.finished_at_ms
-                        .map(|t| ms_time(t as i64))
-                        .unwrap_or_default(),
-                    r.reason.clone().unwrap_or_default(),
-                ]);
-            }
-            table.print();
-            Ok(())
-        }
+        DlqCommand::List(args) => list(&jobs, JobState::Dead, args.page, json).await,
         DlqCommand::Requeue { queue, id } => {
             let id = job_id(&id)?;
             if !s.requeue_dead_job(&queue, id).await? {
@@ -174,9 +156,82 @@ pub(crate) async fn dlq(command: DlqCommand, store: Store, json: bool) -> Result
     }
 }
 
-/// `rota queues`: jobs per state, in all and per partition.
+/// `rota jobs list` and `rota dlq list`: up to `--limit` jobs in `state`,
+/// read a page at a time; the cursor to go on from, when more may follow,
+/// goes to stderr (and into the JSON).
+async fn list(jobs: &Jobs, state: JobState, page: PageArgs, json: bool) -> Result<()> {
+    if page.limit == 0 {
+        return Err(Failure::invalid("--limit must be at least 1"));
+    }
+    let mut query = JobQuery::new(state);
+    if let Some(t) = &page.tenant {
+        query = query.tenant(t);
+    }
+    if let Some(a) = &page.after {
+        query = query.after(a);
+    }
+    let mut found: Vec<JobRecord> = Vec::new();
+    let next = loop {
+        let want = (page.limit - found.len()).min(MAX_PAGE);
+        let got = jobs
+            .store()
+            .list_jobs(&page.queue, &query.clone().limit(want))
+            .await?;
+        found.extend(got.jobs);
+        match got.next {
+            Some(cursor) if found.len() < page.limit => query = query.after(cursor),
+            next => break next,
+        }
+    };
+    if json {
+        return print_json(&serde_json::json!({ "jobs": found, "next": next }));
+    }
+    let when = match state {
+        JobState::Scheduled | JobState::Queued => "DUE",
+        JobState::Running => "ENQUEUED",
+        _ => "FINISHED",
+    };
+    let mut table = Table::new(["ID", "TENANT", "KIND", "ATTEMPT", when, "RESULT/REASON"]);
+    for r in &found {
+        let at = match state {
+            JobState::Scheduled | JobState::Queued => Some(r.job.scheduled_for_ms),
+            JobState::Running => Some(r.job.enqueued_at_ms),
+            _ => r.finished_at_ms,
+        };
+        table.row([
+            r.job.id.to_string(),
+            r.job.tenant.clone(),
+            r.job.kind.clone(),
+            r.job.attempt.to_string(),
+            at.map(|t| ms_time(t as i64)).unwrap_or_default(),
+            r.reason
+                .clone()
+                .or_else(|| r.result.as_ref().map(|v| v.to_string()))
+                .unwrap_or_default(),
+        ]);
+    }
+    table.print();
+    if let Some(cursor) = next {
+        eprintln!("more: add --after '{cursor}'");
+    } else if found.is_empty() {
+        eprintln!("no {} jobs in queue {:?}", state_name(state), page.queue);
+    }
+    Ok(())
+}
+
+/// `rota queues`: jobs per state, in all and per partition, of `queues`
+/// or, if none is named, of every queue.
 pub(crate) async fn queues(store: Store, queues: &[String], json: bool) -> Result<()> {
     let jobs = store.jobs();
+    let queues = if queues.is_empty() {
+        jobs.store().queues().await?
+    } else {
+        queues.to_vec()
+    };
+    if queues.is_empty() && !json {
+        eprintln!("no queues yet: enqueue a job or add a schedule first");
+        return Ok(());
+    }
     let mut all = serde_json::Map::new();
     let mut table = Table::new([
         "QUEUE",
@@ -189,7 +244,7 @@ pub(crate) async fn queues(store: Store, queues: &[String], json: bool) -> Resul
         "CANCELLED",
         "DEAD",
     ]);
-    for q in queues {
+    for q in &queues {
         let counts = jobs.store().counts(q).await?;
         let mut row = |partition: &str, c: &rota_core::jobs::StateCounts| {
             table.row([

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use rota_core::jobs::JobState;
 
 use crate::error::{Failure, Result};
 
@@ -40,4 +41,14 @@ pub(crate) fn positive_duration(flag: &str, s: &str) -> Result<Duration> {
         )));
     }
     Ok(d)
+}
+
+/// A job state by its name (`queued`, `dead`, …), for clap.
+pub(crate) fn job_state(s: &str) -> std::result::Result<JobState, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
+        format!(
+            "{s:?} is not a job state; use scheduled, queued, running, succeeded, failed, \
+             cancelled or dead"
+        )
+    })
 }

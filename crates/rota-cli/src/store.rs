@@ -1,6 +1,7 @@
 //! Opening the store the configuration names: the embedded file or Redis.
 
 use rota::schedules::Schedules;
+use rota_core::BrokerError;
 use rota_redis::{RedisBroker, RedisOptions};
 use rota_sqlite::SqliteBroker;
 
@@ -45,13 +46,21 @@ impl Store {
                     .await
                     .map(Store::Embedded)
                     .map_err(|e| {
+                        let why = match e {
+                            BrokerError::Config(why) => why,
+                            other => other.to_string(),
+                        };
                         Failure::new(
                             Code::Config,
                             format!(
-                                "cannot open {} as rota's embedded store: {e}; \
-                             is it another program's file, or read-only? \
-                             Choose another file with --db or ROTA_DB",
-                                db.display()
+                                "cannot open {} as rota's embedded store: {why}. {}",
+                                db.display(),
+                                if why.contains("readonly") {
+                                    "Make the file and its directory writable, or choose \
+                                     another file with --db or ROTA_DB"
+                                } else {
+                                    "Choose another file with --db or ROTA_DB"
+                                }
                             ),
                         )
                     })

@@ -236,6 +236,100 @@ fn bad_input_gets_a_clear_message_and_an_exit_code() {
     );
 }
 
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_database_that_is_another_programs_or_read_only_is_refused_and_left_alone() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+
+    // Another program's SQLite database: refused, not a byte written.
+    let crm = h.join("crm.db");
+    rusqlite::Connection::open(&crm)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);
+             INSERT INTO customers (name) VALUES ('acme');",
+        )
+        .unwrap();
+    let before = std::fs::read(&crm).unwrap();
+    fails(
+        &rota(h, &["--db", crm.to_str().unwrap(), "queues"]),
+        78,
+        "another program's database (tables customers)",
+    );
+    assert_eq!(std::fs::read(&crm).unwrap(), before, "the file was written");
+
+    // Rota's own file, then made read-only with its directory.
+    let dir = h.join("ro");
+    std::fs::create_dir(&dir).unwrap();
+    let db = dir.join("rota.db");
+    let db = db.to_str().unwrap();
+    ok(&rota(
+        h,
+        &[
+            "--db", db, "jobs", "enqueue", "--queue", "q", "--tenant", "a", "--kind", "k",
+        ],
+    ));
+    let before = snapshot(&dir);
+    for (file, _) in &before {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Permissions do not bind root: as root, rota runs as nobody, from a
+    // copy nobody may run.
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    if root {
+        std::fs::set_permissions(h, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_rota"), h.join("rota")).unwrap();
+    }
+    let run = |args: &[&str]| {
+        let mut command = if root {
+            let mut c = Command::new(h.join("rota"));
+            c.uid(65534).gid(65534);
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_rota"))
+        };
+        command
+            .args(args)
+            .env_clear()
+            .env("HOME", h)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["--db", db, "jobs", "list", "--queue", "q"][..],
+        &[
+            "--db", db, "jobs", "enqueue", "--queue", "q", "--tenant", "a", "--kind", "k",
+        ],
+    ] {
+        fails(
+            &run(args),
+            78,
+            "readonly database. Make the file and its directory writable",
+        );
+    }
+    assert_eq!(snapshot(&dir), before, "the read-only store changed");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 #[test]
 fn config_comes_from_flags_then_environment_then_file_with_secrets_redacted() {
     let home = tempfile::tempdir().unwrap();
@@ -1018,7 +1112,7 @@ esac"#,
     fails(&o, 1, "the job ended dead");
     let dead: serde_json::Value =
         serde_json::from_str(&ok(&run(&["dlq", "list", "--queue", "hand", "--json"]))).unwrap();
-    let dead = dead.as_array().unwrap();
+    let dead = dead["jobs"].as_array().unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
     let dead_id = dead[0]["job"]["id"].as_str().unwrap().to_owned();
     assert!(ok(&run(&["dlq", "list", "--queue", "hand"])).contains("not now"));
@@ -1032,7 +1126,7 @@ esac"#,
     for _ in 0..100 {
         let v: serde_json::Value =
             serde_json::from_str(&ok(&run(&["dlq", "list", "--queue", "hand", "--json"]))).unwrap();
-        if v.as_array().unwrap().len() == 1 {
+        if v["jobs"].as_array().unwrap().len() == 1 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -1059,6 +1153,73 @@ esac"#,
         table.starts_with("QUEUE") && table.contains("initech"),
         "{table}"
     );
+    // Every queue, when none is named.
+    let all = ok(&run(&["queues"]));
+    assert!(all.contains("hand") && all.contains("initech"), "{all}");
+
+    // Listed by state, a page at a time, by tenant.
+    let list = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["jobs", "list", "--queue", "hand", "--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ok(&run(&all))).unwrap()
+    };
+    let scheduled = list(&["--state", "scheduled"]);
+    assert_eq!(scheduled["jobs"][0]["job"]["id"], later, "{scheduled}");
+    assert!(scheduled["next"].is_null(), "{scheduled}");
+    let succeeded = list(&["--state", "succeeded", "--tenant", "acme"]);
+    assert_eq!(
+        succeeded["jobs"][0]["job"]["id"],
+        id.as_str(),
+        "{succeeded}"
+    );
+    assert!(
+        list(&["--state", "succeeded", "--tenant", "globex"])["jobs"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    for _ in 0..3 {
+        ok(&run(&[
+            "jobs", "enqueue", "--queue", "hand", "--tenant", "umbrella", "--kind", "echo", "--in",
+            "2h",
+        ]));
+    }
+    let first = list(&["--state", "scheduled", "--limit", "2"]);
+    assert_eq!(first["jobs"].as_array().unwrap().len(), 2, "{first}");
+    let cursor = first["next"].as_str().expect("a cursor").to_owned();
+    let rest = list(&["--state", "scheduled", "--after", &cursor]);
+    assert_eq!(rest["jobs"].as_array().unwrap().len(), 2, "{rest}");
+    assert!(rest["next"].is_null(), "{rest}");
+    let table = run(&[
+        "jobs",
+        "list",
+        "--queue",
+        "hand",
+        "--state",
+        "scheduled",
+        "--limit",
+        "1",
+    ]);
+    assert!(ok(&table).starts_with("ID"), "{}", stdout(&table));
+    assert!(stderr(&table).contains("--after"), "{}", stderr(&table));
+    fails(
+        &run(&[
+            "jobs",
+            "list",
+            "--queue",
+            "hand",
+            "--after",
+            "forged cursor",
+        ]),
+        4,
+        "cursor",
+    );
+    fails(
+        &run(&["jobs", "list", "--queue", "hand", "--state", "sleeping"]),
+        2,
+        "not a job state",
+    );
+
     assert!(ok(&run(&["jobs", "cancel", "--queue", "hand", later])).contains("cancelled"));
     assert!(ok(&run(&["jobs", "cancel", "--queue", "hand", later])).contains("unchanged"));
 

@@ -29,7 +29,7 @@ const JOBS_COMMON: &str = include_str!("lua/jobs/common.lua");
 const JOBS_TAKE: &str = include_str!("lua/jobs/take.lua");
 
 /// The job functions, by name, and the file of each one's body.
-const JOB_BODIES: [(&str, &str); 7] = [
+const JOB_BODIES: [(&str, &str); 8] = [
     ("enqueue", include_str!("lua/jobs/enqueue.lua")),
     ("claim", include_str!("lua/jobs/claim.lua")),
     ("settle", include_str!("lua/jobs/settle.lua")),
@@ -37,6 +37,7 @@ const JOB_BODIES: [(&str, &str); 7] = [
     ("reap", include_str!("lua/jobs/reap.lua")),
     ("admin", include_str!("lua/jobs/admin.lua")),
     ("read", include_str!("lua/jobs/read.lua")),
+    ("list", include_str!("lua/jobs/list.lua")),
 ];
 
 const SCHEDULES_COMMON: &str = include_str!("lua/schedules/common.lua");

@@ -287,6 +287,32 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// The `application_id` in the header of a rota database: "rota" in ASCII.
+const APPLICATION_ID: i64 = 0x726f_7461;
+
+/// What makes the file behind `conn` another program's database, if
+/// anything: another application id in its header, or tables of its own
+/// and no id. A new file, or one made before rota marked its files, is
+/// rota's to take.
+fn other_owner(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    let id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    if id == APPLICATION_ID {
+        return Ok(None);
+    }
+    if id != 0 {
+        return Ok(Some(format!("application id {id:#x}")));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table'
+         AND name NOT LIKE 'rota\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+         ORDER BY name LIMIT 3",
+    )?;
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((!tables.is_empty()).then(|| format!("tables {}", tables.join(", "))))
+}
+
 fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
     let conn = Connection::open(&options.path)
         .map_err(|e| BrokerError::Config(format!("cannot open {}: {e}", options.path.display())))?;
@@ -299,9 +325,21 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
         Durability::Process => "NORMAL",
         Durability::Power => "FULL",
     };
+    let cannot = |e: &dyn std::fmt::Display| {
+        BrokerError::Config(format!(
+            "cannot prepare {} as a rota database: {e}",
+            options.path.display()
+        ))
+    };
+    if let Some(owner) = other_owner(&conn).map_err(|e| cannot(&e))? {
+        return Err(cannot(&format!(
+            "it is another program's database ({owner}); rota keeps a file of its own"
+        )));
+    }
     let prepare = || {
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
+            "PRAGMA application_id = {APPLICATION_ID};
+             PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {synchronous};
              PRAGMA busy_timeout = 5000;
              PRAGMA foreign_keys = OFF;
@@ -322,12 +360,7 @@ fn open(options: &SqliteOptions) -> Result<Connection, BrokerError> {
             Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(e) => {
-                return Err(BrokerError::Config(format!(
-                    "cannot prepare {} as a rota database: {e}",
-                    options.path.display()
-                )));
-            }
+            Err(e) => return Err(cannot(&e)),
         }
     }
     // Room for every statement of the broker and the job store, so that

@@ -9,7 +9,7 @@ use rota::jobs::{
     AttemptOutcome, JobContext, JobError, JobState, Jobs, KindOptions, NewJob, QueueOptions,
     RetryPolicy, Worker, WorkerOptions,
 };
-use rota_core::jobs::JobStore;
+use rota_core::jobs::{JobQuery, JobStore};
 use rota_memory::MemoryBroker;
 use serde::{Deserialize, Serialize};
 
@@ -167,7 +167,11 @@ async fn exhausted_jobs_are_dead_lettered_with_their_history_and_can_be_requeued
         "{error}"
     );
 
-    let dead = store.dead_jobs("work", 10).await.unwrap();
+    let dead = store
+        .list_jobs("work", &JobQuery::new(JobState::Dead))
+        .await
+        .unwrap()
+        .jobs;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempts.len(), 3);
 
@@ -187,7 +191,14 @@ async fn exhausted_jobs_are_dead_lettered_with_their_history_and_can_be_requeued
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(store.dead_jobs("work", 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_jobs("work", &JobQuery::new(JobState::Dead))
+            .await
+            .unwrap()
+            .jobs
+            .is_empty()
+    );
     worker.shutdown().await.unwrap();
 }
 

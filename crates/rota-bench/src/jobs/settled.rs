@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rota_core::jobs::{
-    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore,
-    NewJob, QueueCounts, QueuePolicy, Settle,
+    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobPage, JobQuery,
+    JobRecord, JobStore, NewJob, QueueCounts, QueuePolicy, Settle,
 };
 use rota_core::{BrokerError, Inbox, Inboxes, Leased, ReapStats};
 
@@ -145,8 +145,11 @@ impl<S: JobStore + Clone> JobStore for Counted<S> {
     async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError> {
         self.inner.counts(queue).await
     }
-    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
-        self.inner.dead_jobs(queue, limit).await
+    async fn list_jobs(&self, queue: &str, query: &JobQuery) -> Result<JobPage, BrokerError> {
+        self.inner.list_jobs(queue, query).await
+    }
+    async fn queues(&self) -> Result<Vec<String>, BrokerError> {
+        self.inner.queues().await
     }
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         self.inner.requeue_dead_job(queue, id).await

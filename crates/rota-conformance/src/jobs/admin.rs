@@ -1,5 +1,7 @@
 //! Looking after a queue: cancel, policy and retention, counts, dead jobs.
 
+use rota_core::jobs::JobQuery;
+
 use super::*;
 
 /// Scheduled and queued jobs are cancelled at once (they become final,
@@ -266,12 +268,13 @@ pub async fn requeue_and_purge_dead(store: &dyn JobBackend) {
         let s = failed(&got, &*c, "x", Next::Dead(format!("dead {n}")));
         c.settle(vec![s]).await.unwrap();
     }
-    let dead = store.dead_jobs(&q, 2).await.unwrap();
-    let ids: Vec<_> = dead.iter().map(|r| r.job.id).collect();
+    let query = JobQuery::new(JobState::Dead).limit(2);
+    let page = store.list_jobs(&q, &query).await.unwrap().jobs;
+    let ids: Vec<_> = page.iter().map(|r| r.job.id).collect();
     assert_eq!(
         ids,
-        [enq[0].id, enq[1].id],
-        "oldest first, at most the limit"
+        [enq[2].id, enq[1].id],
+        "the latest first, at most the limit"
     );
 
     assert!(store.requeue_dead_job(&q, enq[0].id).await.unwrap());
@@ -288,7 +291,7 @@ pub async fn requeue_and_purge_dead(store: &dyn JobBackend) {
     assert_eq!(again.attempt, 1, "a re-queued dead job starts over");
 
     assert_eq!(store.purge_dead_jobs(&q).await.unwrap(), 2);
-    assert!(store.dead_jobs(&q, 10).await.unwrap().is_empty());
+    assert!(dead(store, &q).await.is_empty());
     assert!(store.job(&q, enq[1].id).await.unwrap().is_none());
     assert_eq!(store.counts(&q).await.unwrap().total.dead, 0);
     assert_eq!(store.purge_dead_jobs(&q).await.unwrap(), 0);

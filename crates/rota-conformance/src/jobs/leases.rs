@@ -43,7 +43,7 @@ pub async fn dead_after_exhausted_reaps(store: &dyn JobBackend) {
             (2, workers[1].clone(), AttemptOutcome::Lost)
         ]
     );
-    assert_eq!(store.dead_jobs(&q, 10).await.unwrap().len(), 1);
+    assert_eq!(dead(store, &q).await.len(), 1);
 
     // Without a maximum of its own, the queue's policy applies.
     let q = queue("dead-reap-default");

@@ -17,12 +17,14 @@ mod admin;
 mod claim;
 mod enqueue;
 mod leases;
+mod list;
 mod settle;
 
 pub use admin::*;
 pub use claim::*;
 pub use enqueue::*;
 pub use leases::*;
+pub use list::*;
 pub use settle::*;
 
 use std::time::Duration;
@@ -138,6 +140,12 @@ pub(crate) async fn claim_one(c: &dyn JobConsumer) -> Job {
     got.remove(0)
 }
 
+/// The dead jobs of `queue` (the first page, the latest first).
+pub(crate) async fn dead(store: &dyn JobStore, queue: &str) -> Vec<rota_core::jobs::JobRecord> {
+    let query = rota_core::jobs::JobQuery::new(JobState::Dead);
+    store.list_jobs(queue, &query).await.expect("list").jobs
+}
+
 pub(crate) async fn state_of(store: &dyn JobStore, queue: &str, id: JobId) -> JobState {
     store
         .job(queue, id)
@@ -171,7 +179,7 @@ macro_rules! jobs_tests {
             a_capped_tenant_does_not_block_its_partition, an_idle_tenant_is_served_at_the_next_claim, a_capped_claim_wakes_when_a_slot_frees,
             an_invalid_job_refuses_a_batch_over_several_queues,
             counts_see_capped_grouped_and_cancelled_jobs,
-            round_robin_over_fifty_thousand_partitions,
+            round_robin_over_fifty_thousand_partitions, jobs_are_listed_by_state_page_by_page,
             priority_then_fifo_across_the_tenants_of_a_partition);
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {

@@ -58,7 +58,7 @@ pub async fn failed_for_good_keeps_the_reason(store: &dyn JobBackend) {
     assert_eq!(record.state, JobState::Failed);
     assert_eq!(record.reason.as_deref(), Some("no such user"));
     assert!(record.finished_at_ms.is_some());
-    assert!(store.dead_jobs(&q, 10).await.unwrap().is_empty());
+    assert!(dead(store, &q).await.is_empty());
 }
 
 /// `Next::Dead` puts the job in the dead-letter set with the reason.
@@ -69,7 +69,7 @@ pub async fn dead_by_the_worker(store: &dyn JobBackend) {
     let got = claim_one(&*c).await;
     let s = failed(&got, &*c, "boom", Next::Dead("unknown job kind".into()));
     assert_eq!(c.settle(vec![s]).await.unwrap(), 1);
-    let dead = store.dead_jobs(&q, 10).await.unwrap();
+    let dead = dead(store, &q).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].job.id, id);
     assert_eq!(dead[0].state, JobState::Dead);

@@ -10,13 +10,17 @@
 //! * [`store`] — the [`JobStore`] / [`JobConsumer`] traits: enqueue (in
 //!   bulk, scheduled, idempotent, prioritised), claim under a fenced lease,
 //!   settle (succeed, retry later, fail, dead-letter), reap, and look up.
+//! * [`list`] — [`JobQuery`] / [`JobPage`]: a queue's jobs in one state, a
+//!   page at a time.
 
 pub mod counts;
+pub mod list;
 pub mod model;
 pub mod store;
 pub mod validate;
 
 pub use counts::{QueueCounts, StateCounts};
+pub use list::{JobPage, JobQuery};
 pub use model::{
     Attempt, AttemptOutcome, Enqueued, Job, JobId, JobOutcome, JobRecord, JobState, NewJob,
 };
@@ -25,4 +29,5 @@ pub use store::{
 };
 pub use validate::{
     check_fence, fence_of, validate_batch, validate_job, validate_queue, validate_reply_to,
+    validate_tenant,
 };

@@ -59,6 +59,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::counts::QueueCounts;
+use super::list::{JobPage, JobQuery};
 use super::model::{Attempt, Enqueued, Job, JobId, JobRecord, JobState, NewJob};
 use crate::clock::SharedClock;
 use crate::error::BrokerError;
@@ -267,8 +268,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// Counts of `queue`, in all and per partition.
     async fn counts(&self, queue: &str) -> Result<QueueCounts, BrokerError>;
 
-    /// Up to `limit` dead jobs of `queue`, oldest first.
-    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError>;
+    /// A page of `queue`'s jobs in one state (see [`super::list`]).
+    async fn list_jobs(&self, queue: &str, query: &JobQuery) -> Result<JobPage, BrokerError>;
+
+    /// The names of the queues, sorted: every queue a job was enqueued to,
+    /// a consumer opened on or a policy set for.
+    async fn queues(&self) -> Result<Vec<String>, BrokerError>;
 
     /// Queues dead job `id` of `queue` again, with its attempts starting
     /// over. Returns whether it was dead.

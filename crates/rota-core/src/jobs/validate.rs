@@ -48,6 +48,11 @@ fn check_key(what: &str, value: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// Checks a tenant's name: what a job's tenant may be.
+pub fn validate_tenant(tenant: &str) -> Result<(), BrokerError> {
+    check_key("tenant", tenant)
+}
+
 /// Checks a queue name: the rules of a service name, said of a queue.
 pub fn validate_queue(queue: &str) -> Result<(), BrokerError> {
     validate_service(queue).map_err(|e| match e {

@@ -27,6 +27,7 @@
 //! finished ones (and the dead jobs nobody purged).
 
 mod consumer;
+mod list;
 mod queue;
 #[cfg(test)]
 mod tests;
@@ -39,8 +40,9 @@ use rota_core::clock::SharedClock;
 use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
-    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobState,
-    JobStore, NewJob, QueueCounts, QueuePolicy, check_fence, validate_batch, validate_reply_to,
+    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobPage, JobQuery,
+    JobRecord, JobState, JobStore, NewJob, QueueCounts, QueuePolicy, check_fence, validate_batch,
+    validate_reply_to,
 };
 use rota_core::{BrokerError, Inboxes};
 use tokio::sync::Notify;
@@ -225,17 +227,18 @@ impl JobStore for MemoryBroker {
         Ok(counts)
     }
 
-    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
+    async fn list_jobs(&self, queue: &str, query: &JobQuery) -> Result<JobPage, BrokerError> {
         validate_queue(queue)?;
+        query.validate()?;
         let state = self.lock();
-        Ok(state.jobs.queues.get(queue).map_or(Vec::new(), |q| {
-            q.dead
-                .values()
-                .filter_map(|id| q.records.get(id))
-                .take(limit)
-                .map(|e| e.record.clone())
-                .collect()
-        }))
+        list::list(state.jobs.queues.get(queue), query)
+    }
+
+    async fn queues(&self) -> Result<Vec<String>, BrokerError> {
+        let state = self.lock();
+        let mut names: Vec<String> = state.jobs.queues.keys().cloned().collect();
+        names.sort();
+        Ok(names)
     }
 
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {

@@ -51,8 +51,9 @@ use async_trait::async_trait;
 use rota_core::clock::SharedClock;
 use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::{
-    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore,
-    NewJob, QueueCounts, QueuePolicy, fence_of, validate_batch, validate_queue, validate_reply_to,
+    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobPage, JobQuery,
+    JobRecord, JobStore, NewJob, QueueCounts, QueuePolicy, fence_of, validate_batch,
+    validate_queue, validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
 use rota_core::{BrokerError, Inboxes, Leased};
@@ -67,6 +68,7 @@ use crate::lease::grant;
 mod consumer;
 mod counts;
 mod keys;
+mod list;
 mod record;
 
 use crate::call::{self, Call, is_missing};
@@ -90,7 +92,7 @@ impl RedisBroker {
     }
 
     /// The records of `ids` in `queue`, in order (`None` for those gone).
-    async fn load(
+    pub(super) async fn load(
         &self,
         queue: &str,
         ids: &[JobId],
@@ -344,25 +346,20 @@ impl JobStore for RedisBroker {
         counts::counts(self, &keys).await
     }
 
-    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
+    async fn list_jobs(&self, queue: &str, query: &JobQuery) -> Result<JobPage, BrokerError> {
         let keys = self.queue_keys(queue)?;
-        let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(keys.key("dead"))
-            .arg(0)
-            .arg(limit.max(1) as i64 - 1)
+        query.validate()?;
+        list::list(self, &keys, queue, query).await
+    }
+
+    async fn queues(&self) -> Result<Vec<String>, BrokerError> {
+        let mut names: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(queues_key(&self.options().prefix))
             .query_async(&mut self.conn())
             .await
             .map_err(map)?;
-        let ids = ids
-            .iter()
-            .map(|id| JobId::parse(id))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(self
-            .load(queue, &ids)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect())
+        names.sort();
+        Ok(names)
     }
 
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
@@ -394,7 +391,8 @@ impl JobStore for RedisBroker {
         let keys = self.queue_keys(queue)?;
         let retention = policy.retention;
         let age = u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX);
-        redis::cmd("HSET")
+        redis::pipe()
+            .cmd("HSET")
             .arg(keys.key("policy"))
             .arg("keep")
             .arg(retention.max_finished)
@@ -402,6 +400,11 @@ impl JobStore for RedisBroker {
             .arg(age.min(i64::MAX as u64))
             .arg("max")
             .arg(policy.max_attempts.max(1))
+            .ignore()
+            .cmd("SADD")
+            .arg(queues_key(&self.options().prefix))
+            .arg(queue)
+            .ignore()
             .query_async::<()>(&mut self.conn())
             .await
             .map_err(map)

@@ -90,26 +90,6 @@ pub(crate) fn counts(conn: &mut Connection, queue: &str) -> Result<QueueCounts> 
     Ok(counts)
 }
 
-/// Up to `limit` dead jobs of `queue`, oldest first.
-pub(crate) fn dead_jobs(
-    conn: &mut Connection,
-    queue: &str,
-    limit: usize,
-) -> Result<Vec<JobRecord>> {
-    let sql = format!(
-        "SELECT {RECORD_COLS} FROM rota_jobs WHERE queue = ?1 AND dead_seq IS NOT NULL
-         ORDER BY dead_seq LIMIT ?2"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(
-            params![queue, i64::try_from(limit).unwrap_or(i64::MAX)],
-            record_from_row,
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
-}
-
 /// Queues dead job `id` of `queue` again, its attempts starting over (the
 /// history kept). Returns whether it was dead.
 pub(crate) fn requeue_dead_job(conn: &mut Connection, queue: &str, id: JobId) -> Result<bool> {

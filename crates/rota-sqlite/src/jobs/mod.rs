@@ -21,6 +21,7 @@ mod admin;
 mod books;
 mod claim;
 mod enqueue;
+mod list;
 mod rows;
 mod settle;
 #[cfg(test)]
@@ -35,8 +36,9 @@ use rota_core::clock::SharedClock;
 use rota_core::jobs::validate::DEFAULT_MAX_PAYLOAD;
 use rota_core::jobs::validate_queue;
 use rota_core::jobs::{
-    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore,
-    NewJob, Next, QueueCounts, QueuePolicy, Settle, validate_batch, validate_reply_to,
+    CancelOutcome, Enqueued, Job, JobConsumer, JobConsumerOptions, JobId, JobPage, JobQuery,
+    JobRecord, JobStore, NewJob, Next, QueueCounts, QueuePolicy, Settle, validate_batch,
+    validate_reply_to,
 };
 use rota_core::names::validate_lease_name;
 use rota_core::{Inboxes, Leased, ReapStats};
@@ -113,10 +115,15 @@ impl JobStore for SqliteBroker {
         self.with(move |c| admin::counts(c, &q)).await
     }
 
-    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
+    async fn list_jobs(&self, queue: &str, query: &JobQuery) -> Result<JobPage, BrokerError> {
         validate_queue(queue)?;
-        let q = queue.to_owned();
-        self.with(move |c| admin::dead_jobs(c, &q, limit)).await
+        query.validate()?;
+        let (q, query) = (queue.to_owned(), query.clone());
+        self.with(move |c| list::list(c, &q, &query)).await
+    }
+
+    async fn queues(&self) -> Result<Vec<String>, BrokerError> {
+        self.with(list::queues).await
     }
 
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use rota_core::jobs::{
-    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobState, JobStore,
-    NewJob, Next, QueuePolicy, Retention, Settle,
+    Attempt, AttemptOutcome, Job, JobConsumer, JobConsumerOptions, JobId, JobQuery, JobState,
+    JobStore, NewJob, Next, QueuePolicy, Retention, Settle,
 };
 use rota_core::time::now_ms;
 use rusqlite::{Connection, params_from_iter};
@@ -196,7 +196,12 @@ async fn the_counters_agree_with_the_jobs_through_every_transition() {
     let stats = reaper.reap().await.unwrap();
     assert_eq!(stats.requeued, held_by_b.len());
     assert_bookkeeping(&broker).await;
-    for dead in broker.dead_jobs("q", 100).await.unwrap() {
+    for dead in broker
+        .list_jobs("q", &JobQuery::new(JobState::Dead).limit(1000))
+        .await
+        .unwrap()
+        .jobs
+    {
         assert!(broker.requeue_dead_job("q", dead.job.id).await.unwrap());
     }
     assert_bookkeeping(&broker).await;

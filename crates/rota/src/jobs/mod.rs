@@ -24,8 +24,8 @@ pub use handler::{JobContext, JobError};
 pub use options::{KindOptions, QueueOptions, WorkerError, WorkerOptions};
 pub use retry::RetryPolicy;
 pub use rota_core::jobs::{
-    Attempt, AttemptOutcome, CancelOutcome, Enqueued, Job, JobId, JobOutcome, JobRecord, JobState,
-    NewJob, QueueCounts, QueuePolicy, Retention, StateCounts,
+    Attempt, AttemptOutcome, CancelOutcome, Enqueued, Job, JobId, JobOutcome, JobPage, JobQuery,
+    JobRecord, JobState, NewJob, QueueCounts, QueuePolicy, Retention, StateCounts,
 };
 pub use worker::{Worker, WorkerHandle};
 

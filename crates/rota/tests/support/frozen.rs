@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use rota_core::BrokerError;
 use rota_core::clock::SharedClock;
 use rota_core::jobs::{
-    CancelOutcome, Enqueued, JobConsumer, JobConsumerOptions, JobId, JobRecord, JobStore, NewJob,
-    QueueCounts, QueuePolicy,
+    CancelOutcome, Enqueued, JobConsumer, JobConsumerOptions, JobId, JobPage, JobQuery, JobRecord,
+    JobStore, NewJob, QueueCounts, QueuePolicy,
 };
 use rota_core::schedules::{
     Change, Outbound, Page, RunRecord, Schedule, ScheduleError, ScheduleStore, ShardLease,
@@ -75,9 +75,13 @@ impl<S: JobStore + Clone> JobStore for Frozen<S> {
         self.pass().await;
         self.inner.counts(queue).await
     }
-    async fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>, BrokerError> {
+    async fn list_jobs(&self, queue: &str, query: &JobQuery) -> Result<JobPage, BrokerError> {
         self.pass().await;
-        self.inner.dead_jobs(queue, limit).await
+        self.inner.list_jobs(queue, query).await
+    }
+    async fn queues(&self) -> Result<Vec<String>, BrokerError> {
+        self.pass().await;
+        self.inner.queues().await
     }
     async fn requeue_dead_job(&self, queue: &str, id: JobId) -> Result<bool, BrokerError> {
         self.pass().await;
