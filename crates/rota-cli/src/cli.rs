@@ -88,12 +88,33 @@ Examples:
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Run the scheduler and workers in one process on the embedded store.
+    /// Run the scheduler, workers and the HTTP API in one process on the
+    /// embedded store.
     #[command(after_help = "\
 Examples:
   rota up --demo
-  rota up --queue reports --queue sync --exec ./run-job.sh --concurrency 4")]
+  rota up --queue reports --queue sync --exec ./run-job.sh --concurrency 4
+  rota up --demo --listen 127.0.0.1:8080")]
     Up(UpArgs),
+    /// Serve the HTTP API (and /openapi.json) over the store.
+    #[command(after_help = "\
+Examples:
+  rota api --redis redis://localhost:6379 --listen 0.0.0.0:7070
+  curl -H \"Authorization: Bearer $TOKEN\" localhost:7070/v1/schedules?tenant=acme
+
+Off this machine (a --listen address that is not loopback) the API needs
+tokens: `rota token new` makes one and prints the [[api.tokens]] entry for
+the config file.")]
+    Api {
+        #[command(flatten)]
+        listen: ListenArgs,
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        secs: Option<u64>,
+    },
+    /// API tokens: make one, or hash one for the config file.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run a scheduler (as many as needed: they share the schedules' shards).
     #[command(after_help = "Example:\n  rota scheduler --redis redis://localhost:6379")]
     Scheduler {
@@ -406,6 +427,11 @@ pub(crate) struct UpArgs {
     /// Create a few tenants and schedules and show their runs live.
     #[arg(long)]
     pub(crate) demo: bool,
+    #[command(flatten)]
+    pub(crate) listen: ListenArgs,
+    /// Do not serve the HTTP API.
+    #[arg(long, conflicts_with = "listen")]
+    pub(crate) no_api: bool,
     /// A queue the worker takes jobs from (repeat for more).
     #[arg(long = "queue", value_name = "QUEUE")]
     pub(crate) queues: Vec<String>,
@@ -553,4 +579,32 @@ pub(crate) struct PageArgs {
     /// Start after this cursor (printed by the listing before).
     #[arg(long, value_name = "CURSOR")]
     pub(crate) after: Option<String>,
+}
+
+/// Where the HTTP API listens.
+#[derive(Debug, Args)]
+pub(crate) struct ListenArgs {
+    /// The address the HTTP API listens on [default: 127.0.0.1:7070].
+    #[arg(long, env = "ROTA_LISTEN", value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Make a token: printed once; the config file keeps its hash only.
+    #[command(after_help = "\
+Examples:
+  rota token new --name ops
+  rota token new --name acme-portal --tenant acme >> tokens.txt")]
+    New {
+        /// What the token is for (logged when it is used).
+        #[arg(long)]
+        name: String,
+        /// Limit it to this tenant [default: an administrator's token].
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Print the hash to configure for a token read from stdin.
+    #[command(after_help = "Example:\n  printf %s \"$TOKEN\" | rota token hash")]
+    Hash,
 }

@@ -2,7 +2,10 @@
 //! flags. A flag wins over its environment variable, which wins over the
 //! file, which wins over the default.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+use rota_api::auth::TokenEntry;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +19,22 @@ use crate::error::{Code, Failure, Result};
 struct File {
     store: StoreFile,
     log: LogFile,
+    api: ApiFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ApiFile {
+    listen: Option<SocketAddr>,
+    tokens: Vec<TokenFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFile {
+    name: String,
+    hash: String,
+    tenant: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,9 +76,17 @@ pub(crate) enum StoreConfig {
 pub(crate) struct Config {
     pub(crate) store: StoreConfig,
     pub(crate) log_format: LogFormat,
+    /// Where the HTTP API listens, unless a command's flag says.
+    pub(crate) listen: SocketAddr,
+    /// The API's tokens (none: no check, on loopback only).
+    pub(crate) tokens: Vec<TokenEntry>,
     /// The file read, if any.
     pub(crate) file: Option<PathBuf>,
 }
+
+/// Where the HTTP API listens by default: this machine only.
+pub(crate) const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7070);
 
 /// The key prefix on Redis by default.
 pub(crate) const DEFAULT_PREFIX: &str = "rota";
@@ -93,9 +120,29 @@ impl Config {
                     .unwrap_or_else(default_db),
             },
         };
+        let tokens: Vec<TokenEntry> = file
+            .api
+            .tokens
+            .into_iter()
+            .map(|t| TokenEntry {
+                name: t.name,
+                hash: t.hash,
+                tenant: t.tenant,
+            })
+            .collect();
+        for t in &tokens {
+            t.validate().map_err(|e| {
+                Failure::new(
+                    Code::Config,
+                    format!("the config file's [[api.tokens]]: {e}"),
+                )
+            })?;
+        }
         Ok(Self {
             store,
             log_format: global.log_format.or(file.log.format).unwrap_or_default(),
+            listen: file.api.listen.unwrap_or(DEFAULT_LISTEN),
+            tokens,
             file: path,
         })
     }
@@ -117,6 +164,16 @@ impl Config {
                 out.push_str(&format!("prefix = {}\n", quote(prefix)));
             }
         }
+        out.push_str("\n[api]\n");
+        out.push_str(&format!("listen = {}\n", quote(&self.listen.to_string())));
+        for t in &self.tokens {
+            out.push_str("\n[[api.tokens]]\n");
+            out.push_str(&format!("name = {}\n", quote(&t.name)));
+            if let Some(tenant) = &t.tenant {
+                out.push_str(&format!("tenant = {}\n", quote(tenant)));
+            }
+            out.push_str("hash = \"sha256:***\"\n");
+        }
         out.push_str("\n[log]\n");
         out.push_str(&format!(
             "format = {}\n",
@@ -136,9 +193,17 @@ impl Config {
                 serde_json::json!({ "redis": redact(url), "prefix": prefix })
             }
         };
+        let tokens: Vec<_> = self
+            .tokens
+            .iter()
+            .map(
+                |t| serde_json::json!({ "name": t.name, "tenant": t.tenant, "hash": "sha256:***" }),
+            )
+            .collect();
         serde_json::json!({
             "file": self.file,
             "store": store,
+            "api": { "listen": self.listen, "tokens": tokens },
             "log": { "format": self.log_format },
         })
     }

@@ -20,6 +20,7 @@ use crate::exec::Exec;
 use crate::http::Http;
 use crate::output::{Table, ms_time, state_name};
 use crate::parse::positive_duration;
+use crate::serve;
 use crate::store::{Reach, Store};
 
 /// Resolves when the process is asked to stop (SIGTERM, SIGINT) or, with
@@ -192,6 +193,11 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> Result<()> {
         return Err(on_redis());
     };
     let workers = exec_worker(&store, &args.queues, &args.run).await?;
+    let api = if args.no_api {
+        None
+    } else {
+        Some(serve::start(&store, &config, args.listen.listen).await?)
+    };
     let demo = if args.demo {
         Some(start_demo(sqlite).await?)
     } else {
@@ -218,6 +224,9 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> Result<()> {
     } else {
         stopped(args.secs).await;
     }
+    if let Some(api) = api {
+        api.shutdown().await?;
+    }
     scheduler.shutdown().await;
     if let Some(w) = workers {
         w.shutdown()
@@ -230,6 +239,20 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> Result<()> {
             .map_err(|e| Failure::new(Code::Failure, e.to_string()))?;
     }
     eprintln!("rota up: stopped");
+    Ok(())
+}
+
+/// `rota api`: the HTTP API over the store, until stopped.
+pub(crate) async fn api(
+    config: Config,
+    listen: Option<std::net::SocketAddr>,
+    secs: Option<u64>,
+) -> Result<()> {
+    let store = Store::open(&config.store, Reach::Waiting).await?;
+    let server = serve::start(&store, &config, listen).await?;
+    stopped(secs).await;
+    server.shutdown().await?;
+    eprintln!("rota api: stopped");
     Ok(())
 }
 

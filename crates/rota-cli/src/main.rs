@@ -16,6 +16,7 @@ mod jobs;
 mod output;
 mod parse;
 mod schedules;
+mod serve;
 mod store;
 
 use std::process::ExitCode;
@@ -95,6 +96,8 @@ async fn run(cli: Cli, config: Config) -> Result<()> {
             Ok(())
         }
         Command::Up(args) => daemon::up(config, args).await,
+        Command::Api { listen, secs } => daemon::api(config, listen.listen, secs).await,
+        Command::Token(command) => serve::token(command, json),
         Command::Scheduler { secs } => daemon::run_scheduler(config, secs).await,
         Command::Worker { queues, run, secs } => daemon::worker(config, queues, run, secs).await,
         Command::Jobs(command) => {

@@ -14,6 +14,7 @@ fn rota(home: &Path, args: &[&str]) -> Output {
         .args(args)
         .env_clear()
         .env("HOME", home)
+        .env("ROTA_LISTEN", "127.0.0.1:0")
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .output()
         .expect("rota runs")
@@ -310,6 +311,7 @@ fn a_database_that_is_another_programs_or_read_only_is_refused_and_left_alone() 
             .args(args)
             .env_clear()
             .env("HOME", h)
+            .env("ROTA_LISTEN", "127.0.0.1:0")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .output()
             .unwrap()
@@ -347,6 +349,7 @@ fn config_comes_from_flags_then_environment_then_file_with_secrets_redacted() {
         .args(["--config", f, "--prefix", "flag", "config", "--json"])
         .env_clear()
         .env("HOME", h)
+        .env("ROTA_LISTEN", "127.0.0.1:0")
         .env("ROTA_PREFIX", "env")
         .env("ROTA_REDIS", "redis://u:envsecret@10.0.0.2")
         .output()
@@ -784,6 +787,133 @@ fn up_demo_shows_runs_and_stops_cleanly() {
     assert!(stderr(&o).contains("rota up: stopped"), "{}", stderr(&o));
 }
 
+/// `rota api` serves the store over HTTP with the tokens of its config
+/// file; it does not listen beyond this machine without them.
+#[test]
+fn the_api_serves_the_store_with_the_tokens_of_the_config() {
+    use std::io::{BufRead, BufReader, Write};
+
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("rota.db");
+    let db = db.to_str().unwrap();
+    fails(
+        &rota(
+            h,
+            &["--db", db, "api", "--listen", "0.0.0.0:0", "--for", "1"],
+        ),
+        78,
+        "without tokens",
+    );
+
+    let made: serde_json::Value =
+        serde_json::from_str(&ok(&rota(h, &["token", "new", "--name", "ops", "--json"]))).unwrap();
+    let token = made["token"].as_str().unwrap().to_owned();
+    let hash = made["hash"].as_str().unwrap().to_owned();
+    let mut hashing = Command::new(env!("CARGO_BIN_EXE_rota"))
+        .args(["token", "hash"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    hashing
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(token.as_bytes())
+        .unwrap();
+    let hashed = hashing.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&hashed.stdout).trim(), hash);
+
+    let port = rota_conformance::support::free_port();
+    let config = h.join("rota.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nlisten = \"0.0.0.0:{port}\"\n\n[[api.tokens]]\nname = \"ops\"\nhash = \"{hash}\"\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let shown = ok(&rota(h, &["--config", config, "config"]));
+    assert!(shown.contains("name = \"ops\""), "{shown}");
+    assert!(
+        !shown.contains(&hash[8..]) && !shown.contains(&token),
+        "{shown}"
+    );
+
+    ok(&rota(
+        h,
+        &[
+            "--db",
+            db,
+            "schedules",
+            "add",
+            "--tenant",
+            "acme",
+            "--queue",
+            "q",
+            "--kind",
+            "k",
+            "--every",
+            "1h",
+            "--id",
+            "hourly",
+        ],
+    ));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_rota"))
+        .args(["--config", config, "--db", db, "api", "--for", "60"])
+        .env_clear()
+        .env("HOME", h)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains(&format!("0.0.0.0:{port}")), "{line}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/v1/schedules/hourly");
+        let res = client.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 401);
+        let res = client.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let schedule: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(schedule["tenant"], "acme", "{schedule}");
+        let doc: serde_json::Value = client
+            .get(format!("http://127.0.0.1:{port}/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+    });
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(server.wait().unwrap().success());
+    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("rota api: stopped")),
+        "{rest:?}"
+    );
+    assert!(
+        !rest.iter().any(|l| l.contains(&token)),
+        "a log line holds the token"
+    );
+}
+
 /// The example workers of the docs, in shell and in Python, run by `rota up`.
 #[test]
 fn the_documented_workers_in_shell_and_python_run() {
@@ -1060,6 +1190,7 @@ esac"#,
         ])
         .env_clear()
         .env("HOME", h)
+        .env("ROTA_LISTEN", "127.0.0.1:0")
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1463,6 +1594,7 @@ fn a_worker_started_before_its_redis_waits_for_it() {
         ])
         .env_clear()
         .env("HOME", h)
+        .env("ROTA_LISTEN", "127.0.0.1:0")
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// An absolute instant, in milliseconds since the Unix epoch, after which a
 /// call's result is of no use to its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Deadline(u64);
 

@@ -8,6 +8,7 @@ use super::model::JobState;
 
 /// Jobs per state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[allow(missing_docs)]
 pub struct StateCounts {
     pub scheduled: u64,
@@ -50,6 +51,7 @@ impl StateCounts {
 
 /// Counts of a queue, in all and per partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueCounts {
     /// All partitions.
     pub total: StateCounts,

@@ -106,6 +106,7 @@ pub fn bad_cursor() -> BrokerError {
 
 /// A page of jobs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct JobPage {
     /// The jobs, in the state's order.

@@ -13,6 +13,7 @@ use crate::time::{Deadline, now_ms};
 
 /// Identifies a job: a UUID v7, so ids sort by creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct JobId(Uuid);
 
@@ -253,6 +254,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// A job as a worker gets it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Job {
     /// The job's id.
@@ -269,6 +271,7 @@ pub struct Job {
     pub kind: String,
     /// The handler's input, as JSON text.
     #[serde(with = "json_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub payload: Bytes,
     /// Which attempt this is, from 1.
     pub attempt: u32,
@@ -316,6 +319,7 @@ impl Job {
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum JobState {
@@ -348,6 +352,7 @@ impl JobState {
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AttemptOutcome {
@@ -371,6 +376,7 @@ pub enum AttemptOutcome {
 
 /// One attempt of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attempt {
     /// Which attempt, from 1.
     pub attempt: u32,
@@ -402,6 +408,7 @@ impl Attempt {
 
 /// Everything known about a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct JobRecord {
     /// The job.
@@ -440,6 +447,7 @@ impl JobRecord {
 /// The outcome of a job, as sent to its `reply_to` inbox once the job is
 /// final: the body of an `ok` reply whose correlation id is the job id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobOutcome {
     /// The job.
     pub id: JobId,
@@ -503,6 +511,7 @@ impl JobRecord {
 
 /// What an enqueue did with one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Enqueued {
     /// The job's id (the earlier job's, for a repeated idempotency key).
     pub id: JobId,

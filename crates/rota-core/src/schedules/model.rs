@@ -29,6 +29,7 @@ pub const MAX_CATCH_UP: u32 = 1_000;
 
 /// The job a schedule enqueues at each occurrence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct JobTemplate {
     /// The queue it goes to.
@@ -127,6 +128,7 @@ pub fn parse_run_id(run_id: &str) -> Option<(&str, i64)> {
 /// What happens when an occurrence comes due while the schedule's previous
 /// run still runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "policy")]
 #[non_exhaustive]
 pub enum Overlap {
@@ -152,6 +154,7 @@ pub enum Overlap {
 /// What happens to occurrences that were missed — every scheduler was
 /// down, the schedule was paused, the scheduler fell behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Missed {
     /// How late an occurrence may still fire, in ms; older ones are
@@ -173,6 +176,7 @@ impl Default for Missed {
 
 /// Which missed occurrences inside the catch-up window fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "mode")]
 #[non_exhaustive]
 pub enum CatchUp {
@@ -190,6 +194,7 @@ pub enum CatchUp {
 
 /// A schedule as it is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct NewSchedule {
     /// Its id, if chosen (unique in the store); else one is generated.
@@ -338,6 +343,7 @@ fn check_name(field: &'static str, value: &str, extra: &str) -> Result<(), Sched
 
 /// A run of a schedule: one occurrence's job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct RunRef {
     /// The occurrence instant (Unix ms) it runs for.

@@ -24,14 +24,17 @@ pub const JITTER_GAP_SAMPLE: usize = 32;
 
 /// One occurrence of a trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Occurrence {
     /// The instant the trigger names, without jitter. With the schedule's
     /// id it identifies the run.
     #[serde(rename = "at_ms", with = "wire::instant")]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub at: Timestamp,
     /// When to dispatch it: `at` plus the jitter's delay (`at` itself
     /// without jitter).
     #[serde(rename = "fire_at_ms", with = "wire::instant")]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub fire_at: Timestamp,
 }
 

@@ -36,6 +36,7 @@ pub const MAX_WALK: usize = 10_000;
 
 /// How often a schedule's occurrences went one way or another.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Counts {
     /// Runs dispatched.
@@ -52,6 +53,7 @@ pub struct Counts {
 
 /// Why an occurrence did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Skip {
@@ -88,6 +90,7 @@ pub enum Step {
 /// Where a schedule stands. Stored with the schedule; changed only by the
 /// owner of its shard.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Progress {
     /// The next occurrence not yet handled; `None` when none is coming (the
@@ -99,6 +102,7 @@ pub struct Progress {
     pub running: Vec<RunRef>,
     /// Occurrences waiting for the running run to finish (buffered).
     #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<i64>))]
     pub waiting: VecDeque<i64>,
     /// The trigger's occurrences handled so far, fired or skipped (what a
     /// trigger's `max_runs` bounds; runs asked for by hand do not count).
@@ -118,6 +122,7 @@ pub struct Progress {
 /// How a schedule's latest finished run ended: what a list of schedules
 /// shows beside the next fire, without reading each one's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct LastRun {
     /// Its occurrence (Unix ms).

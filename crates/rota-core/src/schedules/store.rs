@@ -46,6 +46,7 @@ use crate::jobs::{JobId, JobState};
 
 /// A schedule as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Schedule {
     /// Its id, unique in the store.
@@ -140,6 +141,7 @@ impl Schedule {
 
 /// A run asked for by hand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Request {
     /// When it was asked for (Unix ms).
@@ -157,6 +159,7 @@ impl Request {
 
 /// What was asked for by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
 pub enum Asked {
@@ -173,6 +176,7 @@ pub enum Asked {
 
 /// How a run went, as its history says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RunState {
@@ -186,6 +190,7 @@ pub enum RunState {
 
 /// One entry of a schedule's run history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct RunRecord {
     /// The occurrence instant (Unix ms); for skipped ones, the first.
@@ -304,6 +309,7 @@ impl ShardLease {
 
 /// Who holds a shard, for operators.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct ShardOwner {
     /// The shard.

@@ -38,6 +38,7 @@ use super::wire;
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Trigger {
     /// What makes it fire.
@@ -50,6 +51,7 @@ pub struct Trigger {
         skip_serializing_if = "Option::is_none",
         with = "wire::opt_instant"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub start: Option<Timestamp>,
     /// No occurrence after this instant (inclusive). Jitter may still put a
     /// dispatch after it.
@@ -59,6 +61,7 @@ pub struct Trigger {
         skip_serializing_if = "Option::is_none",
         with = "wire::opt_instant"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub end: Option<Timestamp>,
     /// The most each dispatch is delayed after its occurrence instant, by an
     /// amount drawn deterministically from the schedule's key and the
@@ -69,6 +72,7 @@ pub struct Trigger {
         skip_serializing_if = "Option::is_none",
         with = "wire::opt_duration"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub jitter: Option<SignedDuration>,
     /// The most occurrences the schedule has; then it is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +82,7 @@ pub struct Trigger {
 /// What makes a trigger fire. See the [module docs](super) for what each
 /// means, daylight-saving time included.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TriggerKind {
@@ -95,6 +100,7 @@ pub enum TriggerKind {
     AfterCompletion {
         /// The pause between a run's finish and the next occurrence.
         #[serde(rename = "every_ms", with = "wire::duration")]
+        #[cfg_attr(feature = "openapi", schema(value_type = i64))]
         every: SignedDuration,
     },
     /// At `anchor`, `anchor + every`, `anchor + 2·every`, …, however long
@@ -102,15 +108,18 @@ pub enum TriggerKind {
     FixedRate {
         /// The time between occurrences.
         #[serde(rename = "every_ms", with = "wire::duration")]
+        #[cfg_attr(feature = "openapi", schema(value_type = i64))]
         every: SignedDuration,
         /// The first occurrence, which fixes the phase of the rest.
         #[serde(rename = "anchor_ms", with = "wire::instant")]
+        #[cfg_attr(feature = "openapi", schema(value_type = i64))]
         anchor: Timestamp,
     },
     /// Once, at `at`.
     Once {
         /// The only occurrence.
         #[serde(rename = "at_ms", with = "wire::instant")]
+        #[cfg_attr(feature = "openapi", schema(value_type = i64))]
         at: Timestamp,
     },
 }
