@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use redis::aio::ConnectionManager;
 use rota_core::BrokerError;
 use rota_core::names::validate_service;
 
-use crate::conn;
+use crate::conn::{self, Client, Conn};
 use crate::error::map;
 use crate::keys::ServiceKeys;
 use crate::options::RedisOptions;
@@ -18,8 +17,8 @@ use crate::options::RedisOptions;
 /// multiplexed connection (and open their own for blocking reads).
 #[derive(Clone)]
 pub struct RedisBroker {
-    pub(crate) client: redis::Client,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) client: Client,
+    pub(crate) conn: Conn,
     pub(crate) options: RedisOptions,
     /// Whether the store's number of schedule shards was found to be the
     /// options' (checked at the first use of schedules).
@@ -51,10 +50,13 @@ impl RedisBroker {
     pub async fn connect_with(options: RedisOptions) -> Result<Self, BrokerError> {
         let client = options.client()?;
         let mut conn = conn::shared(&client, &options).await?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(map)?;
+        // A Cluster connection reached its nodes to learn the slots.
+        if let Conn::Managed(_) = conn {
+            let _: String = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .map_err(map)?;
+        }
         Ok(Self {
             client,
             conn,
@@ -92,12 +94,12 @@ impl RedisBroker {
     }
 
     /// A handle on the shared connection.
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
     /// The Redis client, for connections of one's own.
-    pub(crate) fn client(&self) -> &redis::Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 

@@ -4,7 +4,10 @@ use rota_core::BrokerError;
 
 /// Classifies a Redis error: connection trouble, and a Redis that refuses
 /// writes for now (at its `maxmemory`, loading, a replica, busy with a
-/// script), are retryable; the rest is not.
+/// script; a Cluster moving slots or failing over: a redirection the
+/// client ran out of retries to follow, a Cluster down, a blocked read
+/// ended because its node became a replica), are retryable; the rest is
+/// not.
 pub(crate) fn map(e: redis::RedisError) -> BrokerError {
     use redis::ErrorKind;
     if e.is_io_error()
@@ -13,8 +16,20 @@ pub(crate) fn map(e: redis::RedisError) -> BrokerError {
         || e.is_connection_refusal()
         || matches!(
             e.code(),
-            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "READONLY" | "OOM")
+            Some(
+                "LOADING"
+                    | "BUSY"
+                    | "TRYAGAIN"
+                    | "MASTERDOWN"
+                    | "READONLY"
+                    | "OOM"
+                    | "MOVED"
+                    | "ASK"
+                    | "CLUSTERDOWN"
+                    | "UNBLOCKED"
+            )
         )
+        || matches!(e.kind(), ErrorKind::ClusterConnectionNotFound)
     {
         return BrokerError::Unavailable(e.to_string());
     }

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use rota_core::BrokerError;
 
+use crate::conn::Conn;
 use crate::error::map;
 use crate::scripts;
 
@@ -27,7 +27,7 @@ pub(crate) struct Grant {
 /// Grants a lease named `name` (or, with `None`, a fresh unique name) whose
 /// keys start with `prefix`, counting epochs in the hash `epochs`.
 pub(crate) async fn grant(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     epochs: &str,
     prefix: &str,
     name: Option<&str>,
@@ -75,11 +75,7 @@ pub(crate) fn fenced(n: i64) -> Result<i64, BrokerError> {
 }
 
 /// Extends the lease key by `lease`, only if it still exists.
-pub(crate) async fn renew(
-    conn: &mut ConnectionManager,
-    key: &str,
-    lease: Duration,
-) -> Result<(), BrokerError> {
+pub(crate) async fn renew(conn: &mut Conn, key: &str, lease: Duration) -> Result<(), BrokerError> {
     let renewed: Option<String> = redis::cmd("SET")
         .arg(key)
         .arg(1)

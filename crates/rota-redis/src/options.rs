@@ -7,13 +7,19 @@ use rota_core::clock::{Clock, SharedClock};
 use rota_core::BrokerError;
 use rota_core::names::validate_prefix;
 
+use crate::conn::Client;
+
 /// How to reach Redis and lay keys out in it. Its `Debug` output shows the
 /// URL with any password replaced by `***`.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RedisOptions {
     /// `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (TLS, with
-    /// the `tls` feature) or `unix:///path/to/socket`.
+    /// the `tls` feature) or `unix:///path/to/socket` for one Redis;
+    /// `redis+cluster://[user[:password]@]host:port[,host:port…]` (or
+    /// `rediss+cluster://…`) for a Redis Cluster, naming any of its nodes
+    /// (one is enough; more let rota start while some are down): the rest
+    /// are learnt from them.
     pub url: String,
     /// Prefix of every key, so several apps can share one Redis.
     pub prefix: String,
@@ -125,7 +131,7 @@ impl RedisOptions {
         self
     }
 
-    pub(crate) fn client(&self) -> Result<redis::Client, BrokerError> {
+    pub(crate) fn client(&self) -> Result<Client, BrokerError> {
         validate_prefix(&self.prefix)?;
         if !(1..=MAX_SCHEDULE_SHARDS).contains(&self.schedule_shards) {
             return Err(BrokerError::Config(format!(
@@ -133,7 +139,7 @@ impl RedisOptions {
                 self.schedule_shards
             )));
         }
-        let tls = self.url.starts_with("rediss://");
+        let tls = self.url.starts_with("rediss://") || self.url.starts_with("rediss+cluster://");
         if tls && !cfg!(feature = "tls") {
             return Err(BrokerError::Config(format!(
                 "{:?} asks for TLS, but rota-redis was built without its `tls` feature",
@@ -145,16 +151,52 @@ impl RedisOptions {
             // rustls needs one crypto provider per process; ring it is,
             // unless the application installed another.
             let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        if let Some(nodes) = cluster_nodes(&self.url) {
+            let nodes = nodes.map_err(|problem| self.invalid_cluster(&problem))?;
+            #[allow(unused_mut)]
+            let mut builder = redis::cluster::ClusterClient::builder(nodes)
+                .connection_timeout(self.connect_timeout)
+                .response_timeout(self.command_timeout)
+                // A failing node is retried a few times, soon (a fail-over
+                // takes about the Cluster's node timeout): then the error
+                // goes to the caller, which retries with backoff.
+                .retries(CLUSTER_RETRIES)
+                .min_retry_wait(10)
+                .max_retry_wait(1_000);
+            #[cfg(feature = "tls")]
             if let Some(pem) = &self.tls_root_cert {
-                let certs = redis::TlsCertificates {
+                builder = builder.certs(redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem.clone()),
-                };
-                return redis::Client::build_with_tls(self.url.as_str(), certs)
-                    .map_err(|e| self.invalid(e));
+                });
             }
+            return builder
+                .build()
+                .map(|c| Client::Cluster(Box::new(c)))
+                .map_err(|e| self.invalid_cluster(&e.to_string()));
         }
-        redis::Client::open(self.url.as_str()).map_err(|e| self.invalid(e))
+        #[cfg(feature = "tls")]
+        if tls && let Some(pem) = &self.tls_root_cert {
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            };
+            return redis::Client::build_with_tls(self.url.as_str(), certs)
+                .map(|c| Client::Single(Box::new(c)))
+                .map_err(|e| self.invalid(e));
+        }
+        redis::Client::open(self.url.as_str())
+            .map(|c| Client::Single(Box::new(c)))
+            .map_err(|e| self.invalid(e))
+    }
+
+    fn invalid_cluster(&self, problem: &str) -> BrokerError {
+        BrokerError::Config(format!(
+            "invalid Redis Cluster URL {:?}: {problem}; expected \
+             redis+cluster://[user[:password]@]host:port[,host:port…]",
+            redact(&self.url)
+        ))
     }
 
     fn invalid(&self, e: redis::RedisError) -> BrokerError {
@@ -163,6 +205,56 @@ impl RedisOptions {
             redact(&self.url)
         ))
     }
+}
+
+/// How often a command to a Cluster node that fails is tried again by the
+/// Cluster client itself.
+const CLUSTER_RETRIES: u32 = 8;
+
+/// The seed nodes of a Cluster URL, `redis+cluster://[userinfo@]host:port,
+/// host:port…[?query]` (or `rediss+cluster://`), each as a node URL with
+/// the same user information and query; `None` for a URL of one Redis.
+fn cluster_nodes(url: &str) -> Option<Result<Vec<String>, String>> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        ("redis", rest)
+    } else {
+        ("rediss", url.strip_prefix("rediss+cluster://")?)
+    };
+    Some((|| {
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
+        let (userinfo, hosts) = match rest.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts),
+            None => (None, rest),
+        };
+        let hosts = match hosts.split_once('/') {
+            Some((hosts, "" | "0")) => hosts,
+            Some(_) => return Err("a Cluster has database 0 only".to_owned()),
+            None => hosts,
+        };
+        let nodes: Vec<String> = hosts
+            .split(',')
+            .map(|host| {
+                if host.is_empty() {
+                    return Err("a node is empty".to_owned());
+                }
+                let mut node = format!("{scheme}://");
+                if let Some(userinfo) = userinfo {
+                    node.push_str(userinfo);
+                    node.push('@');
+                }
+                node.push_str(host);
+                if let Some(query) = query {
+                    node.push('?');
+                    node.push_str(query);
+                }
+                Ok(node)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(nodes)
+    })())
 }
 
 /// The URL with any password replaced by `***`, for messages and logs: the
@@ -238,14 +330,56 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_url_names_its_seed_nodes_with_their_credentials() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://u:pw@10.0.0.1:7000,10.0.0.2:7001/0?protocol=resp3"),
+            Some(Ok(vec![
+                "redis://u:pw@10.0.0.1:7000?protocol=resp3".to_owned(),
+                "redis://u:pw@10.0.0.2:7001?protocol=resp3".to_owned(),
+            ]))
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://h:7000"),
+            Some(Ok(vec!["rediss://h:7000".to_owned()]))
+        );
+        assert_eq!(cluster_nodes("redis://h:7000"), None);
+        assert!(matches!(
+            cluster_nodes("redis+cluster://h:1/3"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            cluster_nodes("redis+cluster://h:1,,h:2"),
+            Some(Err(_))
+        ));
+        let err = RedisOptions::new("redis+cluster://u:s3cret@h:1/2")
+            .client()
+            .err()
+            .expect("refused");
+        let shown = err.to_string();
+        assert!(matches!(err, BrokerError::Config(_)), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("database 0"),
+            "{shown}"
+        );
+        assert_eq!(
+            redact("redis+cluster://u:s3cret@h:1,h:2"),
+            "redis+cluster://u:***@h:1,h:2"
+        );
+    }
+
+    #[test]
     fn invalid_urls_are_config_errors_that_say_what_is_expected() {
-        let err = RedisOptions::new("http://nope").client().unwrap_err();
+        let err = RedisOptions::new("http://nope")
+            .client()
+            .err()
+            .expect("refused");
         assert!(matches!(err, BrokerError::Config(_)), "{err}");
         assert!(err.to_string().contains("expected redis://"), "{err}");
         let err = RedisOptions::new("redis://h")
             .prefix("a{b}")
             .client()
-            .unwrap_err();
+            .err()
+            .expect("refused");
         assert!(matches!(err, BrokerError::InvalidName(_)), "{err}");
     }
 }

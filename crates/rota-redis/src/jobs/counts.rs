@@ -28,7 +28,7 @@ const PARKED: i64 = 1 << 40;
 /// The members of a set (`SSCAN`) or sorted set (`ZSCAN`), a page per
 /// round trip.
 async fn members(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut crate::conn::Conn,
     scan: &str,
     key: &str,
 ) -> Result<Vec<String>, BrokerError> {

@@ -105,4 +105,27 @@ mod tests {
         assert_eq!(k.handoff("c1"), "app:{j:mail}:handoff:c1");
         assert_eq!(k.lease("c1"), "app:{j:mail}:lease:c1");
     }
+
+    #[test]
+    fn every_key_a_function_derives_from_the_base_is_in_the_queue_slot() {
+        use redis::cluster_routing::Slot;
+        // The tag closes inside the base, whatever the names after it hold.
+        for queue in ["mail", "a}b", "a{b", "{x}", "q:1"] {
+            let k = QueueKeys::new("app", queue);
+            let slot = Slot::for_key(k.key("ring"));
+            for derived in [
+                k.job("x"),
+                k.lane("p:{t}:0"),
+                k.lanes_of("}p"),
+                k.parked("t{"),
+                k.held("c"),
+                k.lease("c"),
+                k.cancels("c"),
+                k.handoff("c"),
+                format!("{}anything{{else}}", k.key("")),
+            ] {
+                assert_eq!(Slot::for_key(&derived), slot, "{queue}: {derived}");
+            }
+        }
+    }
 }

@@ -38,7 +38,8 @@
 //! scanned, and work on a whole queue (purge, reap, close, retention,
 //! counts) goes in chunks of 1 000 looped from Rust. Outcome replies go to
 //! the client's inbox (another hash tag) just before the settling call, in
-//! the same pipeline, like call replies.
+//! the same pipeline, like call replies (on a Cluster, the replies are
+//! answered before the settling call is sent).
 //!
 //! An enqueue is all or nothing per queue: each queue's part is one call,
 //! all of them sent in one round trip. A single job due now, with nothing

@@ -6,14 +6,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use redis::Value;
-use redis::aio::ConnectionManager;
 use rota_core::BrokerError;
 use rota_core::rpc::{Completion, Consumer, ConsumerOptions, Delivery};
 use rota_core::time::now_ms;
 use rota_core::{Leased, ReapStats};
 use tokio::sync::Mutex;
 
-use crate::conn::Blocking;
+use crate::conn::{Blocking, Conn};
 use crate::error::{is_nogroup, is_noscript, map};
 use crate::inbox::push_replies;
 use crate::keys::{GROUP, ServiceKeys};
@@ -26,16 +25,13 @@ pub(crate) struct RedisConsumer {
     pub(crate) keys: ServiceKeys,
     pub(crate) lease_key: String,
     pub(crate) options: ConsumerOptions,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Conn,
     pub(crate) blocking: Mutex<Blocking>,
     pub(crate) reply_ttl: Duration,
 }
 
 /// Creates the consumer group (and the stream) unless it exists.
-pub(crate) async fn ensure_group(
-    conn: &mut ConnectionManager,
-    keys: &ServiceKeys,
-) -> Result<(), BrokerError> {
+pub(crate) async fn ensure_group(conn: &mut Conn, keys: &ServiceKeys) -> Result<(), BrokerError> {
     let created: Result<(), _> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&keys.queue)
@@ -262,7 +258,7 @@ impl Leased for RedisConsumer {
 /// Runs the reap script; with `closing`, that consumer's messages go back
 /// as they are and its lease is dropped.
 pub(crate) async fn reap(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &ServiceKeys,
     options: &ConsumerOptions,
     closing: &str,
