@@ -96,6 +96,11 @@ impl RedisServer {
         self.port
     }
 
+    /// Whether the process runs (it was not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// The temporary directory.
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_owned()
