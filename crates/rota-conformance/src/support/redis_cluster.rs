@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::redis_server::RedisServer;
+use super::redis_server::{RedisServer, free_port};
 
 /// How long a node may be unreachable before the Cluster fails it over
 /// (ms): short, so a test of an unplanned fail-over does not wait long.
@@ -26,9 +26,14 @@ impl RedisCluster {
         let timeout = NODE_TIMEOUT_MS.to_string();
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
+                // The bus port on a free port too: the default, the port
+                // plus 10 000, may be taken or past 65 535.
+                let bus = free_port().to_string();
                 RedisServer::start_with(&[
                     "--cluster-enabled",
                     "yes",
+                    "--cluster-port",
+                    &bus,
                     "--cluster-node-timeout",
                     &timeout,
                     // A replica takes over however long it was cut off.
