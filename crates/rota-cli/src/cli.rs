@@ -44,7 +44,8 @@ pub(crate) struct Global {
     #[arg(long, global = true, env = "ROTA_DB", value_name = "FILE")]
     pub(crate) db: Option<PathBuf>,
     /// Use Redis at this URL instead of the embedded store
-    /// (redis://[:password@]host[:port][/db], rediss:// for TLS).
+    /// (redis://[:password@]host[:port][/db], rediss:// for TLS;
+    /// redis+cluster://host:port[,host:port…] for a Redis Cluster).
     #[arg(long, global = true, env = "ROTA_REDIS", value_name = "URL")]
     pub(crate) redis: Option<String>,
     /// The prefix of rota's keys on Redis [default: rota].
