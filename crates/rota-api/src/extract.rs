@@ -99,6 +99,18 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segment
     }
 }
 
+/// The page size asked for (`default` when not), from 1 to `most`: 422
+/// naming `limit` otherwise.
+pub(crate) fn limit(asked: Option<usize>, default: usize, most: usize) -> Result<usize, Problem> {
+    match asked.unwrap_or(default) {
+        n if (1..=most).contains(&n) => Ok(n),
+        n => Err(Problem::invalid(
+            "limit",
+            format!("limit is {n}; ask for 1 to {most}"),
+        )),
+    }
+}
+
 /// A store's cursor as handed out: opaque, URL-safe.
 pub(crate) fn encode_cursor(inner: &str) -> String {
     URL_SAFE_NO_PAD.encode(inner)

@@ -14,9 +14,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
-use crate::extract::{Body, Params, Segments, decode_cursor, encode_cursor};
+use crate::extract::{Body, Params, Segments, decode_cursor, encode_cursor, limit};
 use crate::problem::Problem;
-use crate::schedules::limit;
 
 /// A queue, in the path.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -108,15 +107,7 @@ async fn page(
     if let Some(c) = &q.cursor {
         query = query.after(decode_cursor(c)?);
     }
-    let mut page = state
-        .jobs
-        .store()
-        .list_jobs(queue, &query)
-        .await
-        .map_err(|e| match Problem::from(e) {
-            p if p.detail.starts_with("cursor") => p.field("cursor").with_status(400),
-            p => p,
-        })?;
+    let mut page = state.jobs.store().list_jobs(queue, &query).await?;
     page.next = page.next.as_deref().map(encode_cursor);
     Ok(Json(page))
 }

@@ -44,14 +44,6 @@ impl Problem {
         self
     }
 
-    /// The same problem with another status.
-    pub fn with_status(mut self, status: u16) -> Self {
-        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        self.status = code.as_u16();
-        self.title = code.canonical_reason().unwrap_or("Error").into();
-        self
-    }
-
     /// 400: the request cannot be read.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, detail)
@@ -114,13 +106,13 @@ fn field_of(message: &str) -> Option<&'static str> {
 impl From<BrokerError> for Problem {
     fn from(e: BrokerError) -> Self {
         match e {
-            BrokerError::Invalid(m) | BrokerError::InvalidName(m) => {
-                let problem = Self::new(StatusCode::UNPROCESSABLE_ENTITY, m.clone());
-                match field_of(&m) {
-                    Some(f) => problem.field(f.replace(' ', "_")),
-                    None => problem,
-                }
-            }
+            BrokerError::Invalid(m) | BrokerError::InvalidName(m) => match field_of(&m) {
+                // A cursor no listing handed out: the request cannot be
+                // read, as a cursor that does not decode.
+                Some("cursor") => Self::bad_request(m).field("cursor"),
+                Some(f) => Self::invalid(f.replace(' ', "_"), m),
+                None => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            },
             BrokerError::Unavailable(_) | BrokerError::Closed => {
                 tracing::warn!(error = %e, "store unavailable");
                 Self::new(

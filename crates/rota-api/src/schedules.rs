@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
-use crate::extract::{Body, Params, Segments, decode_cursor, encode_cursor};
+use crate::extract::{Body, Params, Segments, decode_cursor, encode_cursor, limit};
 use crate::problem::Problem;
 
 /// Schedules a page holds unless asked otherwise.
@@ -51,16 +51,6 @@ async fn visible(s: &Schedules, caller: &Caller, id: &str) -> Result<Schedule, P
     match s.get(id).await? {
         Some(schedule) if caller.sees(&schedule.tenant) => Ok(schedule),
         _ => Err(Problem::not_found(format!("no schedule has id {id:?}"))),
-    }
-}
-
-pub(crate) fn limit(asked: Option<usize>, default: usize, most: usize) -> Result<usize, Problem> {
-    match asked.unwrap_or(default) {
-        n if (1..=most).contains(&n) => Ok(n),
-        n => Err(Problem::invalid(
-            "limit",
-            format!("limit is {n}; ask for 1 to {most}"),
-        )),
     }
 }
 

@@ -66,11 +66,11 @@ impl ApiServer {
     /// Stops taking requests, and waits for those under way.
     pub(crate) async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(());
-        match self.task.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Failure::new(Code::Failure, format!("the API failed: {e}"))),
-            Err(e) => Err(Failure::new(Code::Failure, format!("the API failed: {e}"))),
-        }
+        let served = match self.task.await {
+            Ok(served) => served.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        served.map_err(|e| Failure::new(Code::Failure, format!("the API failed: {e}")))
     }
 }
 
